@@ -1,0 +1,436 @@
+//! The SIP message parser (RFC 3261 §7, §25; robust per RFC 4475 and RFC 5118).
+//!
+//! `parse_datagram` takes one UDP datagram; `frame_stream` finds message boundaries in a
+//! TCP byte stream and `parse_datagram` then parses each framed message.
+
+use crate::header::is_token;
+use crate::msg::{Header, Message, Method, StartLine};
+use crate::uri::Uri;
+use thiserror::Error;
+
+/// Largest header section accepted before giving up on a stream (bytes).
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// Why a message could not be parsed, with whatever was readable so that a request can
+/// still be answered with 400 (RFC 3261 §21.4.1).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{reason}")]
+pub struct ParseError {
+    pub reason: String,
+    /// True when the start line looked like a request (so a 400 may be sent).
+    pub looks_like_request: bool,
+    /// The header lines that could be read.
+    pub headers: Vec<Header>,
+}
+
+impl ParseError {
+    fn new(reason: impl Into<String>) -> Self {
+        ParseError {
+            reason: reason.into(),
+            looks_like_request: false,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Builds a 400 response from the readable headers, if they are enough to route it.
+    pub fn bad_request(&self) -> Option<Message> {
+        if !self.looks_like_request {
+            return None;
+        }
+        let has = |n: &str| self.headers.iter().any(|h| h.name.eq_ignore_ascii_case(n));
+        if !(has("Via") && has("From") && has("To") && has("Call-ID") && has("CSeq")) {
+            return None;
+        }
+        let fake = Message {
+            start: StartLine::Request {
+                method: Method::Options,
+                uri: Uri::Tel("0".into()),
+                version: "SIP/2.0".into(),
+            },
+            headers: self.headers.clone(),
+            body: Vec::new(),
+        };
+        let reason = format!("Bad Request ({})", sanitize_reason(&self.reason));
+        Some(fake.response(400, &reason, None))
+    }
+}
+
+/// Makes text safe for a reason phrase (no CR/LF, bounded length).
+pub fn sanitize_reason(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(120)
+        .collect()
+}
+
+/// Long form of a compact header name (RFC 3261 §7.3.3 and later extensions).
+pub fn expand_compact(name: &str) -> Option<&'static str> {
+    if name.len() != 1 {
+        return None;
+    }
+    Some(match name.as_bytes()[0].to_ascii_lowercase() {
+        b'a' => "Accept-Contact",
+        b'b' => "Referred-By",
+        b'c' => "Content-Type",
+        b'd' => "Request-Disposition",
+        b'e' => "Content-Encoding",
+        b'f' => "From",
+        b'i' => "Call-ID",
+        b'j' => "Reject-Contact",
+        b'k' => "Supported",
+        b'l' => "Content-Length",
+        b'm' => "Contact",
+        b'o' => "Event",
+        b'r' => "Refer-To",
+        b's' => "Subject",
+        b't' => "To",
+        b'u' => "Allow-Events",
+        b'v' => "Via",
+        b'x' => "Session-Expires",
+        b'y' => "Identity",
+        _ => return None,
+    })
+}
+
+/// Canonical spelling for well-known header names (lookups are case-insensitive anyway).
+fn canonical_name(name: &str) -> String {
+    if let Some(long) = expand_compact(name) {
+        return long.to_string();
+    }
+    const KNOWN: &[&str] = &[
+        "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Max-Forwards", "Content-Length",
+        "Content-Type", "Route", "Record-Route", "Expires", "Authorization", "WWW-Authenticate",
+        "Proxy-Authenticate", "Proxy-Authorization", "Require", "Proxy-Require", "Supported",
+        "Unsupported", "Allow", "Accept", "User-Agent", "Server", "Session-Expires", "Min-SE",
+        "Min-Expires", "Date", "Subject", "Timestamp", "Event", "Refer-To", "Referred-By",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .map(|k| k.to_string())
+        .unwrap_or_else(|| name.to_string())
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Locates the end of the header section: (index of the empty line, length of terminator).
+fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let crlf = find(buf, b"\r\n\r\n").map(|i| (i, 4));
+    let lf = find(buf, b"\n\n").map(|i| (i, 2));
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+fn skip_leading_crlf(buf: &[u8]) -> usize {
+    buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count()
+}
+
+/// Parses one message received in a datagram. Trailing octets past Content-Length are
+/// ignored (RFC 4475 §3.1.1.9); a body shorter than Content-Length is an error (§3.1.2.2).
+pub fn parse_datagram(buf: &[u8]) -> Result<Message, ParseError> {
+    let start = skip_leading_crlf(buf);
+    let buf = &buf[start..];
+    if buf.is_empty() {
+        return Err(ParseError::new("empty message"));
+    }
+    let (head, rest) = match head_end(buf) {
+        Some((i, n)) => (&buf[..i], &buf[i + n..]),
+        // A datagram whose headers run to its end: accept without the empty line.
+        None => (buf, &buf[buf.len()..]),
+    };
+    let text = String::from_utf8_lossy(head);
+    let mut lines: Vec<String> = Vec::new();
+    for raw in text.split('\n') {
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        if line.starts_with(' ') || line.starts_with('\t') {
+            if lines.len() < 2 {
+                return Err(ParseError::new("continuation line where a header was expected"));
+            }
+            let prev = lines.last_mut().expect("checked above");
+            prev.push(' ');
+            prev.push_str(line.trim_start());
+        } else {
+            lines.push(line.to_string());
+        }
+    }
+    let first = lines.first().cloned().unwrap_or_default();
+    let start_res = parse_start_line(&first);
+    let looks_like_request = !first.starts_with("SIP/") && first.contains(' ');
+    let mut headers = Vec::with_capacity(lines.len());
+    let mut header_err = None;
+    for line in lines.iter().skip(1) {
+        if line.is_empty() {
+            continue;
+        }
+        match parse_header_line(line) {
+            Ok(h) => headers.push(h),
+            Err(e) => {
+                header_err.get_or_insert(e);
+            }
+        }
+    }
+    let fail = |reason: String, headers: Vec<Header>| ParseError {
+        reason,
+        looks_like_request,
+        headers,
+    };
+    let start_line = match start_res {
+        Ok(s) => s,
+        Err(e) => return Err(fail(e, headers)),
+    };
+    if let Some(e) = header_err {
+        return Err(fail(e, headers));
+    }
+    let cls: Vec<&Header> = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("Content-Length"))
+        .collect();
+    let body = match cls.as_slice() {
+        [] => rest.to_vec(),
+        [one] => {
+            let v = one.value.trim();
+            if v.is_empty() || v.len() > 9 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                let reason = format!("invalid Content-Length {v:?}");
+                return Err(fail(reason, headers));
+            }
+            let n: usize = v.parse().unwrap_or(usize::MAX);
+            if n > rest.len() {
+                let reason = format!("Content-Length {n} exceeds the {} body bytes received", rest.len());
+                return Err(fail(reason, headers));
+            }
+            rest[..n].to_vec()
+        }
+        _ => return Err(fail("multiple Content-Length headers".into(), headers)),
+    };
+    Ok(Message {
+        start: start_line,
+        headers,
+        body,
+    })
+}
+
+fn parse_start_line(line: &str) -> Result<StartLine, String> {
+    if line.is_empty() {
+        return Err("empty start line".into());
+    }
+    if let Some(rest) = line.strip_prefix("SIP/") {
+        // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+        let (ver, rest) = rest.split_once(' ').ok_or("malformed status line")?;
+        check_version(ver)?;
+        let (code_s, reason) = match rest.split_once(' ') {
+            Some((c, r)) => (c, r),
+            None => (rest, ""),
+        };
+        if code_s.len() != 3 || !code_s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("invalid status code {code_s:?}"));
+        }
+        let code: u16 = code_s.parse().map_err(|_| "invalid status code")?;
+        if !(100..=699).contains(&code) {
+            return Err(format!("status code out of range: {code}"));
+        }
+        return Ok(StartLine::Response {
+            version: format!("SIP/{ver}"),
+            code,
+            reason: reason.to_string(),
+        });
+    }
+    // Request-Line = Method SP Request-URI SP SIP-Version (single spaces, no trailing space)
+    let parts: Vec<&str> = line.split(' ').collect();
+    if parts.len() != 3 {
+        return Err("malformed request line (expected METHOD SP URI SP SIP/2.0)".into());
+    }
+    if !is_token(parts[0]) {
+        return Err(format!("invalid method {:?}", parts[0]));
+    }
+    let ver = parts[2]
+        .strip_prefix("SIP/")
+        .or_else(|| parts[2].strip_prefix("sip/"))
+        .ok_or("malformed SIP version")?;
+    check_version(ver)?;
+    let uri = Uri::parse(parts[1]).map_err(|e| format!("invalid Request-URI: {e}"))?;
+    Ok(StartLine::Request {
+        method: Method::from_token(parts[0]),
+        uri,
+        version: format!("SIP/{ver}"),
+    })
+}
+
+fn check_version(v: &str) -> Result<(), String> {
+    let ok = v
+        .split_once('.')
+        .map(|(a, b)| {
+            !a.is_empty() && !b.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit())
+        })
+        .unwrap_or(false);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("malformed SIP version {v:?}"))
+    }
+}
+
+fn parse_header_line(line: &str) -> Result<Header, String> {
+    let colon = line.find(':').ok_or_else(|| format!("header line without a colon: {:?}", truncate(line)))?;
+    let name = line[..colon].trim_end_matches([' ', '\t']);
+    if !is_token(name) {
+        return Err(format!("invalid header name {:?}", truncate(name)));
+    }
+    Ok(Header {
+        name: canonical_name(name),
+        value: line[colon + 1..].trim_matches([' ', '\t']).to_string(),
+    })
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(60).collect()
+}
+
+/// Outcome of framing a stream buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// Not enough bytes yet.
+    Incomplete,
+    /// Only CRLF keep-alives (RFC 5626 §3.5.1): drop this many bytes; `pong` says whether the
+    /// peer sent a double-CRLF ping that must be answered with one CRLF.
+    KeepAlive { consumed: usize, pong: bool },
+    /// A whole message occupies `buf[skip..skip+len]`.
+    Message { skip: usize, len: usize },
+}
+
+/// Finds the next message in a stream (TCP/TLS) buffer. Content-Length is mandatory on
+/// streams (RFC 3261 §18.3); a stream that cannot be framed must be closed.
+pub fn frame_stream(buf: &[u8]) -> Result<Frame, String> {
+    let skip = skip_leading_crlf(buf);
+    if skip == buf.len() {
+        if skip == 0 {
+            return Ok(Frame::Incomplete);
+        }
+        let pong = find(&buf[..skip], b"\r\n\r\n").is_some();
+        return Ok(Frame::KeepAlive { consumed: skip, pong });
+    }
+    let b = &buf[skip..];
+    let Some((i, n)) = head_end(b) else {
+        if b.len() > MAX_HEAD {
+            return Err("header section too large".into());
+        }
+        return Ok(Frame::Incomplete);
+    };
+    let head = String::from_utf8_lossy(&b[..i]);
+    let mut cl = None;
+    for raw in head.split('\n').skip(1) {
+        let line = raw.trim_end_matches('\r');
+        if line.starts_with([' ', '\t']) {
+            continue;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            let name = name.trim();
+            if name.eq_ignore_ascii_case("Content-Length") || name.eq_ignore_ascii_case("l") {
+                let v = value.trim();
+                let n: usize = v
+                    .parse()
+                    .map_err(|_| format!("invalid Content-Length {v:?} on a stream"))?;
+                if cl.replace(n).is_some() {
+                    return Err("multiple Content-Length headers on a stream".into());
+                }
+            }
+        }
+    }
+    let cl = cl.ok_or("Content-Length is required on stream transports")?;
+    if cl > 16 * 1024 * 1024 {
+        return Err("body too large".into());
+    }
+    let len = i + n + cl;
+    if b.len() < len {
+        return Ok(Frame::Incomplete);
+    }
+    Ok(Frame::Message { skip, len })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &str = "INVITE sip:bob@example.com SIP/2.0\r\n\
+v: SIP/2.0/UDP pc33.example.com;branch=z9hG4bK776asdhds\r\n\
+Max-Forwards: 70\r\n\
+t: Bob <sip:bob@example.com>\r\n\
+f: Alice <sip:alice@example.com>;tag=1928301774\r\n\
+i: a84b4c76e66710@pc33.example.com\r\n\
+CSeq: 314159 INVITE\r\n\
+Subject: I know you're there,\r\n   pick up the phone\r\n\tand talk to me!\r\n\
+c: application/sdp\r\n\
+l: 4\r\n\r\nv=0\r\n";
+
+    #[test]
+    fn compact_forms_folding_and_body() {
+        let m = parse_datagram(INVITE.as_bytes()).unwrap();
+        assert_eq!(m.method(), Some(&Method::Invite));
+        assert_eq!(m.call_id(), Some("a84b4c76e66710@pc33.example.com"));
+        assert_eq!(m.header("subject"), Some("I know you're there, pick up the phone and talk to me!"));
+        assert_eq!(m.body, b"v=0\r");
+        assert_eq!(m.from_addr().unwrap().tag(), Some("1928301774"));
+    }
+
+    #[test]
+    fn multiple_values_on_one_line() {
+        let msg = "OPTIONS sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/TCP b:5070;branch=z9hG4bK2\r\nVia: SIP/2.0/UDP c;branch=z9hG4bK3\r\n\r\n";
+        let m = parse_datagram(msg.as_bytes()).unwrap();
+        let v = m.vias().unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[1].port, Some(5070));
+    }
+
+    #[test]
+    fn content_length_rules() {
+        let base = "MESSAGE sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\n";
+        let short = format!("{base}Content-Length: 10\r\n\r\nabc");
+        assert!(parse_datagram(short.as_bytes()).is_err());
+        let extra = format!("{base}Content-Length: 3\r\n\r\nabcdef");
+        assert_eq!(parse_datagram(extra.as_bytes()).unwrap().body, b"abc");
+        let neg = format!("{base}Content-Length: -3\r\n\r\nabc");
+        assert!(parse_datagram(neg.as_bytes()).is_err());
+        let two = format!("{base}Content-Length: 3\r\nl: 3\r\n\r\nabc");
+        assert!(parse_datagram(two.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn request_line_strictness() {
+        for bad in [
+            "INVITE  sip:x@y SIP/2.0\r\n\r\n",
+            "INVITE sip:x@y SIP/2.0 \r\n\r\n",
+            "INVITE <sip:x@y> SIP/2.0\r\n\r\n",
+            "INVITE sip:x@y; lr SIP/2.0\r\n\r\n",
+            "SIP/2.0 4294967301 Bad\r\n\r\n",
+        ] {
+            assert!(parse_datagram(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+        let m = parse_datagram(b"SIP/2.0 100\r\nVia: SIP/2.0/UDP a\r\n\r\n").unwrap();
+        assert_eq!(m.status(), Some(100));
+    }
+
+    #[test]
+    fn bad_request_reply_carries_dialog_headers() {
+        let msg = "INVITE sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: 1\r\nCSeq: 1 INVITE\r\nContent-Length: 99\r\n\r\n";
+        let e = parse_datagram(msg.as_bytes()).unwrap_err();
+        let r = e.bad_request().unwrap();
+        assert_eq!(r.status(), Some(400));
+        assert_eq!(r.call_id(), Some("1"));
+    }
+
+    #[test]
+    fn stream_framing() {
+        let msg = "OPTIONS sip:x@y SIP/2.0\r\nl: 2\r\n\r\nhi";
+        let mut buf = b"\r\n\r\n".to_vec();
+        assert_eq!(frame_stream(&buf).unwrap(), Frame::KeepAlive { consumed: 4, pong: true });
+        buf.extend_from_slice(&msg.as_bytes()[..10]);
+        assert_eq!(frame_stream(&buf).unwrap(), Frame::Incomplete);
+        buf.extend_from_slice(&msg.as_bytes()[10..]);
+        buf.extend_from_slice(b"OPT");
+        assert_eq!(frame_stream(&buf).unwrap(), Frame::Message { skip: 4, len: msg.len() });
+        assert!(frame_stream(b"OPTIONS sip:x@y SIP/2.0\r\n\r\n").is_err());
+    }
+}
