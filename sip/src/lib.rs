@@ -3,10 +3,13 @@
 //! No sockets, no async runtime, no clock: callers feed bytes and the current time in and get
 //! parsed messages, events and bytes to send back out.
 
+pub mod auth;
+pub mod dialog;
 pub mod error;
 pub mod header;
 pub mod msg;
 pub mod parse;
+pub mod txn;
 pub mod sdp;
 pub mod uri;
 pub mod validate;

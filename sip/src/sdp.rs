@@ -1,1 +1,547 @@
-pub struct SessionDescription; impl SessionDescription { pub fn parse(_b:&[u8]) -> Result<(), String> { Ok(()) } }
+//! SDP (RFC 4566) parsing/serialization and the answerer side of offer/answer (RFC 3264).
+
+use std::fmt::Write as _;
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SdpError {
+    #[error("malformed SDP: {0}")]
+    Syntax(String),
+    #[error("no common audio codec")]
+    NoCommonCodec,
+    #[error("offer has no audio stream")]
+    NoAudio,
+}
+
+fn syn<T>(s: impl Into<String>) -> Result<T, SdpError> {
+    Err(SdpError::Syntax(s.into()))
+}
+
+/// `c=` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// "IP4" or "IP6".
+    pub addr_type: String,
+    pub address: String,
+}
+
+/// Media direction attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+    fn from_attr(s: &str) -> Option<Direction> {
+        Some(match s {
+            "sendrecv" => Direction::SendRecv,
+            "sendonly" => Direction::SendOnly,
+            "recvonly" => Direction::RecvOnly,
+            "inactive" => Direction::Inactive,
+            _ => return None,
+        })
+    }
+    /// The direction an answer takes for this offered direction.
+    pub fn reversed(self) -> Direction {
+        match self {
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            d => d,
+        }
+    }
+}
+
+/// One `m=` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Media {
+    pub kind: String,
+    pub port: u16,
+    pub proto: String,
+    pub formats: Vec<String>,
+    pub connection: Option<Connection>,
+    /// Other lines of the section (b=, i=, k=) kept verbatim.
+    pub other: Vec<String>,
+    pub attributes: Vec<(String, Option<String>)>,
+}
+
+impl Media {
+    pub fn attr(&self, name: &str) -> Option<Option<&str>> {
+        self.attributes.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_deref())
+    }
+
+    pub fn direction(&self) -> Option<Direction> {
+        self.attributes.iter().find_map(|(n, v)| if v.is_none() { Direction::from_attr(n) } else { None })
+    }
+
+    /// rtpmap for a payload type: (encoding name, clock rate, channels).
+    pub fn rtpmap(&self, pt: &str) -> Option<(String, u32, u8)> {
+        self.attributes.iter().find_map(|(n, v)| {
+            if n != "rtpmap" {
+                return None;
+            }
+            let v = v.as_deref()?;
+            let (p, rest) = v.split_once(' ')?;
+            if p != pt {
+                return None;
+            }
+            let mut it = rest.trim().split('/');
+            let name = it.next()?.to_string();
+            let rate = it.next()?.parse().ok()?;
+            let ch = it.next().and_then(|c| c.parse().ok()).unwrap_or(1);
+            Some((name, rate, ch))
+        })
+    }
+}
+
+/// A session description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionDescription {
+    pub origin: String,
+    pub session_name: String,
+    pub connection: Option<Connection>,
+    /// Session-level lines other than v/o/s/c/t/a/m, verbatim (i, u, e, p, b, z, k, r).
+    pub other: Vec<String>,
+    pub times: Vec<String>,
+    pub attributes: Vec<(String, Option<String>)>,
+    pub media: Vec<Media>,
+}
+
+fn parse_connection(v: &str) -> Result<Connection, SdpError> {
+    let p: Vec<&str> = v.split_whitespace().collect();
+    if p.len() != 3 || p[0] != "IN" || !(p[1] == "IP4" || p[1] == "IP6") {
+        return syn(format!("bad c= line {v:?}"));
+    }
+    let addr = p[2].split('/').next().unwrap_or("");
+    let valid = match p[1] {
+        "IP4" => addr.parse::<std::net::Ipv4Addr>().is_ok() || is_fqdn(addr),
+        _ => addr.parse::<std::net::Ipv6Addr>().is_ok() || is_fqdn(addr),
+    };
+    if !valid {
+        return syn(format!("bad connection address {addr:?}"));
+    }
+    Ok(Connection {
+        addr_type: p[1].to_string(),
+        address: p[2].to_string(),
+    })
+}
+
+fn is_fqdn(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+fn parse_attr(v: &str) -> (String, Option<String>) {
+    match v.split_once(':') {
+        Some((n, val)) => (n.to_string(), Some(val.to_string())),
+        None => (v.to_string(), None),
+    }
+}
+
+impl SessionDescription {
+    pub fn parse(body: &[u8]) -> Result<SessionDescription, SdpError> {
+        let text = std::str::from_utf8(body).map_err(|_| SdpError::Syntax("not UTF-8".into()))?;
+        let mut lines = text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.is_empty());
+        if lines.next() != Some("v=0") {
+            return syn("first line must be v=0");
+        }
+        let mut sd = SessionDescription {
+            origin: String::new(),
+            session_name: String::new(),
+            connection: None,
+            other: Vec::new(),
+            times: Vec::new(),
+            attributes: Vec::new(),
+            media: Vec::new(),
+        };
+        for line in lines {
+            let b = line.as_bytes();
+            if b.len() < 2 || b[1] != b'=' || !b[0].is_ascii_lowercase() {
+                return syn(format!("bad line {line:?}"));
+            }
+            let (t, v) = (b[0], &line[2..]);
+            match (t, sd.media.last_mut()) {
+                (b'm', _) => {
+                    let p: Vec<&str> = v.split_whitespace().collect();
+                    if p.len() < 4 {
+                        return syn(format!("bad m= line {v:?}"));
+                    }
+                    let port_s = p[1].split('/').next().unwrap_or("");
+                    let port = port_s.parse::<u16>().map_err(|_| SdpError::Syntax(format!("bad port {port_s:?}")))?;
+                    sd.media.push(Media {
+                        kind: p[0].to_string(),
+                        port,
+                        proto: p[2].to_string(),
+                        formats: p[3..].iter().map(|s| s.to_string()).collect(),
+                        connection: None,
+                        other: Vec::new(),
+                        attributes: Vec::new(),
+                    });
+                }
+                (b'o', None) => {
+                    if v.split_whitespace().count() != 6 {
+                        return syn(format!("bad o= line {v:?}"));
+                    }
+                    sd.origin = v.to_string();
+                }
+                (b's', None) => sd.session_name = v.to_string(),
+                (b't', None) => sd.times.push(v.to_string()),
+                (b'c', None) => sd.connection = Some(parse_connection(v)?),
+                (b'c', Some(m)) => m.connection = Some(parse_connection(v)?),
+                (b'a', None) => sd.attributes.push(parse_attr(v)),
+                (b'a', Some(m)) => m.attributes.push(parse_attr(v)),
+                (_, None) => sd.other.push(line.to_string()),
+                (_, Some(m)) => m.other.push(line.to_string()),
+            }
+        }
+        if sd.origin.is_empty() {
+            return syn("missing o= line");
+        }
+        Ok(sd)
+    }
+
+    /// The connection address that applies to a media section.
+    pub fn media_connection<'a>(&'a self, m: &'a Media) -> Option<&'a Connection> {
+        m.connection.as_ref().or(self.connection.as_ref())
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut s = String::with_capacity(256);
+        s.push_str("v=0\r\n");
+        let _ = write!(s, "o={}\r\ns={}\r\n", self.origin, if self.session_name.is_empty() { "-" } else { &self.session_name });
+        for o in self.other.iter().filter(|l| !l.starts_with('b')) {
+            let _ = write!(s, "{o}\r\n");
+        }
+        if let Some(c) = &self.connection {
+            let _ = write!(s, "c=IN {} {}\r\n", c.addr_type, c.address);
+        }
+        for o in self.other.iter().filter(|l| l.starts_with('b')) {
+            let _ = write!(s, "{o}\r\n");
+        }
+        if self.times.is_empty() {
+            s.push_str("t=0 0\r\n");
+        }
+        for t in &self.times {
+            let _ = write!(s, "t={t}\r\n");
+        }
+        write_attrs(&mut s, &self.attributes);
+        for m in &self.media {
+            let _ = write!(s, "m={} {} {} {}\r\n", m.kind, m.port, m.proto, m.formats.join(" "));
+            if let Some(c) = &m.connection {
+                let _ = write!(s, "c=IN {} {}\r\n", c.addr_type, c.address);
+            }
+            for o in &m.other {
+                let _ = write!(s, "{o}\r\n");
+            }
+            write_attrs(&mut s, &m.attributes);
+        }
+        s.into_bytes()
+    }
+}
+
+fn write_attrs(s: &mut String, attrs: &[(String, Option<String>)]) {
+    for (n, v) in attrs {
+        match v {
+            Some(v) => {
+                let _ = write!(s, "a={n}:{v}\r\n");
+            }
+            None => {
+                let _ = write!(s, "a={n}\r\n");
+            }
+        }
+    }
+}
+
+/// Audio codecs the answerer supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    Pcmu,
+    Pcma,
+}
+
+impl Codec {
+    pub fn payload_type(self) -> u8 {
+        match self {
+            Codec::Pcmu => 0,
+            Codec::Pcma => 8,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "PCMU",
+            Codec::Pcma => "PCMA",
+        }
+    }
+    fn from_offer(m: &Media, pt: &str) -> Option<Codec> {
+        match m.rtpmap(pt) {
+            Some((name, 8000, 1)) if name.eq_ignore_ascii_case("PCMU") => Some(Codec::Pcmu),
+            Some((name, 8000, 1)) if name.eq_ignore_ascii_case("PCMA") => Some(Codec::Pcma),
+            Some(_) => None,
+            None => match pt {
+                "0" => Some(Codec::Pcmu),
+                "8" => Some(Codec::Pcma),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// What the local side offers in an answer.
+#[derive(Debug, Clone)]
+pub struct LocalMedia {
+    pub address: String,
+    pub port: u16,
+    /// In order of preference.
+    pub codecs: Vec<Codec>,
+    pub session_id: u64,
+    pub session_version: u64,
+}
+
+/// The negotiated audio stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    pub codec: Codec,
+    /// RFC 4733 telephone-event payload type, if both sides support it.
+    pub dtmf_pt: Option<u8>,
+    pub ptime_ms: u32,
+    /// Where to send RTP (None when the offer puts the stream on hold with 0.0.0.0).
+    pub remote: Option<(String, u16)>,
+    /// Our direction in the answer.
+    pub direction: Direction,
+}
+
+/// Answers an offer (RFC 3264 §6): picks the first offered codec we support, mirrors the
+/// direction, rejects every other stream with port 0.
+pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<(SessionDescription, Negotiated), SdpError> {
+    let mut chosen: Option<(usize, Negotiated)> = None;
+    let mut media = Vec::with_capacity(offer.media.len());
+    for (i, m) in offer.media.iter().enumerate() {
+        let is_audio_rtp = m.kind == "audio" && m.port != 0 && (m.proto == "RTP/AVP" || m.proto == "RTP/AVPF");
+        let pick = if is_audio_rtp && chosen.is_none() {
+            m.formats
+                .iter()
+                .filter_map(|pt| Codec::from_offer(m, pt))
+                .find(|c| local.codecs.contains(c))
+        } else {
+            None
+        };
+        let Some(codec) = pick else {
+            media.push(Media {
+                kind: m.kind.clone(),
+                port: 0,
+                proto: m.proto.clone(),
+                formats: m.formats.iter().take(1).cloned().collect(),
+                connection: None,
+                other: Vec::new(),
+                attributes: Vec::new(),
+            });
+            continue;
+        };
+        let dtmf_pt = m.formats.iter().find_map(|pt| match m.rtpmap(pt) {
+            Some((n, 8000, _)) if n.eq_ignore_ascii_case("telephone-event") => pt.parse::<u8>().ok(),
+            _ => None,
+        });
+        let ptime_ms = m
+            .attr("ptime")
+            .flatten()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+            .filter(|p| (10..=60).contains(p) && p % 10 == 0)
+            .unwrap_or(20);
+        let offered_dir = m
+            .direction()
+            .or_else(|| offer.attributes.iter().find_map(|(n, v)| if v.is_none() { Direction::from_attr(n) } else { None }))
+            .unwrap_or(Direction::SendRecv);
+        let conn = offer.media_connection(m);
+        let hold_addr = conn.map(|c| c.address == "0.0.0.0" || c.address == "::").unwrap_or(true);
+        let direction = if hold_addr && offered_dir == Direction::SendRecv {
+            Direction::RecvOnly
+        } else {
+            offered_dir.reversed()
+        };
+        let remote = if hold_addr { None } else { conn.map(|c| (c.address.split('/').next().unwrap_or("").to_string(), m.port)) };
+        let mut formats = vec![codec.payload_type().to_string()];
+        let mut attributes = vec![("rtpmap".to_string(), Some(format!("{} {}/8000", codec.payload_type(), codec.name())))];
+        if let Some(pt) = dtmf_pt {
+            formats.push(pt.to_string());
+            attributes.push(("rtpmap".into(), Some(format!("{pt} telephone-event/8000"))));
+            attributes.push(("fmtp".into(), Some(format!("{pt} 0-16"))));
+        }
+        attributes.push(("ptime".into(), Some(ptime_ms.to_string())));
+        attributes.push((direction.as_str().to_string(), None));
+        media.push(Media {
+            kind: "audio".into(),
+            port: local.port,
+            proto: m.proto.clone(),
+            formats,
+            connection: None,
+            other: Vec::new(),
+            attributes,
+        });
+        chosen = Some((
+            i,
+            Negotiated {
+                codec,
+                dtmf_pt,
+                ptime_ms,
+                remote,
+                direction,
+            },
+        ));
+    }
+    let Some((_, neg)) = chosen else {
+        return Err(if offer.media.iter().any(|m| m.kind == "audio") { SdpError::NoCommonCodec } else { SdpError::NoAudio });
+    };
+    let addr_type = if local.address.contains(':') { "IP6" } else { "IP4" };
+    let sd = SessionDescription {
+        origin: format!("voxdesk {} {} IN {addr_type} {}", local.session_id, local.session_version, local.address),
+        session_name: "voxdesk".into(),
+        connection: Some(Connection {
+            addr_type: addr_type.into(),
+            address: local.address.clone(),
+        }),
+        other: Vec::new(),
+        times: vec!["0 0".into()],
+        attributes: Vec::new(),
+        media,
+    };
+    Ok((sd, neg))
+}
+
+/// Builds an offer for a new outgoing call.
+pub fn offer(local: &LocalMedia, dtmf_pt: u8) -> SessionDescription {
+    let addr_type = if local.address.contains(':') { "IP6" } else { "IP4" };
+    let mut formats: Vec<String> = local.codecs.iter().map(|c| c.payload_type().to_string()).collect();
+    formats.push(dtmf_pt.to_string());
+    let mut attributes: Vec<(String, Option<String>)> = local
+        .codecs
+        .iter()
+        .map(|c| ("rtpmap".to_string(), Some(format!("{} {}/8000", c.payload_type(), c.name()))))
+        .collect();
+    attributes.push(("rtpmap".into(), Some(format!("{dtmf_pt} telephone-event/8000"))));
+    attributes.push(("fmtp".into(), Some(format!("{dtmf_pt} 0-16"))));
+    attributes.push(("ptime".into(), Some("20".into())));
+    attributes.push(("sendrecv".into(), None));
+    SessionDescription {
+        origin: format!("voxdesk {} {} IN {addr_type} {}", local.session_id, local.session_version, local.address),
+        session_name: "voxdesk".into(),
+        connection: Some(Connection {
+            addr_type: addr_type.into(),
+            address: local.address.clone(),
+        }),
+        other: Vec::new(),
+        times: vec!["0 0".into()],
+        attributes: Vec::new(),
+        media: vec![Media {
+            kind: "audio".into(),
+            port: local.port,
+            proto: "RTP/AVP".into(),
+            formats,
+            connection: None,
+            other: Vec::new(),
+            attributes,
+        }],
+    }
+}
+
+/// Reads the negotiated stream out of an answer to our offer.
+pub fn accept_answer(ans: &SessionDescription, local: &LocalMedia) -> Result<Negotiated, SdpError> {
+    let m = ans
+        .media
+        .iter()
+        .find(|m| m.kind == "audio" && m.port != 0)
+        .ok_or(SdpError::NoAudio)?;
+    let codec = m
+        .formats
+        .iter()
+        .filter_map(|pt| Codec::from_offer(m, pt))
+        .find(|c| local.codecs.contains(c))
+        .ok_or(SdpError::NoCommonCodec)?;
+    let dtmf_pt = m.formats.iter().find_map(|pt| match m.rtpmap(pt) {
+        Some((n, 8000, _)) if n.eq_ignore_ascii_case("telephone-event") => pt.parse::<u8>().ok(),
+        _ => None,
+    });
+    let conn = ans.media_connection(m).ok_or_else(|| SdpError::Syntax("no c= line".into()))?;
+    let direction = m.direction().unwrap_or(Direction::SendRecv).reversed();
+    Ok(Negotiated {
+        codec,
+        dtmf_pt,
+        ptime_ms: 20,
+        remote: Some((conn.address.split('/').next().unwrap_or("").to_string(), m.port)),
+        direction,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=alice 2890844526 2890844526 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.100.1\r\nt=0 0\r\n\
+m=audio 49170 RTP/AVP 96 8 0 101\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n\
+m=video 51372 RTP/AVP 31\r\na=rtpmap:31 H261/90000\r\n";
+
+    fn local() -> LocalMedia {
+        LocalMedia {
+            address: "192.0.2.10".into(),
+            port: 30000,
+            codecs: vec![Codec::Pcmu, Codec::Pcma],
+            session_id: 1,
+            session_version: 1,
+        }
+    }
+
+    #[test]
+    fn answer_picks_first_supported_and_rejects_video() {
+        let o = SessionDescription::parse(OFFER.as_bytes()).unwrap();
+        let (a, n) = answer(&o, &local()).unwrap();
+        assert_eq!(n.codec, Codec::Pcma, "first offered supported codec wins");
+        assert_eq!(n.dtmf_pt, Some(101));
+        assert_eq!(n.remote, Some(("198.51.100.1".into(), 49170)));
+        assert_eq!(a.media[1].port, 0);
+        let again = SessionDescription::parse(&a.to_bytes()).unwrap();
+        assert_eq!(again, a);
+    }
+
+    #[test]
+    fn hold_offers() {
+        let held = OFFER.replace("a=ptime:20", "a=ptime:20\r\na=sendonly");
+        let (_, n) = answer(&SessionDescription::parse(held.as_bytes()).unwrap(), &local()).unwrap();
+        assert_eq!(n.direction, Direction::RecvOnly);
+        let old = OFFER.replace("c=IN IP4 198.51.100.1", "c=IN IP4 0.0.0.0");
+        let (_, n) = answer(&SessionDescription::parse(old.as_bytes()).unwrap(), &local()).unwrap();
+        assert_eq!(n.remote, None);
+    }
+
+    #[test]
+    fn no_common_codec() {
+        let o = OFFER.replace("96 8 0 101", "96");
+        assert_eq!(answer(&SessionDescription::parse(o.as_bytes()).unwrap(), &local()).unwrap_err(), SdpError::NoCommonCodec);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(SessionDescription::parse(b"hello").is_err());
+        assert!(SessionDescription::parse(b"v=0\r\no=x\r\n").is_err());
+        assert!(SessionDescription::parse(b"v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n").is_err());
+        assert!(SessionDescription::parse(b"v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\nc=IN IP4 999.1.1.1\r\n").is_err());
+    }
+
+    #[test]
+    fn offer_and_accept_round_trip() {
+        let o = offer(&local(), 101);
+        let (a, _) = answer(&SessionDescription::parse(&o.to_bytes()).unwrap(), &local()).unwrap();
+        let n = accept_answer(&a, &local()).unwrap();
+        assert_eq!(n.codec, Codec::Pcmu);
+        assert_eq!(n.remote, Some(("192.0.2.10".into(), 30000)));
+    }
+}
