@@ -1,1 +1,5 @@
-pub fn x(){}
+//! voxdesk: an on-premises AI voice call-center server.
+
+pub mod config;
+pub mod media;
+pub mod store;

@@ -1,0 +1,362 @@
+//! The one TOML configuration file, validated at start with errors that name the key.
+
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.to_string(), message: message.into() }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub sip: SipConfig,
+    pub media: MediaConfig,
+    pub paths: PathsConfig,
+    pub registrar: RegistrarConfig,
+    pub session_timer: SessionTimerConfig,
+    pub agents: Vec<AgentAccount>,
+    /// Set when the agent list is the built-in demo one.
+    #[serde(skip)]
+    pub demo_agents: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Address the SIP listeners bind to.
+    pub bind: String,
+    pub port: u16,
+    /// Any of "udp", "tcp".
+    pub transports: Vec<String>,
+    /// Address put in Contact and SDP; defaults to `bind` (required when `bind` is 0.0.0.0).
+    pub public_address: Option<String>,
+    /// Digest realm.
+    pub realm: String,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    /// Seconds without RTP from the caller before the call is ended.
+    pub rtp_timeout_secs: u64,
+    /// Greeting played on answer: a WAV file of any rate/channels (empty: a built-in tone).
+    pub greeting: Option<PathBuf>,
+    /// Record both directions of every call to a WAV under `<data_dir>/recordings`.
+    pub record: bool,
+    /// Jitter buffer prefetch in milliseconds.
+    pub jitter_ms: u32,
+    /// Codecs in order of preference: "PCMU", "PCMA".
+    pub codecs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathsConfig {
+    pub data_dir: PathBuf,
+    pub models_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrarConfig {
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub default_expires: u32,
+    /// Digest nonce lifetime in seconds (older nonces get `stale=true`).
+    pub nonce_lifetime_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionTimerConfig {
+    pub min_se: u32,
+    pub default_secs: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentAccount {
+    pub username: String,
+    pub password: Option<String>,
+    /// MD5 HA1 = md5(username:realm:password), instead of a password.
+    pub ha1: Option<String>,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub skills: Vec<String>,
+    #[serde(default)]
+    pub languages: Vec<String>,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            bind: "127.0.0.1".into(),
+            port: 5060,
+            transports: vec!["udp".into(), "tcp".into()],
+            public_address: None,
+            realm: "voxdesk".into(),
+            user_agent: format!("voxdesk/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            rtp_port_min: 20000,
+            rtp_port_max: 20999,
+            rtp_timeout_secs: 30,
+            greeting: None,
+            record: true,
+            jitter_ms: 60,
+            codecs: vec!["PCMU".into(), "PCMA".into()],
+        }
+    }
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        PathsConfig { data_dir: PathBuf::from("./data"), models_dir: PathBuf::from("./models") }
+    }
+}
+
+impl Default for RegistrarConfig {
+    fn default() -> Self {
+        RegistrarConfig { min_expires: 60, max_expires: 7200, default_expires: 600, nonce_lifetime_secs: 300 }
+    }
+}
+
+impl Default for SessionTimerConfig {
+    fn default() -> Self {
+        SessionTimerConfig { min_se: 90, default_secs: 1800 }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sip: SipConfig::default(),
+            media: MediaConfig::default(),
+            paths: PathsConfig::default(),
+            registrar: RegistrarConfig::default(),
+            session_timer: SessionTimerConfig::default(),
+            agents: demo_agents(),
+            demo_agents: true,
+        }
+    }
+}
+
+/// The two demo accounts a config without `[[agents]]` gets (loopback only).
+pub fn demo_agents() -> Vec<AgentAccount> {
+    let skills: Vec<String> = ["general", "billing", "technical", "sales", "retention"].iter().map(|s| s.to_string()).collect();
+    (1..=2)
+        .map(|i| AgentAccount {
+            username: format!("agent{i}"),
+            password: Some(format!("agent{i}pass")),
+            ha1: None,
+            display_name: format!("Demo Agent {i}"),
+            skills: skills.clone(),
+            languages: vec!["en".into(), "zh".into()],
+        })
+        .collect()
+}
+
+/// Overrides from the command line and environment, applied after the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub models_dir: Option<PathBuf>,
+    pub bind: Option<String>,
+    pub port: Option<u16>,
+}
+
+impl Config {
+    /// Reads and validates a config file; `None` gives the defaults.
+    pub fn load(path: Option<&Path>, ov: &Overrides) -> Result<Config, ConfigError> {
+        let mut cfg = match path {
+            None => Config::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
+                Config::parse(&text).map_err(|e| match e {
+                    ConfigError::Parse { message, .. } => ConfigError::Parse { path: p.to_path_buf(), message },
+                    other => other,
+                })?
+            }
+        };
+        if let Some(d) = &ov.data_dir {
+            cfg.paths.data_dir = d.clone();
+        }
+        if let Some(d) = &ov.models_dir {
+            cfg.paths.models_dir = d.clone();
+        }
+        if let Some(b) = &ov.bind {
+            cfg.sip.bind = b.clone();
+        }
+        if let Some(p) = ov.port {
+            cfg.sip.port = p;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parses TOML text (unknown keys are errors that name the key).
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        #[derive(Deserialize)]
+        struct Probe {
+            agents: Option<toml::Value>,
+        }
+        let has_agents = toml::from_str::<Probe>(text).map(|p| p.agents.is_some()).unwrap_or(false);
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: e.to_string() })?;
+        if !has_agents {
+            cfg.agents = demo_agents();
+            cfg.demo_agents = true;
+        } else {
+            cfg.demo_agents = false;
+        }
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bind: IpAddr = self.sip.bind.parse().map_err(|_| invalid("sip.bind", format!("{:?} is not an IP address", self.sip.bind)))?;
+        if self.sip.transports.is_empty() {
+            return Err(invalid("sip.transports", "at least one of \"udp\", \"tcp\""));
+        }
+        for t in &self.sip.transports {
+            if t != "udp" && t != "tcp" {
+                return Err(invalid("sip.transports", format!("unsupported transport {t:?} (supported: \"udp\", \"tcp\")")));
+            }
+        }
+        if bind.is_unspecified() && self.sip.public_address.is_none() {
+            return Err(invalid("sip.public_address", "required when sip.bind is a wildcard address (it goes into Contact and SDP)"));
+        }
+        if let Some(p) = &self.sip.public_address {
+            p.parse::<IpAddr>().map_err(|_| invalid("sip.public_address", format!("{p:?} is not an IP address")))?;
+        }
+        if self.sip.realm.is_empty() {
+            return Err(invalid("sip.realm", "must not be empty"));
+        }
+        let m = &self.media;
+        if m.rtp_port_min < 1024 || m.rtp_port_max <= m.rtp_port_min || m.rtp_port_max - m.rtp_port_min < 4 {
+            return Err(invalid("media.rtp_port_min", format!("the RTP range {}..{} must be above 1023 and hold at least two calls", m.rtp_port_min, m.rtp_port_max)));
+        }
+        if m.rtp_timeout_secs == 0 {
+            return Err(invalid("media.rtp_timeout_secs", "must be at least 1"));
+        }
+        if !(20..=500).contains(&m.jitter_ms) {
+            return Err(invalid("media.jitter_ms", "must be between 20 and 500"));
+        }
+        if m.codecs.is_empty() {
+            return Err(invalid("media.codecs", "list at least one of \"PCMU\", \"PCMA\""));
+        }
+        for c in &m.codecs {
+            if !c.eq_ignore_ascii_case("PCMU") && !c.eq_ignore_ascii_case("PCMA") {
+                return Err(invalid("media.codecs", format!("unsupported codec {c:?} (supported: \"PCMU\", \"PCMA\")")));
+            }
+        }
+        if let Some(g) = &m.greeting {
+            if !g.is_file() {
+                return Err(invalid("media.greeting", format!("file {} not found", g.display())));
+            }
+        }
+        let r = &self.registrar;
+        if r.min_expires == 0 || r.min_expires > r.max_expires || !(r.min_expires..=r.max_expires).contains(&r.default_expires) {
+            return Err(invalid("registrar.default_expires", "need 0 < min_expires <= default_expires <= max_expires"));
+        }
+        if self.session_timer.min_se < 90 {
+            return Err(invalid("session_timer.min_se", "RFC 4028 requires at least 90 seconds"));
+        }
+        if self.session_timer.default_secs < self.session_timer.min_se {
+            return Err(invalid("session_timer.default_secs", "must be at least session_timer.min_se"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, a) in self.agents.iter().enumerate() {
+            let key = format!("agents[{i}]");
+            if a.username.is_empty() || !a.username.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                return Err(invalid(&format!("{key}.username"), "letters, digits, '-', '_' or '.' only"));
+            }
+            if !seen.insert(a.username.clone()) {
+                return Err(invalid(&format!("{key}.username"), format!("duplicate agent {:?}", a.username)));
+            }
+            match (&a.password, &a.ha1) {
+                (Some(p), None) if !p.is_empty() => {}
+                (None, Some(h)) if h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {}
+                (None, Some(_)) => return Err(invalid(&format!("{key}.ha1"), "must be 32 hex digits (MD5 of username:realm:password)")),
+                _ => return Err(invalid(&format!("{key}.password"), "set exactly one of password or ha1")),
+            }
+        }
+        if self.demo_agents && !bind.is_loopback() {
+            return Err(invalid(
+                "agents",
+                "the demo agent accounts (agent1/agent1pass, agent2/agent2pass) are only allowed while sip.bind is a loopback address; define real [[agents]] with your own passwords",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The address we advertise in Contact and SDP.
+    pub fn advertised_address(&self) -> String {
+        self.sip.public_address.clone().unwrap_or_else(|| self.sip.bind.clone())
+    }
+
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.paths.data_dir.join("recordings")
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.paths.data_dir.join("voxdesk.sqlite")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_have_demo_agents() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.agents.len(), 2);
+        assert_eq!(c.sip.port, 5060);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::parse("[sip]\nprot = 5060\n").unwrap_err().to_string();
+        assert!(e.contains("prot"), "{e}");
+        let e = Config::parse("[media]\nrtp_port_min = 30000\nrtp_port_max = 20000\n").unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("media.rtp_port_min"), "{e}");
+        let e = Config::parse("[[agents]]\nusername = \"a b\"\npassword = \"x\"\n").unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("agents[0].username"), "{e}");
+        let e = Config::parse("[[agents]]\nusername = \"a\"\n").unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("agents[0].password"), "{e}");
+        let e = Config::parse("[sip]\nbind = \"0.0.0.0\"\npublic_address = \"192.0.2.1\"\n").unwrap().validate().unwrap_err().to_string();
+        assert!(e.contains("demo agent"), "{e}");
+        let e = Config::parse("[sip]\nport = \"x\"\n").unwrap_err().to_string();
+        assert!(e.contains("port"), "{e}");
+    }
+
+    #[test]
+    fn explicit_agents_replace_demo() {
+        let c = Config::parse("[[agents]]\nusername = \"alice\"\nha1 = \"0123456789abcdef0123456789abcdef\"\nskills = [\"billing\"]\n").unwrap();
+        c.validate().unwrap();
+        assert!(!c.demo_agents);
+        assert_eq!(c.agents.len(), 1);
+    }
+}

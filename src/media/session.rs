@@ -1,0 +1,401 @@
+//! One call leg's RTP/RTCP session: a tokio task on a 20 ms media clock.
+//!
+//! Receive: symmetric RTP (latch onto the caller's real source), jitter buffer, G.711 decode,
+//! RFC 4733 digits. Send: prompts, bridged audio from another leg, or comfort noise; RFC 4733
+//! digits. Both directions are recorded. RTCP SR/RR every 5 s. Silence from the remote for
+//! the configured timeout is reported once.
+
+use super::dtmf::{self, DtmfReceiver};
+use super::g711::Law;
+use super::jitter::{JitterBuffer, Playout};
+use super::ports::PortLease;
+use super::rtcp::{self, RecvStats};
+use super::rtp::{self, RtpPacket};
+use super::wav::Recorder;
+use crate::store::MediaSummary;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// Samples per 20 ms frame at 8 kHz.
+pub const FRAME: usize = 160;
+pub type Pcm = Vec<i16>;
+
+/// Negotiated stream parameters.
+#[derive(Debug, Clone)]
+pub struct StreamParams {
+    pub law: Law,
+    pub payload_type: u8,
+    pub dtmf_pt: Option<u8>,
+    /// Where to send (None: on hold / not known yet).
+    pub remote: Option<SocketAddr>,
+    pub send: bool,
+    pub recv: bool,
+    /// The remote's packetisation in ms (for the jitter buffer).
+    pub remote_ptime_ms: u32,
+}
+
+pub enum MediaCmd {
+    /// Queue a prompt (8 kHz mono PCM).
+    Play(Arc<Pcm>),
+    /// Drop whatever is playing or queued.
+    StopPlayback,
+    SendDigit(char),
+    Update(StreamParams),
+    /// Send decoded caller audio to another leg.
+    BridgeOut(Option<mpsc::Sender<Pcm>>),
+    /// Play audio received from another leg.
+    BridgeIn(Option<mpsc::Receiver<Pcm>>),
+    Stop,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    Dtmf(char),
+    RtpTimeout,
+    PlaybackDone,
+    /// The remote moved (symmetric RTP latch).
+    Latched(SocketAddr),
+}
+
+pub struct MediaHandle {
+    pub port: u16,
+    pub cmd: mpsc::Sender<MediaCmd>,
+    pub done: tokio::sync::oneshot::Receiver<MediaSummary>,
+}
+
+pub struct MediaSetup {
+    pub lease: PortLease,
+    pub bind: IpAddr,
+    pub params: StreamParams,
+    pub jitter_ms: u32,
+    pub rtp_timeout: Duration,
+    pub record: Option<PathBuf>,
+    pub cname: String,
+}
+
+/// Binds the RTP/RTCP sockets and starts the session task.
+pub async fn start(setup: MediaSetup, events: mpsc::Sender<MediaEvent>) -> std::io::Result<MediaHandle> {
+    let port = setup.lease.port;
+    let rtp_sock = UdpSocket::bind(SocketAddr::new(setup.bind, port)).await?;
+    let rtcp_sock = UdpSocket::bind(SocketAddr::new(setup.bind, port + 1)).await?;
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let span = tracing::Span::current();
+    tokio::spawn(async move {
+        let summary = Session::new(setup, rtp_sock, rtcp_sock, events).run(cmd_rx).await;
+        let _ = done_tx.send(summary);
+    });
+    drop(span);
+    Ok(MediaHandle { port, cmd: cmd_tx, done: done_rx })
+}
+
+struct Session {
+    _lease: PortLease,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    params: StreamParams,
+    events: mpsc::Sender<MediaEvent>,
+    jitter: JitterBuffer,
+    rx_fifo: VecDeque<i16>,
+    dtmf_rx: DtmfReceiver,
+    stats: RecvStats,
+    latched: bool,
+    rtcp_remote: Option<SocketAddr>,
+    last_rx: Instant,
+    timeout: Duration,
+    timed_out: bool,
+    prompts: VecDeque<(Arc<Pcm>, usize)>,
+    bridge_out: Option<mpsc::Sender<Pcm>>,
+    bridge_in: Option<mpsc::Receiver<Pcm>>,
+    bridge_buf: VecDeque<i16>,
+    digits: VecDeque<(bool, [u8; 4])>,
+    digit_ts: u32,
+    recorder: Option<Recorder>,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    talkspurt: bool,
+    sent_packets: u32,
+    sent_octets: u32,
+    noise_state: u32,
+    started: Instant,
+    cname: String,
+    buf_out: Vec<u8>,
+}
+
+impl Session {
+    fn new(s: MediaSetup, rtp: UdpSocket, rtcp: UdpSocket, events: mpsc::Sender<MediaEvent>) -> Session {
+        let frame_ts = (s.params.remote_ptime_ms.clamp(10, 60) * 8) as u32;
+        let depth = (s.jitter_ms / s.params.remote_ptime_ms.clamp(10, 60)).max(1) as usize;
+        let recorder = s.record.as_ref().and_then(|p| match Recorder::create(p) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, "recording disabled for this call");
+                None
+            }
+        });
+        Session {
+            _lease: s.lease,
+            rtp,
+            rtcp,
+            rtcp_remote: s.params.remote.map(|a| SocketAddr::new(a.ip(), a.port() + 1)),
+            jitter: JitterBuffer::new(frame_ts, depth, depth * 4 + 10),
+            params: s.params,
+            events,
+            rx_fifo: VecDeque::with_capacity(FRAME * 4),
+            dtmf_rx: DtmfReceiver::default(),
+            stats: RecvStats::default(),
+            latched: false,
+            last_rx: Instant::now(),
+            timeout: s.rtp_timeout,
+            timed_out: false,
+            prompts: VecDeque::new(),
+            bridge_out: None,
+            bridge_in: None,
+            bridge_buf: VecDeque::new(),
+            digits: VecDeque::new(),
+            digit_ts: 0,
+            recorder,
+            ssrc: rand::random(),
+            seq: rand::random(),
+            ts: rand::random(),
+            talkspurt: true,
+            sent_packets: 0,
+            sent_octets: 0,
+            noise_state: 0x1234_5678,
+            started: Instant::now(),
+            cname: s.cname,
+            buf_out: Vec::with_capacity(200),
+        }
+    }
+
+    async fn run(mut self, mut cmds: mpsc::Receiver<MediaCmd>) -> MediaSummary {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut rtcp_tick = tokio::time::interval(Duration::from_secs(5));
+        rtcp_tick.tick().await;
+        let mut rbuf = vec![0u8; 2048];
+        let mut cbuf = vec![0u8; 1500];
+        loop {
+            tokio::select! {
+                r = self.rtp.recv_from(&mut rbuf) => {
+                    if let Ok((n, from)) = r {
+                        self.on_rtp(&rbuf[..n], from).await;
+                    }
+                }
+                r = self.rtcp.recv_from(&mut cbuf) => {
+                    if let Ok((n, from)) = r {
+                        self.on_rtcp(&cbuf[..n], from);
+                    }
+                }
+                _ = tick.tick() => self.on_tick().await,
+                _ = rtcp_tick.tick() => self.send_rtcp().await,
+                c = cmds.recv() => match c {
+                    None | Some(MediaCmd::Stop) => break,
+                    Some(c) => self.on_cmd(c),
+                },
+            }
+        }
+        if let Some(r) = self.recorder.as_mut() {
+            if let Err(e) = r.finish() {
+                tracing::error!(error = %e, "recording not finalized");
+            }
+        }
+        MediaSummary {
+            packets_in: self.stats.received,
+            packets_out: self.sent_packets as u64,
+            lost: self.stats.cumulative_lost().max(0),
+            jitter_ms: self.stats.jitter() as f64 / 8.0,
+        }
+    }
+
+    fn on_cmd(&mut self, c: MediaCmd) {
+        match c {
+            MediaCmd::Play(p) => self.prompts.push_back((p, 0)),
+            MediaCmd::StopPlayback => self.prompts.clear(),
+            MediaCmd::SendDigit(d) => self.digits.extend(dtmf::digit_packets(d, 100)),
+            MediaCmd::Update(p) => {
+                if p.remote != self.params.remote {
+                    self.latched = false;
+                    self.rtcp_remote = p.remote.map(|a| SocketAddr::new(a.ip(), a.port() + 1));
+                }
+                if p.recv && !self.params.recv {
+                    self.last_rx = Instant::now();
+                    self.timed_out = false;
+                }
+                self.params = p;
+            }
+            MediaCmd::BridgeOut(tx) => self.bridge_out = tx,
+            MediaCmd::BridgeIn(rx) => {
+                self.bridge_in = rx;
+                self.bridge_buf.clear();
+            }
+            MediaCmd::Stop => {}
+        }
+    }
+
+    async fn on_rtp(&mut self, b: &[u8], from: SocketAddr) {
+        let Ok(p) = RtpPacket::parse(b) else {
+            tracing::trace!(%from, len = b.len(), "ignored a non-RTP datagram");
+            return;
+        };
+        // Symmetric RTP: latch onto the source of the first valid packet (a NATed caller's
+        // real address rarely matches its SDP); afterwards ignore packets from elsewhere.
+        if self.latched {
+            if self.params.remote != Some(from) {
+                return;
+            }
+        } else {
+            self.latched = true;
+            if self.params.remote != Some(from) {
+                self.params.remote = Some(from);
+                self.rtcp_remote = Some(SocketAddr::new(from.ip(), from.port().wrapping_add(1)));
+                let _ = self.events.try_send(MediaEvent::Latched(from));
+            }
+        }
+        self.last_rx = Instant::now();
+        let arrival = (self.started.elapsed().as_micros() / 125) as u32;
+        self.stats.on_packet(p.ssrc, p.seq, p.timestamp, arrival);
+        if Some(p.payload_type) == self.params.dtmf_pt {
+            if let Some(d) = self.dtmf_rx.on_packet(p.timestamp, p.payload) {
+                let _ = self.events.send(MediaEvent::Dtmf(d)).await;
+            }
+        } else if p.payload_type == self.params.payload_type {
+            self.jitter.push(p.timestamp, p.payload);
+        }
+    }
+
+    fn on_rtcp(&mut self, b: &[u8], from: SocketAddr) {
+        match rtcp::parse(b) {
+            Some(info) => {
+                if let Some((ssrc, mid)) = info.sender_report {
+                    if ssrc == self.stats.ssrc {
+                        self.stats.last_sr = Some((mid, self.started.elapsed().as_millis() as u64));
+                    }
+                }
+                for (fraction, lost, jitter) in &info.blocks {
+                    tracing::debug!(%from, fraction_lost = *fraction as f32 / 256.0, lost, jitter, "RTCP report");
+                }
+            }
+            None => tracing::trace!(%from, "ignored malformed RTCP"),
+        }
+    }
+
+    fn next_rx_frame(&mut self) -> Pcm {
+        while self.rx_fifo.len() < FRAME {
+            match self.jitter.pop() {
+                Playout::Frame(f) => {
+                    let mut pcm = Vec::with_capacity(f.len());
+                    self.params.law.decode(&f, &mut pcm);
+                    self.rx_fifo.extend(pcm);
+                }
+                Playout::Missing => {
+                    let n = (self.params.remote_ptime_ms.clamp(10, 60) * 8) as usize;
+                    self.rx_fifo.extend(std::iter::repeat_n(0, n));
+                }
+                Playout::Idle => break,
+            }
+        }
+        if self.rx_fifo.len() < FRAME {
+            return vec![0; FRAME];
+        }
+        self.rx_fifo.drain(..FRAME).collect()
+    }
+
+    fn comfort_noise(&mut self, out: &mut Pcm) {
+        // Low-level white noise (~ -70 dBFS) so the line never sounds dead.
+        out.clear();
+        for _ in 0..FRAME {
+            self.noise_state ^= self.noise_state << 13;
+            self.noise_state ^= self.noise_state >> 17;
+            self.noise_state ^= self.noise_state << 5;
+            out.push(((self.noise_state >> 16) as i16) >> 11);
+        }
+    }
+
+    fn next_tx_frame(&mut self) -> (Pcm, bool) {
+        if let Some(rx) = self.bridge_in.as_mut() {
+            while let Ok(f) = rx.try_recv() {
+                self.bridge_buf.extend(f);
+            }
+            // Bound the bridge backlog to ~100 ms.
+            while self.bridge_buf.len() > FRAME * 5 {
+                self.bridge_buf.drain(..FRAME);
+            }
+            if self.bridge_buf.len() >= FRAME {
+                return (self.bridge_buf.drain(..FRAME).collect(), true);
+            }
+        }
+        if let Some((p, pos)) = self.prompts.front_mut() {
+            let end = (*pos + FRAME).min(p.len());
+            let mut f = p[*pos..end].to_vec();
+            f.resize(FRAME, 0);
+            *pos = end;
+            if end >= p.len() {
+                self.prompts.pop_front();
+                if self.prompts.is_empty() {
+                    let _ = self.events.try_send(MediaEvent::PlaybackDone);
+                }
+            }
+            return (f, true);
+        }
+        let mut f = Vec::with_capacity(FRAME);
+        self.comfort_noise(&mut f);
+        (f, false)
+    }
+
+    async fn on_tick(&mut self) {
+        let rx = if self.params.recv { self.next_rx_frame() } else { vec![0; FRAME] };
+        if let Some(tx) = &self.bridge_out {
+            let _ = tx.try_send(rx.clone());
+        }
+        let (tx_pcm, voiced) = self.next_tx_frame();
+        if let Some(rec) = self.recorder.as_mut() {
+            if let Err(e) = rec.write(&rx, &tx_pcm) {
+                tracing::error!(error = %e, "recording stopped");
+                self.recorder = None;
+            }
+        }
+        if self.params.send {
+            if let Some(remote) = self.params.remote.filter(|r| !r.ip().is_unspecified()) {
+                if let (Some((marker, ev)), Some(pt)) = (self.digits.front().copied(), self.params.dtmf_pt) {
+                    self.digits.pop_front();
+                    if marker {
+                        self.digit_ts = self.ts;
+                    }
+                    rtp::build(&mut self.buf_out, marker, pt, self.seq, self.digit_ts, self.ssrc, &ev);
+                } else {
+                    self.digits.clear();
+                    let mut enc = Vec::with_capacity(FRAME);
+                    self.params.law.encode(&tx_pcm, &mut enc);
+                    let marker = voiced && self.talkspurt;
+                    self.talkspurt = !voiced;
+                    rtp::build(&mut self.buf_out, marker, self.params.payload_type, self.seq, self.ts, self.ssrc, &enc);
+                }
+                if self.rtp.send_to(&self.buf_out, remote).await.is_ok() {
+                    self.sent_packets = self.sent_packets.wrapping_add(1);
+                    self.sent_octets = self.sent_octets.wrapping_add(self.buf_out.len() as u32 - 12);
+                }
+                self.seq = self.seq.wrapping_add(1);
+            }
+        }
+        self.ts = self.ts.wrapping_add(FRAME as u32);
+        if self.params.recv && !self.timed_out && self.last_rx.elapsed() > self.timeout {
+            self.timed_out = true;
+            let _ = self.events.send(MediaEvent::RtpTimeout).await;
+        }
+    }
+
+    async fn send_rtcp(&mut self) {
+        let Some(to) = self.rtcp_remote.filter(|r| !r.ip().is_unspecified()) else { return };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
+        let block = (self.stats.received > 0).then(|| self.stats.report_block(self.started.elapsed().as_millis() as u64));
+        let sr = rtcp::sender_report(self.ssrc, rtcp::ntp_from_unix_micros(now), self.ts, self.sent_packets, self.sent_octets, block, &self.cname);
+        let _ = self.rtcp.send_to(&sr, to).await;
+    }
+}

@@ -1,0 +1,148 @@
+//! WAV prompts (any rate, resampled to 8 kHz with rubato) and per-call recordings.
+
+use rubato::{FftFixedInOut, Resampler};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum WavError {
+    #[error("cannot read WAV {path}: {source}")]
+    Read { path: PathBuf, source: hound::Error },
+    #[error("cannot resample {path}: {msg}")]
+    Resample { path: PathBuf, msg: String },
+    #[error("cannot write recording {path}: {source}")]
+    Write { path: PathBuf, source: hound::Error },
+}
+
+/// Loads a WAV file as mono 16-bit PCM at `rate` Hz (channels are averaged).
+pub fn load_mono(path: &Path, rate: u32) -> Result<Vec<i16>, WavError> {
+    let rerr = |source| WavError::Read { path: path.to_path_buf(), source };
+    let mut reader = hound::WavReader::open(path).map_err(rerr)?;
+    let spec = reader.spec();
+    let ch = spec.channels.max(1) as usize;
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>().map_err(rerr)?,
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1i64 << (spec.bits_per_sample.clamp(8, 32) - 1)) as f32;
+            reader.samples::<i32>().map(|s| s.map(|v| v as f32 * scale)).collect::<Result<_, _>>().map_err(rerr)?
+        }
+    };
+    let mono: Vec<f32> = samples.chunks(ch).map(|c| c.iter().sum::<f32>() / c.len() as f32).collect();
+    let out = resample(&mono, spec.sample_rate, rate).map_err(|msg| WavError::Resample { path: path.to_path_buf(), msg })?;
+    Ok(out.iter().map(|&s| (s.clamp(-1.0, 1.0) * 32767.0) as i16).collect())
+}
+
+/// Resamples mono f32 audio with rubato's FFT resampler.
+pub fn resample(input: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String> {
+    if from == to || input.is_empty() {
+        return Ok(input.to_vec());
+    }
+    let mut r = FftFixedInOut::<f32>::new(from as usize, to as usize, 1024, 1).map_err(|e| e.to_string())?;
+    let delay = r.output_delay();
+    let mut out = Vec::with_capacity(input.len() * to as usize / from as usize + 2048);
+    let mut pos = 0;
+    while pos + r.input_frames_next() <= input.len() {
+        let n = r.input_frames_next();
+        let o = r.process(&[&input[pos..pos + n]], None).map_err(|e| e.to_string())?;
+        out.extend_from_slice(&o[0]);
+        pos += n;
+    }
+    // Flush the tail and the resampler's delay with zeros.
+    let mut tail = input[pos..].to_vec();
+    tail.resize(r.input_frames_next(), 0.0);
+    let o = r.process(&[&tail], None).map_err(|e| e.to_string())?;
+    out.extend_from_slice(&o[0]);
+    let zeros = vec![0.0; r.input_frames_next()];
+    let o = r.process(&[&zeros], None).map_err(|e| e.to_string())?;
+    out.extend_from_slice(&o[0]);
+    let want = (input.len() as u64 * to as u64 / from as u64) as usize;
+    let end = (delay + want).min(out.len());
+    Ok(out[delay.min(end)..end].to_vec())
+}
+
+/// A stereo 8 kHz recording: left = caller (what we received), right = what we sent.
+pub struct Recorder {
+    writer: Option<hound::WavWriter<std::io::BufWriter<std::fs::File>>>,
+    path: PathBuf,
+    frames_since_flush: u32,
+}
+
+impl Recorder {
+    pub fn create(path: &Path) -> Result<Recorder, WavError> {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let spec = hound::WavSpec { channels: 2, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let writer = hound::WavWriter::create(path, spec).map_err(|source| WavError::Write { path: path.to_path_buf(), source })?;
+        Ok(Recorder { writer: Some(writer), path: path.to_path_buf(), frames_since_flush: 0 })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes one frame of each direction (equal lengths; the shorter is padded with silence).
+    pub fn write(&mut self, rx: &[i16], tx: &[i16]) -> Result<(), WavError> {
+        let Some(w) = self.writer.as_mut() else { return Ok(()) };
+        let n = rx.len().max(tx.len());
+        let werr = |source| WavError::Write { path: self.path.clone(), source };
+        for i in 0..n {
+            w.write_sample(rx.get(i).copied().unwrap_or(0)).map_err(werr)?;
+            w.write_sample(tx.get(i).copied().unwrap_or(0)).map_err(werr)?;
+        }
+        self.frames_since_flush += 1;
+        // Keep the header valid on disk about once a second, so a crash loses little.
+        if self.frames_since_flush >= 50 {
+            self.frames_since_flush = 0;
+            w.flush().map_err(werr)?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(&mut self) -> Result<(), WavError> {
+        if let Some(w) = self.writer.take() {
+            w.finalize().map_err(|source| WavError::Write { path: self.path.clone(), source })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resample_keeps_length_and_frequency() {
+        // 1 s of 440 Hz at 22050 Hz -> 8000 Hz.
+        let input: Vec<f32> = (0..22050).map(|i| (i as f32 * 440.0 * 2.0 * std::f32::consts::PI / 22050.0).sin() * 0.5).collect();
+        let out = resample(&input, 22050, 8000).unwrap();
+        assert_eq!(out.len(), 8000);
+        // Count zero crossings in the middle: ~880 per second.
+        let zc = out[1000..7000].windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count();
+        assert!((650..670).contains(&zc), "zero crossings {zc}");
+    }
+
+    #[test]
+    fn recorder_writes_stereo_and_loader_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.wav");
+        let mut r = Recorder::create(&p).unwrap();
+        for _ in 0..60 {
+            r.write(&[1000; 160], &[-1000; 160]).unwrap();
+        }
+        r.finish().unwrap();
+        let rd = hound::WavReader::open(&p).unwrap();
+        assert_eq!(rd.spec().channels, 2);
+        assert_eq!(rd.duration(), 60 * 160);
+        let mono = load_mono(&p, 8000).unwrap();
+        assert_eq!(mono.len(), 9600);
+        assert!(mono.iter().all(|&s| s.abs() <= 1));
+        assert!(load_mono(&dir.path().join("missing.wav"), 8000).is_err());
+    }
+}

@@ -1,0 +1,297 @@
+//! SQLite storage (WAL, migrations in code, a schema version table). One writer thread owns
+//! the connection; callers send closures to it, so async tasks never block on disk.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database thread has stopped")]
+    Gone,
+}
+
+/// Schema migrations, applied in order; the index + 1 is the schema version.
+const MIGRATIONS: &[&str] = &[
+    // 1: call detail records and registrations
+    "CREATE TABLE calls (
+        id TEXT PRIMARY KEY,
+        sip_call_id TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        from_uri TEXT NOT NULL,
+        from_display TEXT,
+        to_uri TEXT NOT NULL,
+        remote_addr TEXT,
+        transport TEXT,
+        started_at_ms INTEGER NOT NULL,
+        answered_at_ms INTEGER,
+        ended_at_ms INTEGER,
+        end_reason TEXT,
+        codec TEXT,
+        recording_path TEXT,
+        dtmf TEXT NOT NULL DEFAULT '',
+        rtp_packets_in INTEGER,
+        rtp_packets_out INTEGER,
+        rtp_lost INTEGER,
+        jitter_ms REAL
+    );
+    CREATE INDEX calls_started ON calls(started_at_ms);
+    CREATE TABLE registrations (
+        aor TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        expires_at_ms INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        transport TEXT NOT NULL,
+        user_agent TEXT,
+        updated_at_ms INTEGER NOT NULL,
+        PRIMARY KEY (aor, contact)
+    );",
+];
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Handle to the database thread.
+#[derive(Clone)]
+pub struct Store {
+    tx: mpsc::Sender<Job>,
+    pub path: PathBuf,
+}
+
+/// Opens (creating if needed) the database and applies migrations.
+pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let oerr = |source| StoreError::Open { path: path.to_path_buf(), source };
+    let mut conn = Connection::open(path).map_err(oerr)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(oerr)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(oerr)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(oerr)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(oerr)?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let current: i64 = conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [i as i64 + 1])?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied schema migration");
+    }
+    Ok(())
+}
+
+pub fn schema_version(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?)
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut conn = open_connection(path)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("voxdesk-store".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job(&mut conn);
+                }
+                let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
+            })
+            .map_err(|e| StoreError::Open { path: path.to_path_buf(), source: rusqlite::Error::InvalidParameterName(e.to_string()) })?;
+        Ok(Store { tx, path: path.to_path_buf() })
+    }
+
+    /// Queues a write; failures are logged (the call goes on).
+    pub fn write(&self, what: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<usize> + Send + 'static) {
+        let job: Job = Box::new(move |c| {
+            if let Err(e) = f(c) {
+                tracing::error!(error = %e, what, "database write failed");
+            }
+        });
+        if self.tx.send(job).is_err() {
+            tracing::error!(what, "database thread has stopped; write lost");
+        }
+    }
+
+    /// Runs a query on the database thread and waits for its result.
+    pub async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static) -> Result<T, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |c| {
+            let _ = tx.send(f(c));
+        });
+        self.tx.send(job).map_err(|_| StoreError::Gone)?;
+        Ok(rx.await.map_err(|_| StoreError::Gone)??)
+    }
+
+    /// Waits until every queued write has been applied.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.read(|_| Ok(())).await
+    }
+
+    pub fn call_started(&self, c: &NewCall) {
+        let c = c.clone();
+        self.write("call start", move |db| {
+            db.execute(
+                "INSERT INTO calls (id, sip_call_id, direction, from_uri, from_display, to_uri, remote_addr, transport, started_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![c.id, c.sip_call_id, c.direction, c.from_uri, c.from_display, c.to_uri, c.remote_addr, c.transport, c.started_at_ms],
+            )
+        });
+    }
+
+    pub fn call_answered(&self, id: &str, at_ms: i64, codec: &str, recording: Option<&Path>) {
+        let (id, codec, rec) = (id.to_string(), codec.to_string(), recording.map(|p| p.display().to_string()));
+        self.write("call answer", move |db| {
+            db.execute("UPDATE calls SET answered_at_ms = ?2, codec = ?3, recording_path = ?4 WHERE id = ?1", params![id, at_ms, codec, rec])
+        });
+    }
+
+    pub fn call_dtmf(&self, id: &str, digit: char) {
+        let (id, d) = (id.to_string(), digit.to_string());
+        self.write("call dtmf", move |db| db.execute("UPDATE calls SET dtmf = dtmf || ?2 WHERE id = ?1", params![id, d]));
+    }
+
+    pub fn call_ended(&self, id: &str, at_ms: i64, reason: &str, media: Option<MediaSummary>) {
+        let (id, reason) = (id.to_string(), reason.to_string());
+        self.write("call end", move |db| {
+            let m = media.unwrap_or_default();
+            db.execute(
+                "UPDATE calls SET ended_at_ms = ?2, end_reason = ?3, rtp_packets_in = ?4, rtp_packets_out = ?5, rtp_lost = ?6, jitter_ms = ?7
+                 WHERE id = ?1 AND ended_at_ms IS NULL",
+                params![id, at_ms, reason, m.packets_in as i64, m.packets_out as i64, m.lost, m.jitter_ms],
+            )
+        });
+    }
+
+    /// Marks calls left open by a crash as ended (run at start-up).
+    pub fn close_orphans(&self, now_ms: i64) {
+        self.write("orphan calls", move |db| {
+            db.execute("UPDATE calls SET ended_at_ms = ?1, end_reason = 'server-restart' WHERE ended_at_ms IS NULL", [now_ms])
+        });
+    }
+
+    pub fn registration_set(&self, r: RegistrationRow) {
+        self.write("registration", move |db| {
+            db.execute(
+                "INSERT INTO registrations (aor, contact, expires_at_ms, source, transport, user_agent, updated_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(aor, contact) DO UPDATE SET expires_at_ms = excluded.expires_at_ms, source = excluded.source,
+                   transport = excluded.transport, user_agent = excluded.user_agent, updated_at_ms = excluded.updated_at_ms",
+                params![r.aor, r.contact, r.expires_at_ms, r.source, r.transport, r.user_agent, r.updated_at_ms],
+            )
+        });
+    }
+
+    pub fn registration_remove(&self, aor: &str, contact: Option<&str>) {
+        let (aor, contact) = (aor.to_string(), contact.map(str::to_string));
+        self.write("unregister", move |db| match contact {
+            Some(c) => db.execute("DELETE FROM registrations WHERE aor = ?1 AND contact = ?2", params![aor, c]),
+            None => db.execute("DELETE FROM registrations WHERE aor = ?1", params![aor]),
+        });
+    }
+
+    pub async fn registrations(&self) -> Result<Vec<RegistrationRow>, StoreError> {
+        self.read(|db| {
+            let mut st = db.prepare("SELECT aor, contact, expires_at_ms, source, transport, user_agent, updated_at_ms FROM registrations")?;
+            let rows = st.query_map([], |r| {
+                Ok(RegistrationRow {
+                    aor: r.get(0)?,
+                    contact: r.get(1)?,
+                    expires_at_ms: r.get(2)?,
+                    source: r.get(3)?,
+                    transport: r.get(4)?,
+                    user_agent: r.get(5)?,
+                    updated_at_ms: r.get(6)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub async fn call_row(&self, id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let id = id.to_string();
+        self.read(move |db| db.query_row("SELECT id, end_reason FROM calls WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?))).optional()).await
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCall {
+    pub id: String,
+    pub sip_call_id: String,
+    pub direction: String,
+    pub from_uri: String,
+    pub from_display: Option<String>,
+    pub to_uri: String,
+    pub remote_addr: String,
+    pub transport: String,
+    pub started_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MediaSummary {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub lost: i64,
+    pub jitter_ms: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistrationRow {
+    pub aor: String,
+    pub contact: String,
+    pub expires_at_ms: i64,
+    pub source: String,
+    pub transport: String,
+    pub user_agent: Option<String>,
+    pub updated_at_ms: i64,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn migrations_and_cdr_lifecycle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite");
+        let s = Store::open(&path).unwrap();
+        s.call_started(&NewCall {
+            id: "c1".into(),
+            sip_call_id: "x@y".into(),
+            direction: "inbound".into(),
+            from_uri: "sip:a@b".into(),
+            from_display: None,
+            to_uri: "sip:bot@vd".into(),
+            remote_addr: "127.0.0.1:5062".into(),
+            transport: "udp".into(),
+            started_at_ms: 1,
+        });
+        s.call_dtmf("c1", '1');
+        s.call_dtmf("c1", '#');
+        s.call_ended("c1", 5, "caller-bye", None);
+        s.call_ended("c1", 9, "late", None);
+        s.flush().await.unwrap();
+        assert_eq!(s.call_row("c1").await.unwrap(), Some(("c1".into(), Some("caller-bye".into()))));
+        drop(s);
+        // Re-opening applies no migration twice.
+        let c = open_connection(&path).unwrap();
+        assert_eq!(schema_version(&c).unwrap(), MIGRATIONS.len() as i64);
+        let dtmf: String = c.query_row("SELECT dtmf FROM calls", [], |r| r.get(0)).unwrap();
+        assert_eq!(dtmf, "1#");
+    }
+}
