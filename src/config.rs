@@ -46,6 +46,8 @@ pub struct SipConfig {
     /// Digest realm.
     pub realm: String,
     pub user_agent: String,
+    /// Milliseconds of ringing (180) before the bot answers.
+    pub ring_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,6 +115,7 @@ impl Default for SipConfig {
             public_address: None,
             realm: "voxdesk".into(),
             user_agent: format!("voxdesk/{}", env!("CARGO_PKG_VERSION")),
+            ring_ms: 200,
         }
     }
 }

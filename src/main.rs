@@ -1,1 +1,153 @@
-fn main(){}
+//! The `voxdesk` command line: `serve` runs the server, `doctor` checks an installation.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::sync::Arc;
+use voxdesk::config::{Config, Overrides};
+use voxdesk::endpoint::{Endpoint, Shared};
+use voxdesk::media::ports::PortPool;
+use voxdesk::store::{now_ms, Store};
+use voxdesk::transport::Transport;
+
+#[derive(Parser)]
+#[command(name = "voxdesk", version, about = "On-premises AI voice call-center server")]
+struct Cli {
+    /// Config file (TOML). Without one, built-in defaults are used.
+    #[arg(long, short, global = true, env = "VOXDESK_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where state lives (SQLite database, recordings). Default ./data
+    #[arg(long, global = true, env = "VOXDESK_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Where model files are read from. Default ./models
+    #[arg(long, global = true, env = "VOXDESK_MODELS_DIR")]
+    models_dir: Option<PathBuf>,
+    /// Log filter (tracing EnvFilter syntax), e.g. "info" or "voxdesk=debug".
+    #[arg(long, global = true, env = "VOXDESK_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve {
+        /// SIP bind address (overrides sip.bind).
+        #[arg(long)]
+        bind: Option<String>,
+        /// SIP port (overrides sip.port).
+        #[arg(long)]
+        sip_port: Option<u16>,
+    },
+    /// Check the configuration, database, prompts and ports, then exit.
+    Doctor,
+}
+
+fn overrides(cli: &Cli) -> Overrides {
+    let (bind, port) = match &cli.command {
+        Some(Command::Serve { bind, sip_port }) => (bind.clone(), *sip_port),
+        _ => (None, None),
+    };
+    Overrides { data_dir: cli.data_dir.clone(), models_dir: cli.models_dir.clone(), bind, port }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")))
+        .with_target(false)
+        .init();
+    let result = match &cli.command {
+        None | Some(Command::Serve { .. }) => serve(&cli),
+        Some(Command::Doctor) => doctor(&cli),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("voxdesk: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    Ok(Config::load(cli.config.as_deref(), &overrides(cli))?)
+}
+
+fn doctor(cli: &Cli) -> Result<()> {
+    let cfg = load_config(cli)?;
+    println!("config      ok ({})", cli.config.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into()));
+    std::fs::create_dir_all(&cfg.paths.data_dir).with_context(|| format!("cannot create data dir {}", cfg.paths.data_dir.display()))?;
+    let conn = voxdesk::store::open_connection(&cfg.database_path())?;
+    println!("database    ok ({}, schema version {})", cfg.database_path().display(), voxdesk::store::schema_version(&conn)?);
+    let g = voxdesk::prompts::greeting(&cfg)?;
+    println!("greeting    ok ({:.1} s at 8 kHz)", g.len() as f32 / 8000.0);
+    let probe = std::net::UdpSocket::bind((cfg.sip.bind.as_str(), cfg.sip.port));
+    match probe {
+        Ok(_) => println!("sip port    ok ({}:{} is free)", cfg.sip.bind, cfg.sip.port),
+        Err(e) => println!("sip port    WARNING: {}:{}: {e} (is voxdesk already running?)", cfg.sip.bind, cfg.sip.port),
+    }
+    println!("agents      {} account(s){}", cfg.agents.len(), if cfg.demo_agents { " (demo: agent1/agent1pass, agent2/agent2pass)" } else { "" });
+    println!("models      {} (speech models arrive with the speech pipeline; nothing to check yet)", cfg.paths.models_dir.display());
+    Ok(())
+}
+
+fn serve(cli: &Cli) -> Result<()> {
+    let cfg = load_config(cli)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("voxdesk").build()?;
+    rt.block_on(run(cfg))
+}
+
+async fn run(cfg: Config) -> Result<()> {
+    std::fs::create_dir_all(&cfg.paths.data_dir).with_context(|| format!("cannot create data dir {}", cfg.paths.data_dir.display()))?;
+    let store = Store::open(&cfg.database_path())?;
+    store.close_orphans(now_ms());
+    let greeting = Arc::new(voxdesk::prompts::greeting(&cfg)?);
+    let bind_ip: std::net::IpAddr = cfg.sip.bind.parse().context("sip.bind")?;
+    let (in_tx, in_rx) = tokio::sync::mpsc::channel(4096);
+    let addr = std::net::SocketAddr::new(bind_ip, cfg.sip.port);
+    let udp = cfg.sip.transports.iter().any(|t| t == "udp");
+    let tcp = cfg.sip.transports.iter().any(|t| t == "tcp");
+    let transport = Transport::bind(addr, udp, tcp, in_tx).await.with_context(|| format!("cannot bind SIP on {addr} (sip.bind / sip.port)"))?;
+    let sip_port = transport.local_udp.or(transport.local_tcp).map(|a| a.port()).unwrap_or(cfg.sip.port);
+    let shared = Arc::new(Shared {
+        ports: PortPool::new(cfg.media.rtp_port_min, cfg.media.rtp_port_max),
+        store: store.clone(),
+        greeting,
+        bind_ip,
+        advertised: cfg.advertised_address(),
+        sip_port,
+        server_header: cfg.sip.user_agent.clone(),
+        cfg: cfg.clone(),
+    });
+    tracing::info!(
+        udp = ?transport.local_udp, tcp = ?transport.local_tcp, database = %cfg.database_path().display(),
+        recordings = %cfg.recordings_dir().display(), agents = cfg.agents.len(), "voxdesk ready"
+    );
+    let endpoint = Endpoint::new(shared, transport, in_rx).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stop requested");
+        let _ = stop_tx.send(true);
+    });
+    endpoint.run(stop_rx).await;
+    store.flush().await?;
+    tracing::info!("voxdesk stopped; database flushed");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -483,3 +483,13 @@ impl<A: Clone> TransactionLayer<A> {
 pub fn is_method(msg: &Message, m: &Method) -> bool {
     matches!(&msg.start, StartLine::Request { method, .. } if method == m)
 }
+
+/// The key a client transaction for this outgoing request will have.
+pub fn client_key_for_request(req: &Message) -> Option<TxKey> {
+    Some(TxKey {
+        server: false,
+        branch: req.top_via().ok()?.branch()?.to_string(),
+        sent_by: String::new(),
+        method: req.method()?.as_str().to_string(),
+    })
+}

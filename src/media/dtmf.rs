@@ -53,21 +53,20 @@ impl Event {
 /// Turns a stream of event packets into digits, once per event (RFC 4733 §2.5.1).
 #[derive(Default)]
 pub struct DtmfReceiver {
-    /// RTP timestamp of the event being received and whether it was reported.
-    current: Option<(u32, bool)>,
+    /// (RTP timestamp, event code) of the event last reported.
+    current: Option<(u32, u8)>,
 }
 
 impl DtmfReceiver {
     /// Feeds one packet; returns a digit when an event starts (reported once, on first sight).
     pub fn on_packet(&mut self, rtp_ts: u32, payload: &[u8]) -> Option<char> {
         let ev = Event::parse(payload)?;
-        match self.current {
-            Some((ts, true)) if ts == rtp_ts => None,
-            _ => {
-                self.current = Some((rtp_ts, true));
-                event_char(ev.code)
-            }
+        // Packets of one event share its timestamp; a new timestamp or code is a new event.
+        if self.current == Some((rtp_ts, ev.code)) {
+            return None;
         }
+        self.current = Some((rtp_ts, ev.code));
+        event_char(ev.code)
     }
 }
 
@@ -101,6 +100,9 @@ mod tests {
         let digits: Vec<char> = digit_packets('5', 60).iter().filter_map(|(_, p)| r.on_packet(9600, p)).collect();
         assert_eq!(digits, ['5']);
         assert_eq!(r.on_packet(1, &[1, 2]), None, "short payload ignored");
+        // Two digits that reuse one timestamp (as some senders do) are still two events.
+        let digits: Vec<char> = ['1', '#'].iter().flat_map(|d| digit_packets(*d, 60)).filter_map(|(_, p)| r.on_packet(77, &p)).collect();
+        assert_eq!(digits, ['1', '#']);
         assert_eq!(event_char(200), None);
     }
 }

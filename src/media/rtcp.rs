@@ -16,13 +16,16 @@ pub struct RecvStats {
     last_transit: Option<i64>,
     /// Middle 32 bits of the NTP timestamp of the last SR received, and when it arrived (ms).
     pub last_sr: Option<(u32, u64)>,
+    /// Losses of earlier sources (the remote changed SSRC), kept across resets.
+    pub prior_lost: i64,
 }
 
 impl RecvStats {
     /// Updates for one packet: `arrival_ts` is the arrival time in RTP timestamp units.
     pub fn on_packet(&mut self, ssrc: u32, seq: u16, rtp_ts: u32, arrival_ts: u32) {
         if !self.started || ssrc != self.ssrc {
-            *self = RecvStats { ssrc, base_seq: seq as u32, max_seq: seq, started: true, ..Default::default() };
+            let prior_lost = if self.started { self.prior_lost + self.cumulative_lost().max(0) } else { 0 };
+            *self = RecvStats { ssrc, base_seq: seq as u32, max_seq: seq, started: true, prior_lost, ..Default::default() };
         }
         let delta = seq.wrapping_sub(self.max_seq);
         if delta != 0 && delta < 0x8000 {

@@ -104,7 +104,8 @@ struct Session {
     rx_fifo: VecDeque<i16>,
     dtmf_rx: DtmfReceiver,
     stats: RecvStats,
-    latched: bool,
+    packets_in: u64,
+    rx_source: Option<SocketAddr>,
     rtcp_remote: Option<SocketAddr>,
     last_rx: Instant,
     timeout: Duration,
@@ -150,7 +151,8 @@ impl Session {
             rx_fifo: VecDeque::with_capacity(FRAME * 4),
             dtmf_rx: DtmfReceiver::default(),
             stats: RecvStats::default(),
-            latched: false,
+            packets_in: 0,
+            rx_source: None,
             last_rx: Instant::now(),
             timeout: s.rtp_timeout,
             timed_out: false,
@@ -207,9 +209,9 @@ impl Session {
             }
         }
         MediaSummary {
-            packets_in: self.stats.received,
+            packets_in: self.packets_in,
             packets_out: self.sent_packets as u64,
-            lost: self.stats.cumulative_lost().max(0),
+            lost: self.stats.prior_lost + self.stats.cumulative_lost().max(0),
             jitter_ms: self.stats.jitter() as f64 / 8.0,
         }
     }
@@ -221,7 +223,7 @@ impl Session {
             MediaCmd::SendDigit(d) => self.digits.extend(dtmf::digit_packets(d, 100)),
             MediaCmd::Update(p) => {
                 if p.remote != self.params.remote {
-                    self.latched = false;
+                    self.rx_source = None;
                     self.rtcp_remote = p.remote.map(|a| SocketAddr::new(a.ip(), a.port() + 1));
                 }
                 if p.recv && !self.params.recv {
@@ -241,31 +243,35 @@ impl Session {
 
     async fn on_rtp(&mut self, b: &[u8], from: SocketAddr) {
         let Ok(p) = RtpPacket::parse(b) else {
-            tracing::trace!(%from, len = b.len(), "ignored a non-RTP datagram");
+            tracing::debug!(%from, len = b.len(), "ignored a non-RTP datagram");
             return;
         };
         // Symmetric RTP: latch onto the source of the first valid packet (a NATed caller's
-        // real address rarely matches its SDP); afterwards ignore packets from elsewhere.
-        if self.latched {
-            if self.params.remote != Some(from) {
+        // real address rarely matches its SDP). Another source is ignored while the latched
+        // one is live, and taken over after 500 ms of silence (NAT rebinding, media restart).
+        if let Some(src) = self.rx_source {
+            if src != from && self.last_rx.elapsed() < Duration::from_millis(500) {
+                tracing::debug!(%from, "ignored RTP from a second source");
                 return;
             }
-        } else {
-            self.latched = true;
-            if self.params.remote != Some(from) {
-                self.params.remote = Some(from);
-                self.rtcp_remote = Some(SocketAddr::new(from.ip(), from.port().wrapping_add(1)));
-                let _ = self.events.try_send(MediaEvent::Latched(from));
-            }
+        }
+        self.rx_source = Some(from);
+        // Port 0 cannot be answered (sipp's pcap replay sends from it): keep the send target.
+        if from.port() != 0 && self.params.remote != Some(from) {
+            self.params.remote = Some(from);
+            self.rtcp_remote = Some(SocketAddr::new(from.ip(), from.port().wrapping_add(1)));
+            let _ = self.events.try_send(MediaEvent::Latched(from));
         }
         self.last_rx = Instant::now();
-        let arrival = (self.started.elapsed().as_micros() / 125) as u32;
-        self.stats.on_packet(p.ssrc, p.seq, p.timestamp, arrival);
+        self.packets_in += 1;
         if Some(p.payload_type) == self.params.dtmf_pt {
             if let Some(d) = self.dtmf_rx.on_packet(p.timestamp, p.payload) {
                 let _ = self.events.send(MediaEvent::Dtmf(d)).await;
             }
         } else if p.payload_type == self.params.payload_type {
+            // Loss and jitter are measured on the audio stream only.
+            let arrival = (self.started.elapsed().as_micros() / 125) as u32;
+            self.stats.on_packet(p.ssrc, p.seq, p.timestamp, arrival);
             self.jitter.push(p.timestamp, p.payload);
         }
     }

@@ -16,8 +16,19 @@ pub enum WavError {
 
 /// Loads a WAV file as mono 16-bit PCM at `rate` Hz (channels are averaged).
 pub fn load_mono(path: &Path, rate: u32) -> Result<Vec<i16>, WavError> {
+    let reader = hound::WavReader::open(path).map_err(|source| WavError::Read { path: path.to_path_buf(), source })?;
+    decode_mono(reader, path, rate)
+}
+
+/// Like [`load_mono`] for WAV bytes in memory (`name` is used in errors).
+pub fn load_mono_bytes(bytes: &[u8], name: &str, rate: u32) -> Result<Vec<i16>, WavError> {
+    let path = Path::new(name);
+    let reader = hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(|source| WavError::Read { path: path.to_path_buf(), source })?;
+    decode_mono(reader, path, rate)
+}
+
+fn decode_mono<R: std::io::Read>(mut reader: hound::WavReader<R>, path: &Path, rate: u32) -> Result<Vec<i16>, WavError> {
     let rerr = |source| WavError::Read { path: path.to_path_buf(), source };
-    let mut reader = hound::WavReader::open(path).map_err(rerr)?;
     let spec = reader.spec();
     let ch = spec.channels.max(1) as usize;
     let samples: Vec<f32> = match spec.sample_format {

@@ -1,0 +1,397 @@
+//! The SIP endpoint: one task that owns the transaction layer and the registrar, validates
+//! requests, answers what needs no call (OPTIONS, REGISTER, errors) and routes the rest to
+//! call actors. Sockets stay in `transport`; the SIP logic lives in `voxdesk-sip`.
+
+use crate::call::{self, CallInput};
+use crate::config::Config;
+use crate::media::ports::PortPool;
+use crate::media::session::Pcm;
+use crate::registrar::{Registrar, StoreOp};
+use crate::store::{now_ms, RegistrationRow, Store};
+use crate::transport::{Flow, Inbound, Transport};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+use voxdesk_sip::txn::{Output, Timers, TransactionLayer, TxKey};
+use voxdesk_sip::validate::{validate_request, Capabilities};
+use voxdesk_sip::{Message, Method};
+
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO";
+pub const SUPPORTED: &str = "timer";
+
+/// What every call needs, shared read-only.
+pub struct Shared {
+    pub cfg: Config,
+    pub store: Store,
+    pub ports: PortPool,
+    pub greeting: Arc<Pcm>,
+    pub bind_ip: IpAddr,
+    pub advertised: String,
+    pub sip_port: u16,
+    pub server_header: String,
+}
+
+impl Shared {
+    pub fn contact(&self, flow: &Flow) -> String {
+        match flow {
+            Flow::Udp(_) => format!("<sip:voxdesk@{}:{}>", self.advertised_host(), self.sip_port),
+            Flow::Tcp { .. } => format!("<sip:voxdesk@{}:{};transport=tcp>", self.advertised_host(), self.sip_port),
+        }
+    }
+
+    pub fn advertised_host(&self) -> String {
+        if self.advertised.contains(':') {
+            format!("[{}]", self.advertised)
+        } else {
+            self.advertised.clone()
+        }
+    }
+
+    pub fn via(&self, flow: &Flow) -> String {
+        format!("SIP/2.0/{} {}:{};branch={};rport", flow.transport(), self.advertised_host(), self.sip_port, new_branch())
+    }
+}
+
+pub fn new_branch() -> String {
+    format!("{}{:016x}", voxdesk_sip::txn::MAGIC_COOKIE, rand::random::<u64>())
+}
+
+pub fn new_tag() -> String {
+    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
+}
+
+/// Messages from call actors to the endpoint.
+#[derive(Debug)]
+pub enum CoreMsg {
+    Respond { key: TxKey, msg: Message },
+    /// Start a client transaction (or just send, for ACK).
+    Request { call: String, msg: Message, flow: Flow },
+    /// The call actor is done; forget these SIP Call-IDs.
+    Ended { call_ids: Vec<String> },
+}
+
+struct CallEntry {
+    tx: mpsc::Sender<CallInput>,
+}
+
+pub struct Endpoint {
+    shared: Arc<Shared>,
+    transport: Transport,
+    txl: TransactionLayer<Flow>,
+    clock: Instant,
+    calls: HashMap<String, CallEntry>,
+    client_owner: HashMap<TxKey, String>,
+    registrar: Registrar,
+    core_tx: mpsc::Sender<CoreMsg>,
+    core_rx: mpsc::Receiver<CoreMsg>,
+    inbound: mpsc::Receiver<Inbound>,
+}
+
+impl Endpoint {
+    pub async fn new(shared: Arc<Shared>, transport: Transport, inbound: mpsc::Receiver<Inbound>) -> Endpoint {
+        let secret: [u8; 32] = rand::random();
+        let mut registrar = Registrar::new(&shared.cfg.sip.realm, shared.cfg.registrar.clone(), &shared.cfg.agents, &secret);
+        // Bindings survive a restart (UDP flows only: TCP connections are gone).
+        if let Ok(rows) = shared.store.registrations().await {
+            let now = now_ms();
+            for r in rows.into_iter().filter(|r| r.expires_at_ms > now && r.transport == "UDP") {
+                if let (Ok(uri), Ok(addr)) = (voxdesk_sip::Uri::parse(&r.contact), r.source.parse()) {
+                    registrar.restore(&r.aor, crate::registrar::Binding {
+                        contact: r.contact.clone(),
+                        uri,
+                        expires_at_ms: r.expires_at_ms,
+                        flow: Flow::Udp(addr),
+                        call_id: String::new(),
+                        cseq: 0,
+                        user_agent: r.user_agent.clone(),
+                    });
+                }
+            }
+        }
+        let (core_tx, core_rx) = mpsc::channel(1024);
+        Endpoint {
+            shared,
+            transport,
+            txl: TransactionLayer::new(Timers::default()),
+            clock: Instant::now(),
+            calls: HashMap::new(),
+            client_owner: HashMap::new(),
+            registrar,
+            core_tx,
+            core_rx,
+            inbound,
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.clock.elapsed()
+    }
+
+    /// Runs until `shutdown` flips to true and every call has ended (or the grace period passed).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(10));
+        let mut shutting_down: Option<Instant> = None;
+        loop {
+            let deadline = self.txl.next_deadline().map(|d| self.clock + d);
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(inb) = self.inbound.recv() => self.on_inbound(inb),
+                Some(m) = self.core_rx.recv() => self.on_core(m),
+                _ = sleep => {
+                    let outs = self.txl.on_timer(self.now());
+                    self.dispatch(outs);
+                }
+                _ = housekeeping.tick() => self.housekeeping(),
+                r = shutdown.changed(), if shutting_down.is_none() => {
+                    if r.is_err() || *shutdown.borrow() {
+                        tracing::info!(calls = self.calls.len(), "shutting down: ending active calls");
+                        shutting_down = Some(Instant::now());
+                        for c in self.calls.values() {
+                            let _ = c.tx.try_send(CallInput::Shutdown);
+                        }
+                    }
+                }
+            }
+            if let Some(since) = shutting_down {
+                if self.calls.is_empty() || since.elapsed() > Duration::from_secs(10) {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        let ops = self.registrar.expire(now_ms());
+        self.persist(ops);
+    }
+
+    fn persist(&self, ops: Vec<StoreOp>) {
+        for op in ops {
+            match op {
+                StoreOp::Set { aor, binding } => self.shared.store.registration_set(RegistrationRow {
+                    aor,
+                    contact: binding.contact,
+                    expires_at_ms: binding.expires_at_ms,
+                    source: binding.flow.addr().to_string(),
+                    transport: binding.flow.transport().into(),
+                    user_agent: binding.user_agent,
+                    updated_at_ms: now_ms(),
+                }),
+                StoreOp::Remove { aor, contact } => self.shared.store.registration_remove(&aor, contact.as_deref()),
+            }
+        }
+    }
+
+    fn on_inbound(&mut self, inb: Inbound) {
+        let reliable = inb.flow.reliable();
+        if !inb.msg.is_request() {
+            if let Err(e) = voxdesk_sip::validate::validate_response(&inb.msg) {
+                tracing::debug!(flow = %inb.flow, reason = %e, "dropping invalid response");
+                return;
+            }
+        }
+        let outs = self.txl.on_message(inb.msg, inb.flow, reliable, self.now());
+        self.dispatch(outs);
+    }
+
+    fn dispatch(&mut self, outs: Vec<Output<Flow>>) {
+        for o in outs {
+            match o {
+                Output::Send { to, msg } => self.transport.send(&to, &msg),
+                Output::Request { key, msg, from } => self.on_request(key, msg, from),
+                Output::Response { key, msg } => {
+                    if let Some(call) = self.client_owner.get(&key) {
+                        self.to_call(&call.clone(), CallInput::Response { key, msg });
+                    }
+                }
+                Output::Ack { msg, .. } => {
+                    if let Some(cid) = msg.call_id().map(str::to_string) {
+                        self.to_call(&cid, CallInput::Ack { msg });
+                    }
+                }
+                Output::StrayResponse { msg, .. } => {
+                    // A retransmitted 2xx after our INVITE transaction ended: the call re-ACKs.
+                    if let (Some(cid), Some(200..=299)) = (msg.call_id().map(str::to_string), msg.status()) {
+                        self.to_call(&cid, CallInput::Stray2xx { msg });
+                    }
+                }
+                Output::Timeout { key } => {
+                    if let Some(call) = self.client_owner.get(&key).cloned() {
+                        self.to_call(&call, CallInput::Timeout { key });
+                    } else if key.server {
+                        if let Some(cid) = self.txl.request(&key).and_then(|r| r.call_id()).map(str::to_string) {
+                            self.to_call(&cid, CallInput::Timeout { key });
+                        }
+                    }
+                }
+                Output::Terminated { key } => {
+                    self.client_owner.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn to_call(&mut self, sip_call_id: &str, input: CallInput) {
+        if let Some(c) = self.calls.get(sip_call_id) {
+            if let Err(e) = c.tx.try_send(input) {
+                tracing::warn!(call = sip_call_id, error = %e, "call actor not keeping up; event dropped");
+            }
+        }
+    }
+
+    fn respond(&mut self, key: &TxKey, msg: Message) {
+        let outs = self.txl.respond(key, msg, self.now());
+        self.dispatch(outs);
+    }
+
+    fn reply(&mut self, key: &TxKey, req: &Message, code: u16, extra: &[(&str, String)]) {
+        let tag = if req.to_addr().ok().and_then(|t| t.tag().map(|_| ())).is_some() { None } else { Some(new_tag()) };
+        let mut r = req.response(code, voxdesk_sip::reason_phrase(code), tag.as_deref());
+        r.push_header("Server", self.shared.server_header.clone());
+        for (n, v) in extra {
+            r.push_header(n, v.clone());
+        }
+        self.respond(key, r);
+    }
+
+    fn on_request(&mut self, key: TxKey, msg: Message, flow: Flow) {
+        let caps = Capabilities::default();
+        if let Err(rej) = validate_request(&msg, &caps) {
+            tracing::info!(%flow, code = rej.code, reason = %rej.reason, "rejecting request");
+            let mut r = rej.response_to(&msg, Some(&new_tag()));
+            r.push_header("Server", self.shared.server_header.clone());
+            self.respond(&key, r);
+            return;
+        }
+        let method = msg.method().cloned().unwrap_or(Method::Other(String::new()));
+        let call_id = msg.call_id().unwrap_or_default().to_string();
+        let in_dialog = msg.to_addr().ok().and_then(|t| t.tag().map(|_| ())).is_some();
+        match method {
+            Method::Options => {
+                let accept = "application/sdp".to_string();
+                self.reply(&key, &msg, 200, &[("Allow", ALLOW.into()), ("Accept", accept), ("Supported", SUPPORTED.into())]);
+            }
+            Method::Register => {
+                let tag = new_tag();
+                let (mut resp, ops) = self.registrar.handle(&msg, &flow, now_ms(), &tag);
+                resp.push_header("Server", self.shared.server_header.clone());
+                if resp.status() == Some(200) {
+                    tracing::info!(%flow, to = msg.header("To").unwrap_or(""), "registration updated");
+                }
+                self.persist(ops);
+                self.respond(&key, resp);
+            }
+            Method::Invite if !in_dialog => {
+                if self.calls.contains_key(&call_id) {
+                    // Same Call-ID, new branch, no To tag: a merged/looped request.
+                    self.reply(&key, &msg, 482, &[]);
+                    return;
+                }
+                self.start_call(key, msg, flow, call_id);
+            }
+            Method::Cancel => {
+                let ikey = key.invite_for_cancel();
+                if self.txl.is_pending(&ikey) {
+                    self.reply(&key, &msg, 200, &[]);
+                    self.to_call(&call_id, CallInput::Cancel { invite_key: ikey });
+                } else if self.txl.request(&ikey).is_some() {
+                    // Already answered: the CANCEL has no effect (RFC 3261 §9.2).
+                    self.reply(&key, &msg, 200, &[]);
+                } else {
+                    self.reply(&key, &msg, 481, &[]);
+                }
+            }
+            Method::Invite | Method::Bye | Method::Update | Method::Info => {
+                if self.calls.contains_key(&call_id) {
+                    self.to_call(&call_id, CallInput::Request { key, msg, flow });
+                } else {
+                    self.reply(&key, &msg, 481, &[]);
+                }
+            }
+            Method::Ack => {}
+            Method::Prack | Method::Refer | Method::Notify | Method::Subscribe | Method::Message => {
+                self.reply(&key, &msg, 405, &[("Allow", ALLOW.into())]);
+            }
+            Method::Other(_) => self.reply(&key, &msg, 501, &[("Allow", ALLOW.into())]),
+        }
+    }
+
+    fn start_call(&mut self, key: TxKey, msg: Message, flow: Flow, call_id: String) {
+        let (tx, rx) = mpsc::channel(256);
+        let id = format!("{:016x}", rand::random::<u64>());
+        self.calls.insert(call_id.clone(), CallEntry { tx });
+        let ctx = call::CallCtx { shared: self.shared.clone(), core: self.core_tx.clone(), id: id.clone() };
+        let agents: Vec<(String, crate::registrar::Binding)> = {
+            let user = msg.request_uri().and_then(|u| u.as_sip()).and_then(|u| u.user_decoded()).unwrap_or_default();
+            self.registrar.lookup(&user, now_ms()).into_iter().map(|b| (user.clone(), b)).collect()
+        };
+        let span = tracing::info_span!("call", id = %id);
+        tokio::spawn(
+            async move {
+                let res = std::panic::AssertUnwindSafe(call::run_inbound(ctx.clone(), key, msg, flow, rx, agents));
+                // A panic in one call must never take the server down.
+                if let Err(p) = futures_catch(res).await {
+                    tracing::error!(panic = %p, "call actor panicked");
+                    let _ = ctx.core.send(CoreMsg::Ended { call_ids: vec![call_id] }).await;
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    fn on_core(&mut self, m: CoreMsg) {
+        match m {
+            CoreMsg::Respond { key, msg } => self.respond(&key, msg),
+            CoreMsg::Request { call, msg, flow } => {
+                let reliable = flow.reliable();
+                let is_ack = msg.method() == Some(&Method::Ack);
+                if let Some(cid) = msg.call_id() {
+                    // An outbound leg of a call (B2BUA) routes to the same actor.
+                    if !self.calls.contains_key(cid) {
+                        if let Some(tx) = self.calls.get(&call).map(|c| c.tx.clone()) {
+                            self.calls.insert(cid.to_string(), CallEntry { tx });
+                        }
+                    }
+                }
+                let (key, outs) = self.txl.send_request(msg, flow, reliable, self.now());
+                if !is_ack {
+                    self.client_owner.insert(key, call);
+                }
+                self.dispatch(outs);
+            }
+            CoreMsg::Ended { call_ids } => {
+                for c in call_ids {
+                    self.calls.remove(&c);
+                }
+            }
+        }
+    }
+
+}
+
+/// Catches a panic in a future (the call actor), turning it into an error message.
+async fn futures_catch<F: std::future::Future<Output = ()>>(f: std::panic::AssertUnwindSafe<F>) -> Result<(), String> {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    struct Catch<F>(Pin<Box<F>>);
+    impl<F: std::future::Future<Output = ()>> std::future::Future for Catch<F> {
+        type Output = Result<(), String>;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            let fut = self.0.as_mut();
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
+                Ok(Poll::Ready(())) => Poll::Ready(Ok(())),
+                Ok(Poll::Pending) => Poll::Pending,
+                Err(p) => Poll::Ready(Err(p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown".into()))),
+            }
+        }
+    }
+    Catch(Box::pin(f.0)).await
+}

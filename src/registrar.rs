@@ -1,0 +1,298 @@
+//! The registrar for agent softphones (RFC 3261 §10.3): digest-authenticated REGISTER,
+//! bindings with expiry, multiple contacts, un-register, 423 Interval Too Brief.
+
+use crate::config::{AgentAccount, RegistrarConfig};
+use crate::transport::Flow;
+use std::collections::HashMap;
+use voxdesk_sip::auth::{self, Algorithm, Challenge, NonceKeeper, Verdict};
+use voxdesk_sip::header::{param, NameAddr};
+use voxdesk_sip::{Message, Uri};
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub username: String,
+    pub display_name: String,
+    pub skills: Vec<String>,
+    pub languages: Vec<String>,
+    ha1_md5: String,
+    ha1_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    /// The Contact URI as registered.
+    pub contact: String,
+    pub uri: Uri,
+    pub expires_at_ms: i64,
+    /// The flow the REGISTER arrived on (requests to the agent go back along it).
+    pub flow: Flow,
+    pub call_id: String,
+    pub cseq: u32,
+    pub user_agent: Option<String>,
+}
+
+/// A change the caller persists.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreOp {
+    Set { aor: String, binding: Binding },
+    Remove { aor: String, contact: Option<String> },
+}
+
+pub struct Registrar {
+    realm: String,
+    cfg: RegistrarConfig,
+    nonces: NonceKeeper,
+    accounts: HashMap<String, Account>,
+    bindings: HashMap<String, Vec<Binding>>,
+}
+
+/// RFC 1123 date for a Unix time (the Date header).
+pub fn http_date(unix_secs: i64) -> String {
+    let days = unix_secs.div_euclid(86_400);
+    let secs = unix_secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!(
+        "{}, {d:02} {} {y} {:02}:{:02}:{:02} GMT",
+        WD[days.rem_euclid(7) as usize],
+        MON[(m - 1) as usize],
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+impl Registrar {
+    pub fn new(realm: &str, cfg: RegistrarConfig, agents: &[AgentAccount], nonce_secret: &[u8]) -> Registrar {
+        let accounts = agents
+            .iter()
+            .map(|a| {
+                let (md5, sha) = match (&a.password, &a.ha1) {
+                    (Some(p), _) => (auth::ha1(Algorithm::Md5, &a.username, realm, p), Some(auth::ha1(Algorithm::Sha256, &a.username, realm, p))),
+                    (None, Some(h)) => (h.to_ascii_lowercase(), None),
+                    (None, None) => (String::new(), None),
+                };
+                (
+                    a.username.clone(),
+                    Account {
+                        username: a.username.clone(),
+                        display_name: a.display_name.clone(),
+                        skills: a.skills.clone(),
+                        languages: a.languages.clone(),
+                        ha1_md5: md5,
+                        ha1_sha256: sha,
+                    },
+                )
+            })
+            .collect();
+        Registrar {
+            realm: realm.to_string(),
+            nonces: NonceKeeper::new(nonce_secret, cfg.nonce_lifetime_secs),
+            cfg,
+            accounts,
+            bindings: HashMap::new(),
+        }
+    }
+
+    pub fn account(&self, username: &str) -> Option<&Account> {
+        self.accounts.get(username)
+    }
+
+    /// Restores a binding loaded from the store at start-up.
+    pub fn restore(&mut self, aor: &str, b: Binding) {
+        if self.accounts.contains_key(aor) {
+            self.bindings.entry(aor.to_string()).or_default().push(b);
+        }
+    }
+
+    /// Live bindings of an agent, newest first.
+    pub fn lookup(&self, username: &str, now_ms: i64) -> Vec<Binding> {
+        let mut v: Vec<Binding> = self.bindings.get(username).map(|b| b.iter().filter(|b| b.expires_at_ms > now_ms).cloned().collect()).unwrap_or_default();
+        v.sort_by_key(|b| std::cmp::Reverse(b.expires_at_ms));
+        v
+    }
+
+    /// Drops expired bindings; returns them for the store.
+    pub fn expire(&mut self, now_ms: i64) -> Vec<StoreOp> {
+        let mut ops = Vec::new();
+        for (aor, list) in self.bindings.iter_mut() {
+            list.retain(|b| {
+                let live = b.expires_at_ms > now_ms;
+                if !live {
+                    ops.push(StoreOp::Remove { aor: aor.clone(), contact: Some(b.contact.clone()) });
+                }
+                live
+            });
+        }
+        ops
+    }
+
+    fn challenge(&self, req: &Message, now_ms: i64, stale: bool) -> Message {
+        let mut r = req.response(401, "Unauthorized", None);
+        let nonce = self.nonces.issue((now_ms / 1000) as u64);
+        for alg in [Algorithm::Sha256, Algorithm::Md5] {
+            let c = Challenge { realm: self.realm.clone(), nonce: nonce.clone(), algorithm: alg, stale };
+            r.push_header("WWW-Authenticate", c.header_value());
+        }
+        r
+    }
+
+    /// Handles a validated REGISTER; returns the response and the store changes.
+    pub fn handle(&mut self, req: &Message, flow: &Flow, now_ms: i64, to_tag: &str) -> (Message, Vec<StoreOp>) {
+        let reply = |code: u16, reason: &str| req.response(code, reason, Some(to_tag));
+        let to = match req.to_addr() {
+            Ok(t) => t,
+            Err(_) => return (reply(400, "Bad Request (To)"), vec![]),
+        };
+        let Some(user) = to.uri.as_sip().and_then(|u| u.user_decoded()) else {
+            return (reply(404, "Not Found"), vec![]);
+        };
+        if !self.accounts.contains_key(&user) {
+            return (reply(404, "Not Found"), vec![]);
+        }
+        let accounts = &self.accounts;
+        let verdict = auth::verify(req.header("Authorization"), "REGISTER", &self.realm, &self.nonces, (now_ms / 1000) as u64, |u, alg| {
+            let a = accounts.get(u)?;
+            match alg {
+                Algorithm::Md5 => Some(a.ha1_md5.clone()),
+                Algorithm::Sha256 => a.ha1_sha256.clone(),
+            }
+        });
+        match verdict {
+            Verdict::Ok { username } if username == user => {}
+            Verdict::Ok { .. } => return (reply(403, "Forbidden (credentials for another user)"), vec![]),
+            Verdict::Challenge { stale } => return (self.challenge(req, now_ms, stale), vec![]),
+            Verdict::Malformed(why) => return (reply(400, &format!("Bad Request ({why})")), vec![]),
+        }
+        let call_id = req.call_id().unwrap_or_default().to_string();
+        let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
+        let header_expires: Option<u32> = req.header("Expires").and_then(|e| e.trim().parse().ok());
+        let contacts = req.header_values("Contact");
+        let mut ops = Vec::new();
+        if contacts.contains(&"*") {
+            if contacts.len() != 1 || header_expires != Some(0) {
+                return (reply(400, "Bad Request (Contact: * needs Expires: 0 and no other contacts)"), vec![]);
+            }
+            self.bindings.remove(&user);
+            ops.push(StoreOp::Remove { aor: user.clone(), contact: None });
+        } else {
+            let mut parsed = Vec::new();
+            for c in contacts {
+                let Ok(na) = NameAddr::parse(c) else {
+                    return (reply(400, "Bad Request (Contact)"), vec![]);
+                };
+                let expires = param(&na.params, "expires").flatten().and_then(|e| e.parse::<u32>().ok()).or(header_expires).unwrap_or(self.cfg.default_expires);
+                if expires != 0 && expires < self.cfg.min_expires {
+                    let mut r = reply(423, "Interval Too Brief");
+                    r.push_header("Min-Expires", self.cfg.min_expires.to_string());
+                    return (r, vec![]);
+                }
+                parsed.push((na, expires.min(self.cfg.max_expires)));
+            }
+            let list = self.bindings.entry(user.clone()).or_default();
+            for (na, expires) in parsed {
+                let key = na.uri.to_string();
+                if let Some(old) = list.iter().find(|b| b.contact == key) {
+                    // RFC 3261 §10.3 step 7: an out-of-order REGISTER must not update.
+                    if old.call_id == call_id && cseq <= old.cseq {
+                        return (reply(500, "Server Internal Error (out-of-order REGISTER)"), vec![]);
+                    }
+                }
+                list.retain(|b| b.contact != key);
+                if expires == 0 {
+                    ops.push(StoreOp::Remove { aor: user.clone(), contact: Some(key) });
+                    continue;
+                }
+                let b = Binding {
+                    contact: key,
+                    uri: na.uri.clone(),
+                    expires_at_ms: now_ms + expires as i64 * 1000,
+                    flow: flow.clone(),
+                    call_id: call_id.clone(),
+                    cseq,
+                    user_agent: req.header("User-Agent").map(str::to_string),
+                };
+                ops.push(StoreOp::Set { aor: user.clone(), binding: b.clone() });
+                list.push(b);
+            }
+        }
+        let mut r = reply(200, "OK");
+        for b in self.lookup(&user, now_ms) {
+            let left = ((b.expires_at_ms - now_ms) / 1000).max(0);
+            r.push_header("Contact", format!("<{}>;expires={left}", b.contact));
+        }
+        r.push_header("Date", http_date(now_ms / 1000));
+        (r, ops)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use voxdesk_sip::parse_datagram;
+
+    fn reg(extra: &str, cseq: u32) -> Message {
+        let s = format!(
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK{cseq}\r\nMax-Forwards: 70\r\n\
+From: <sip:agent1@127.0.0.1>;tag=r1\r\nTo: <sip:agent1@127.0.0.1>\r\nCall-ID: reg1\r\nCSeq: {cseq} REGISTER\r\n{extra}Content-Length: 0\r\n\r\n"
+        );
+        parse_datagram(s.as_bytes()).unwrap()
+    }
+
+    fn registrar() -> Registrar {
+        Registrar::new("voxdesk", RegistrarConfig::default(), &crate::config::demo_agents(), b"k")
+    }
+
+    fn authed(r: &mut Registrar, extra: &str, cseq: u32, pw: &str) -> Message {
+        let flow = Flow::Udp("127.0.0.1:5070".parse().unwrap());
+        let (ch, _) = r.handle(&reg(extra, cseq), &flow, 1_000_000, "t");
+        assert_eq!(ch.status(), Some(401));
+        let www: Vec<&str> = ch.header_lines("WWW-Authenticate").collect();
+        assert!(www[0].contains("SHA-256") && www[1].contains("MD5"));
+        let a = auth::respond(www[1], "REGISTER", "sip:127.0.0.1", "agent1", pw, "cn", 1).unwrap();
+        r.handle(&reg(&format!("{extra}Authorization: {a}\r\n"), cseq + 1, ), &flow, 1_001_000, "t").0
+    }
+
+    #[test]
+    fn register_multiple_contacts_and_unregister() {
+        let mut r = registrar();
+        let ok = authed(&mut r, "Contact: <sip:agent1@127.0.0.1:5070>, <sip:agent1@127.0.0.1:5071>;expires=120\r\nExpires: 300\r\n", 1, "agent1pass");
+        assert_eq!(ok.status(), Some(200));
+        assert_eq!(ok.header_values("Contact").len(), 2);
+        assert!(ok.header("Date").unwrap().ends_with("GMT"));
+        assert_eq!(r.lookup("agent1", 1_001_000).len(), 2);
+        assert_eq!(r.lookup("agent1", 1_001_000 + 121_000).len(), 1, "per-contact expiry");
+        let bye = authed(&mut r, "Contact: *\r\nExpires: 0\r\n", 10, "agent1pass");
+        assert_eq!(bye.status(), Some(200));
+        assert!(r.lookup("agent1", 1_001_000).is_empty());
+    }
+
+    #[test]
+    fn wrong_password_short_interval_unknown_user() {
+        let mut r = registrar();
+        assert_eq!(authed(&mut r, "Contact: <sip:agent1@127.0.0.1:5070>\r\n", 1, "wrong").status(), Some(401));
+        let brief = authed(&mut r, "Contact: <sip:agent1@127.0.0.1:5070>\r\nExpires: 10\r\n", 3, "agent1pass");
+        assert_eq!(brief.status(), Some(423));
+        assert_eq!(brief.header("Min-Expires"), Some("60"));
+        let flow = Flow::Udp("127.0.0.1:5070".parse().unwrap());
+        let mut m = reg("", 1);
+        m.set_header("To", "<sip:nobody@127.0.0.1>");
+        assert_eq!(r.handle(&m, &flow, 0, "t").0.status(), Some(404));
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+}
