@@ -82,6 +82,9 @@ pub struct RegistrarConfig {
     pub default_expires: u32,
     /// Digest nonce lifetime in seconds (older nonces get `stale=true`).
     pub nonce_lifetime_secs: u64,
+    /// Challenges sent, in order of preference (RFC 8760): "MD5", "SHA-256". Many phones
+    /// and sipp take the first challenge and know only MD5, so MD5 leads by default.
+    pub digest_algorithms: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -142,7 +145,13 @@ impl Default for PathsConfig {
 
 impl Default for RegistrarConfig {
     fn default() -> Self {
-        RegistrarConfig { min_expires: 60, max_expires: 7200, default_expires: 600, nonce_lifetime_secs: 300 }
+        RegistrarConfig {
+            min_expires: 60,
+            max_expires: 7200,
+            default_expires: 600,
+            nonce_lifetime_secs: 300,
+            digest_algorithms: vec!["MD5".into(), "SHA-256".into()],
+        }
     }
 }
 
@@ -281,6 +290,9 @@ impl Config {
         let r = &self.registrar;
         if r.min_expires == 0 || r.min_expires > r.max_expires || !(r.min_expires..=r.max_expires).contains(&r.default_expires) {
             return Err(invalid("registrar.default_expires", "need 0 < min_expires <= default_expires <= max_expires"));
+        }
+        if r.digest_algorithms.is_empty() || r.digest_algorithms.iter().any(|a| voxdesk_sip::auth::Algorithm::parse(a).is_none()) {
+            return Err(invalid("registrar.digest_algorithms", "list one or both of \"MD5\", \"SHA-256\""));
         }
         if self.session_timer.min_se < 90 {
             return Err(invalid("session_timer.min_se", "RFC 4028 requires at least 90 seconds"));

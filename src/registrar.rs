@@ -140,7 +140,7 @@ impl Registrar {
     fn challenge(&self, req: &Message, now_ms: i64, stale: bool) -> Message {
         let mut r = req.response(401, "Unauthorized", None);
         let nonce = self.nonces.issue((now_ms / 1000) as u64);
-        for alg in [Algorithm::Sha256, Algorithm::Md5] {
+        for alg in self.cfg.digest_algorithms.iter().filter_map(|a| Algorithm::parse(a)) {
             let c = Challenge { realm: self.realm.clone(), nonce: nonce.clone(), algorithm: alg, stale };
             r.push_header("WWW-Authenticate", c.header_value());
         }
@@ -250,7 +250,8 @@ From: <sip:agent1@127.0.0.1>;tag=r1\r\nTo: <sip:agent1@127.0.0.1>\r\nCall-ID: re
     }
 
     fn registrar() -> Registrar {
-        Registrar::new("voxdesk", RegistrarConfig::default(), &crate::config::demo_agents(), b"k")
+        let cfg = RegistrarConfig { digest_algorithms: vec!["SHA-256".into(), "MD5".into()], ..RegistrarConfig::default() };
+        Registrar::new("voxdesk", cfg, &crate::config::demo_agents(), b"k")
     }
 
     fn authed(r: &mut Registrar, extra: &str, cseq: u32, pw: &str) -> Message {
@@ -258,8 +259,9 @@ From: <sip:agent1@127.0.0.1>;tag=r1\r\nTo: <sip:agent1@127.0.0.1>\r\nCall-ID: re
         let (ch, _) = r.handle(&reg(extra, cseq), &flow, 1_000_000, "t");
         assert_eq!(ch.status(), Some(401));
         let www: Vec<&str> = ch.header_lines("WWW-Authenticate").collect();
-        assert!(www[0].contains("SHA-256") && www[1].contains("MD5"));
-        let a = auth::respond(www[1], "REGISTER", "sip:127.0.0.1", "agent1", pw, "cn", 1).unwrap();
+        assert!(www[0].contains("SHA-256") && www[1].contains("MD5"), "configured order");
+        // A SHA-256 capable client answers the first challenge.
+        let a = auth::respond(www[0], "REGISTER", "sip:127.0.0.1", "agent1", pw, "cn", 1).unwrap();
         r.handle(&reg(&format!("{extra}Authorization: {a}\r\n"), cseq + 1, ), &flow, 1_001_000, "t").0
     }
 

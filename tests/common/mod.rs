@@ -1,0 +1,281 @@
+//! Test helpers: run the real voxdesk binary on loopback with its own config, data folder and
+//! ports; run real peers (sipp, baresip) against it; read its SQLite file and recordings.
+#![allow(dead_code)]
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Peers use fixed-ish media ports: run peer tests one at a time.
+pub static SERIAL: Mutex<()> = Mutex::new(());
+static RTP_BASE: AtomicU16 = AtomicU16::new(0);
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn free_port() -> u16 {
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// An even free port with port+1 free too (RTP/RTCP).
+pub fn free_media_port() -> u16 {
+    loop {
+        let p = free_port();
+        let p = p - p % 2;
+        if UdpSocket::bind(("127.0.0.1", p)).is_ok() && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() && p > 1024 {
+            return p;
+        }
+    }
+}
+
+pub fn require(tool: &str) {
+    let ok = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
+    assert!(ok, "{tool} is not installed: run scripts/setup.sh (it installs the test peers)");
+}
+
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name)
+}
+
+pub struct Server {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Server {
+    /// Starts voxdesk with the defaults of a loopback test deployment.
+    pub fn start() -> Server {
+        Server::start_with("", "", "")
+    }
+
+    /// Starts voxdesk with extra keys for [sip] and [media] and extra tables at the end.
+    pub fn start_with(sip_keys: &str, media_keys: &str, tables: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let base = 30000 + (RTP_BASE.fetch_add(1, Ordering::SeqCst) % 40) * 400;
+        let cfg = format!(
+            "[sip]\nbind = \"127.0.0.1\"\nport = {port}\n{sip_keys}\n\n[media]\nrtp_port_min = {base}\nrtp_port_max = {}\n{media_keys}\n\n[paths]\ndata_dir = \"{}\"\n\n{tables}\n",
+            base + 398,
+            dir.path().join("data").display()
+        );
+        let cfg_path = dir.path().join("voxdesk.toml");
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_voxdesk"))
+            .args(["serve", "--config"])
+            .arg(&cfg_path)
+            .args(["--log", "debug"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start voxdesk");
+        let s = Server { port, dir, child: Some(child) };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(r) = self.udp_exchange(&options(self.port, "ready"), Duration::from_millis(300)) {
+                if r.starts_with("SIP/2.0 200") {
+                    return;
+                }
+            }
+        }
+        panic!("voxdesk did not come up:\n{}", self.log());
+    }
+
+    /// Sends one datagram and returns the first reply, if any.
+    pub fn udp_exchange(&self, data: &str, wait: Duration) -> Option<String> {
+        self.udp_exchange_bytes(data.as_bytes(), wait)
+    }
+
+    pub fn udp_exchange_bytes(&self, data: &[u8], wait: Duration) -> Option<String> {
+        let s = UdpSocket::bind("127.0.0.1:0").ok()?;
+        s.set_read_timeout(Some(wait)).ok()?;
+        s.send_to(data, ("127.0.0.1", self.port)).ok()?;
+        let mut buf = vec![0u8; 65535];
+        loop {
+            let (n, _) = s.recv_from(&mut buf).ok()?;
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if !text.starts_with("SIP/2.0 100 ") {
+                return Some(text);
+            }
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("data/voxdesk.sqlite")
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.db_path()).unwrap()
+    }
+
+    /// Waits until the newest call row has ended and returns it.
+    pub fn wait_call_ended(&self) -> CallRow {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(r) = self.last_call() {
+                if r.ended_at_ms.is_some() {
+                    return r;
+                }
+            }
+            assert!(Instant::now() < deadline, "no ended call row; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn last_call(&self) -> Option<CallRow> {
+        let db = self.db();
+        db.query_row(
+            "SELECT id, from_uri, answered_at_ms, ended_at_ms, end_reason, codec, recording_path, dtmf, started_at_ms, rtp_packets_in FROM calls ORDER BY started_at_ms DESC LIMIT 1",
+            [],
+            |r| {
+                Ok(CallRow {
+                    id: r.get(0)?,
+                    from_uri: r.get(1)?,
+                    answered_at_ms: r.get(2)?,
+                    ended_at_ms: r.get(3)?,
+                    end_reason: r.get(4)?,
+                    codec: r.get(5)?,
+                    recording_path: r.get(6)?,
+                    dtmf: r.get(7)?,
+                    started_at_ms: r.get(8)?,
+                    rtp_packets_in: r.get(9)?,
+                })
+            },
+        )
+        .ok()
+    }
+
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        unsafe_kill(c.id(), 15);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "voxdesk did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: i32) {
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- voxdesk log ----\n{}", self.log());
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CallRow {
+    pub id: String,
+    pub from_uri: String,
+    pub answered_at_ms: Option<i64>,
+    pub ended_at_ms: Option<i64>,
+    pub end_reason: Option<String>,
+    pub codec: Option<String>,
+    pub recording_path: Option<String>,
+    pub dtmf: String,
+    pub started_at_ms: i64,
+    pub rtp_packets_in: Option<i64>,
+}
+
+pub fn options(port: u16, tag: &str) -> String {
+    format!(
+        "OPTIONS sip:bot@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{tag}{}\r\nMax-Forwards: 70\r\n\
+From: <sip:probe@127.0.0.1>;tag={tag}\r\nTo: <sip:bot@127.0.0.1>\r\nCall-ID: {tag}-{}@probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        rand_u32(),
+        rand_u32()
+    )
+}
+
+pub fn rand_u32() -> u32 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    t ^ std::process::id().rotate_left(16)
+}
+
+/// Runs sipp against the server from the fixtures folder (rtp_stream paths are relative).
+pub fn sipp(server_port: u16, scenario_name: &str, extra: &[&str]) -> Output {
+    require("sipp");
+    let local = free_port().to_string();
+    let media = free_media_port().to_string();
+    let mut cmd = Command::new("timeout");
+    cmd.current_dir(fixtures())
+        .arg("60")
+        .arg("sipp")
+        .arg(format!("127.0.0.1:{server_port}"))
+        .arg("-sf")
+        .arg(scenario(scenario_name))
+        .args(["-m", "1", "-i", "127.0.0.1", "-p", &local, "-mp", &media, "-nostdin", "-timeout", "45", "-timeout_error"])
+        .args(extra);
+    let out = cmd.output().expect("run sipp");
+    out
+}
+
+pub fn assert_sipp_ok(out: &Output, server: &Server) {
+    if !out.status.success() {
+        panic!(
+            "sipp failed ({}):\n{}\n{}\n---- voxdesk log ----\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"),
+            String::from_utf8_lossy(&out.stderr),
+            server.log()
+        );
+    }
+}
+
+/// Per-channel RMS (0..1) of a WAV over [from_s, to_s).
+pub fn wav_rms(path: &Path, from_s: f32, to_s: f32) -> Vec<f32> {
+    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let spec = r.spec();
+    let ch = spec.channels as usize;
+    let samples: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
+    let frames = samples.len() / ch;
+    let a = ((from_s * spec.sample_rate as f32) as usize).min(frames);
+    let b = ((to_s * spec.sample_rate as f32) as usize).min(frames);
+    (0..ch)
+        .map(|c| {
+            let n = (b - a).max(1) as f64;
+            let sum: f64 = (a..b).map(|i| (samples[i * ch + c] as f64 / 32768.0).powi(2)).sum();
+            (sum / n).sqrt() as f32
+        })
+        .collect()
+}
+
+pub fn wav_seconds(path: &Path) -> f32 {
+    let r = hound::WavReader::open(path).unwrap();
+    r.duration() as f32 / r.spec().sample_rate as f32
+}
