@@ -218,12 +218,12 @@ impl Call {
             session_version: 1,
         };
         let offer_ptime;
-        if self.invite.body.is_empty() {
-            // Late offer: we offer in the 200 and take the answer from the ACK.
-            self.answer_sdp = Some(sdp::offer(&local, 101));
-            offer_ptime = 20;
-        } else {
-            let offer = match SessionDescription::parse(&self.invite.body) {
+        let offer_body = match voxdesk_sip::body::sdp_body(&self.invite) {
+            Ok(b) => b,
+            Err(e) => return self.reject(400, &format!("Bad Request ({e})"), "bad-sdp", &[]).await,
+        };
+        if let Some(offer_body) = offer_body {
+            let offer = match SessionDescription::parse(&offer_body) {
                 Ok(o) => o,
                 Err(e) => return self.reject(400, &format!("Bad Request ({e})"), "bad-sdp", &[]).await,
             };
@@ -240,6 +240,10 @@ impl Call {
                 }
                 Err(e) => return self.reject(400, &format!("Bad Request ({e})"), "bad-sdp", &[]).await,
             }
+        } else {
+            // Late offer: we offer in the 200 and take the answer from the ACK.
+            self.answer_sdp = Some(sdp::offer(&local, 101));
+            offer_ptime = 20;
         }
         let params = match &self.negotiated {
             Some(n) => stream_params(n, offer_ptime),

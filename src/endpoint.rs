@@ -191,7 +191,21 @@ impl Endpoint {
     }
 
     fn on_inbound(&mut self, inb: Inbound) {
+        tracing::debug!(flow = %inb.flow, method = ?inb.msg.method().map(|m| m.as_str()), status = ?inb.msg.status(), call_id = ?inb.msg.call_id(), "received");
         let reliable = inb.flow.reliable();
+        if inb.msg.is_request() && voxdesk_sip::txn::server_key(&inb.msg).is_none() {
+            // No transaction can be formed (e.g. an unparseable Via): answer statelessly.
+            if inb.msg.method() != Some(&Method::Ack) {
+                let rej = validate_request(&inb.msg, &Capabilities::default()).err();
+                let mut r = match rej {
+                    Some(rej) => rej.response_to(&inb.msg, Some(&new_tag())),
+                    None => inb.msg.response(400, "Bad Request (Via)", Some(&new_tag())),
+                };
+                r.push_header("Server", self.shared.server_header.clone());
+                self.transport.send(&inb.flow, &r);
+            }
+            return;
+        }
         if !inb.msg.is_request() {
             if let Err(e) = voxdesk_sip::validate::validate_response(&inb.msg) {
                 tracing::debug!(flow = %inb.flow, reason = %e, "dropping invalid response");

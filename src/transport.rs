@@ -91,10 +91,23 @@ pub fn stamp_via(msg: &mut Message, src: SocketAddr) {
     msg.headers[pos].value = all.join(", ");
 }
 
+/// Binds the SIP UDP socket with a large receive buffer, so that a burst (a flood of
+/// garbage, many REGISTER refreshes at once) does not drop the requests behind it.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if let Err(e) = s.set_recv_buffer_size(4 << 20) {
+        tracing::warn!(error = %e, "cannot enlarge the SIP UDP receive buffer");
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
+}
+
 impl Transport {
     /// Binds the configured listeners and starts their receive loops.
     pub async fn bind(addr: SocketAddr, udp: bool, tcp: bool, inbound: mpsc::Sender<Inbound>) -> std::io::Result<Transport> {
-        let udp_sock = if udp { Some(Arc::new(UdpSocket::bind(addr).await?)) } else { None };
+        let udp_sock = if udp { Some(Arc::new(bind_udp(addr)?)) } else { None };
         let tcp_listener = if tcp { Some(TcpListener::bind(addr).await?) } else { None };
         let t = Transport {
             local_udp: udp_sock.as_ref().map(|s| s.local_addr()).transpose()?,

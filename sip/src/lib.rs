@@ -4,6 +4,7 @@
 //! parsed messages, events and bytes to send back out.
 
 pub mod auth;
+pub mod body;
 pub mod dialog;
 pub mod error;
 pub mod header;

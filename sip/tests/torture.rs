@@ -19,37 +19,25 @@ enum Expect {
 }
 use Expect::*;
 
-const RFC4475: &[(&str, Expect)] = &[
-    // §3.1.1 valid messages
-    ("wsinv", Valid), ("intmeth", Valid), ("esc01", Valid), ("escnull", Valid), ("esc02", Valid),
-    ("lwsdisp", Valid), ("longreq", Valid), ("dblreq", Valid), ("semiuri", Valid),
-    ("transports", Valid), ("mpart01", Valid), ("unreason", Response), ("noreason", Response),
-    // §3.1.2 invalid messages
-    ("badinv01", Reject(400)), ("clerr", Reject(400)), ("ncl", Reject(400)), ("scalar02", Reject(400)),
-    ("scalarlg", Drop), ("quotbal", Reject(400)), ("ltgtruri", Reject(400)), ("lwsruri", Reject(400)),
-    ("lwsstart", Reject(400)), ("trws", Reject(400)), ("escruri", Reject(400)), ("baddate", Reject(400)),
-    ("regbadct", Reject(400)), ("badaspec", Reject(400)), ("baddn", Reject(400)), ("badvers", Reject(505)),
-    ("mismatch01", Reject(400)), ("mismatch02", Reject(400)), ("bigcode", Drop),
-    // §3.1.3 transaction layer
-    ("badbranch", Valid),
-    // §3.1.4 application layer
-    ("insuf", Reject(400)), ("unkscm", Reject(416)), ("novelsc", Reject(416)), ("unksm2", Valid),
-    ("bext01", Reject(420)), ("invut", Reject(415)), ("regaut01", Valid), ("multi01", Reject(400)),
-    ("mcl01", Reject(400)), ("bcast", Response), ("zeromf", Valid), ("cparam01", Valid),
-    ("cparam02", Valid), ("regescrt", Valid), ("sdp01", Reject(406)),
-    // §3.1.5 backward compatibility
-    ("inv2543", Valid),
-    // in the archive but not referenced by the RFC: no SIP version on the request line
-    ("test", Reject(400)),
-];
-
-const RFC5118: &[(&str, Expect)] = &[
-    ("ipv6-good", Valid), ("port-ambiguous", Valid), ("port-unambiguous", Valid),
-    ("via-received-param-with-delim", Valid), ("via-received-param-no-delim", Valid),
-    ("ipv6-in-sdp", Valid), ("mult-ip-in-header", Valid), ("mult-ip-in-sdp", Valid),
-    ("ipv4-mapped-ipv6", Valid), ("ipv6-bug-abnf-3-colons", Valid), ("ipv6-correct-abnf-2-colons", Valid),
-    ("ipv6-bad", Reject(400)),
-];
+/// The expected outcome of every corpus file, shared with the server-level test.
+fn cases(prefix: &str) -> Vec<(String, Expect)> {
+    include_str!("torture_expect.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let file = it.next()?;
+            let want = match (it.next()?, it.next()) {
+                ("valid", _) => Valid,
+                ("response", _) => Response,
+                ("drop", _) => Drop,
+                ("reject", Some(code)) => Reject(code.parse().ok()?),
+                other => panic!("bad line in torture_expect.txt: {other:?}"),
+            };
+            file.strip_prefix(prefix).map(|f| (f.to_string(), want))
+        })
+        .collect()
+}
 
 fn torture_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("VOXDESK_TORTURE_DIR")
@@ -77,14 +65,14 @@ fn outcome(bytes: &[u8]) -> (Expect, Option<Message>, String) {
     }
 }
 
-fn run(sub: &str, cases: &[(&str, Expect)], ext: &str) -> Vec<String> {
+fn run(sub: &str, cases: &[(String, Expect)]) -> Vec<String> {
     let Some(dir) = torture_dir() else {
         eprintln!("torture corpus not present; skipped");
         return Vec::new();
     };
     let mut failures = Vec::new();
     for (name, want) in cases {
-        let path = dir.join(sub).join(format!("{name}{ext}"));
+        let path = dir.join(sub).join(name);
         let mut bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         if sub.starts_with("rfc5118") {
             bytes = fix_content_length(&bytes);
@@ -111,22 +99,7 @@ fn run(sub: &str, cases: &[(&str, Expect)], ext: &str) -> Vec<String> {
     failures
 }
 
-/// RFC 5118's archive declares Content-Length values that match neither its LF nor its CRLF
-/// bodies (ipv6-in-sdp: 268 for a 242/251-octet body; mult-ip-in-sdp: 181 for 180/189).
-/// Framing on those numbers would test the RFC's arithmetic, not IPv6 handling, so the length
-/// is set to the body actually present. `rfc5118_declared_length_is_refused` pins what the
-/// parser does with the archive's bytes as they are.
-fn fix_content_length(bytes: &[u8]) -> Vec<u8> {
-    let text = String::from_utf8_lossy(bytes).into_owned();
-    let sep = if text.contains("\r\n\r\n") { "\r\n\r\n" } else { "\n\n" };
-    let Some((head, body)) = text.split_once(sep) else { return bytes.to_vec() };
-    let nl = if sep.len() == 4 { "\r\n" } else { "\n" };
-    let head: Vec<String> = head
-        .split(nl)
-        .map(|l| if l.starts_with("Content-Length:") { format!("Content-Length: {}", body.len()) } else { l.to_string() })
-        .collect();
-    format!("{}{sep}{body}", head.join(nl)).into_bytes()
-}
+include!("torture_fix.rs");
 
 #[test]
 fn rfc5118_declared_length_is_refused() {
@@ -138,18 +111,22 @@ fn rfc5118_declared_length_is_refused() {
 
 #[test]
 fn rfc4475_torture_corpus() {
-    let f = run("rfc4475", RFC4475, ".dat");
+    let c = cases("rfc4475/");
+    assert_eq!(c.len(), 50);
+    let f = run("rfc4475", &c);
     assert!(f.is_empty(), "{} failures:\n{}", f.len(), f.join("\n"));
 }
 
 #[test]
 fn rfc5118_torture_corpus_crlf() {
-    let f = run("rfc5118-crlf", RFC5118, "");
+    let c = cases("rfc5118/");
+    assert_eq!(c.len(), 12);
+    let f = run("rfc5118-crlf", &c);
     assert!(f.is_empty(), "{} failures:\n{}", f.len(), f.join("\n"));
 }
 
 #[test]
 fn rfc5118_torture_corpus_as_archived() {
-    let f = run("rfc5118", RFC5118, "");
+    let f = run("rfc5118", &cases("rfc5118/"));
     assert!(f.is_empty(), "{} failures:\n{}", f.len(), f.join("\n"));
 }

@@ -398,6 +398,10 @@ impl Session {
     }
 
     async fn send_rtcp(&mut self) {
+        // Nothing goes out before the call is answered or the peer has sent media.
+        if !self.params.send && self.rx_source.is_none() {
+            return;
+        }
         let Some(to) = self.rtcp_remote.filter(|r| !r.ip().is_unspecified()) else { return };
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
         let block = (self.stats.received > 0).then(|| self.stats.report_block(self.started.elapsed().as_millis() as u64));
