@@ -82,8 +82,10 @@ pub struct RegistrarConfig {
     pub default_expires: u32,
     /// Digest nonce lifetime in seconds (older nonces get `stale=true`).
     pub nonce_lifetime_secs: u64,
-    /// Challenges sent, in order of preference (RFC 8760): "MD5", "SHA-256". Many phones
-    /// and sipp take the first challenge and know only MD5, so MD5 leads by default.
+    /// Challenges sent, in order of preference (RFC 8760): "MD5", "SHA-256". The default is
+    /// MD5 alone: sipp 3.6 answers only the first challenge and fails on SHA-256, and
+    /// baresip 1.0 (libre) refuses the whole 401 if any challenge is SHA-256. Use
+    /// ["SHA-256", "MD5"] when every phone supports RFC 8760.
     pub digest_algorithms: Vec<String>,
 }
 
@@ -150,7 +152,7 @@ impl Default for RegistrarConfig {
             max_expires: 7200,
             default_expires: 600,
             nonce_lifetime_secs: 300,
-            digest_algorithms: vec!["MD5".into(), "SHA-256".into()],
+            digest_algorithms: vec!["MD5".into()],
         }
     }
 }
