@@ -15,19 +15,36 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use voxdesk_sip::dialog::{negotiate_session_timer, Dialog, SessionTimer, SessionTimerAnswer};
-use voxdesk_sip::sdp::{self, Codec, Direction, LocalMedia, Negotiated, SdpError, SessionDescription};
+use voxdesk_sip::sdp::{
+    self, Codec, Direction, LocalMedia, Negotiated, SdpError, SessionDescription,
+};
 use voxdesk_sip::txn::TxKey;
 use voxdesk_sip::{Message, Method};
 
 /// Inputs from the endpoint.
 #[derive(Debug)]
 pub enum CallInput {
-    Request { key: TxKey, msg: Message, flow: Flow },
-    Ack { msg: Message },
-    Response { key: TxKey, msg: Message },
-    Stray2xx { msg: Message },
-    Timeout { key: TxKey },
-    Cancel { invite_key: TxKey },
+    Request {
+        key: TxKey,
+        msg: Message,
+        flow: Flow,
+    },
+    Ack {
+        msg: Message,
+    },
+    Response {
+        key: TxKey,
+        msg: Message,
+    },
+    Stray2xx {
+        msg: Message,
+    },
+    Timeout {
+        key: TxKey,
+    },
+    Cancel {
+        invite_key: TxKey,
+    },
     Shutdown,
 }
 
@@ -40,10 +57,23 @@ pub struct CallCtx {
 
 impl CallCtx {
     async fn respond(&self, key: &TxKey, msg: Message) {
-        let _ = self.core.send(CoreMsg::Respond { key: key.clone(), msg }).await;
+        let _ = self
+            .core
+            .send(CoreMsg::Respond {
+                key: key.clone(),
+                msg,
+            })
+            .await;
     }
     async fn request(&self, owner: &str, msg: Message, flow: &Flow) {
-        let _ = self.core.send(CoreMsg::Request { call: owner.to_string(), msg, flow: flow.clone() }).await;
+        let _ = self
+            .core
+            .send(CoreMsg::Request {
+                call: owner.to_string(),
+                msg,
+                flow: flow.clone(),
+            })
+            .await;
     }
 }
 
@@ -108,17 +138,29 @@ const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
 
 fn codecs(cfg: &crate::config::Config) -> Vec<Codec> {
-    cfg.media.codecs.iter().filter_map(|c| match c.to_ascii_uppercase().as_str() {
-        "PCMU" => Some(Codec::Pcmu),
-        "PCMA" => Some(Codec::Pcma),
-        _ => None,
-    }).collect()
+    cfg.media
+        .codecs
+        .iter()
+        .filter_map(|c| match c.to_ascii_uppercase().as_str() {
+            "PCMU" => Some(Codec::Pcmu),
+            "PCMA" => Some(Codec::Pcma),
+            _ => None,
+        })
+        .collect()
 }
 
 fn stream_params(n: &Negotiated, ptime: u32) -> StreamParams {
-    let remote = n.remote.as_ref().and_then(|(ip, port)| ip.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, *port)));
+    let remote = n.remote.as_ref().and_then(|(ip, port)| {
+        ip.parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, *port))
+    });
     StreamParams {
-        law: if n.codec == Codec::Pcma { Law::Alaw } else { Law::Ulaw },
+        law: if n.codec == Codec::Pcma {
+            Law::Alaw
+        } else {
+            Law::Ulaw
+        },
         payload_type: n.codec.payload_type(),
         dtmf_pt: n.dtmf_pt,
         remote,
@@ -136,7 +178,14 @@ async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
 }
 
 /// Runs an inbound call from its INVITE to the end.
-pub async fn run_inbound(ctx: CallCtx, key: TxKey, invite: Message, flow: Flow, rx: mpsc::Receiver<CallInput>, agents: Vec<(String, Binding)>) {
+pub async fn run_inbound(
+    ctx: CallCtx,
+    key: TxKey,
+    invite: Message,
+    flow: Flow,
+    rx: mpsc::Receiver<CallInput>,
+    agents: Vec<(String, Binding)>,
+) {
     let from = invite.from_addr().ok();
     let sip_call_id = invite.call_id().unwrap_or_default().to_string();
     ctx.shared.store.call_started(&NewCall {
@@ -145,7 +194,10 @@ pub async fn run_inbound(ctx: CallCtx, key: TxKey, invite: Message, flow: Flow, 
         direction: "inbound".into(),
         from_uri: from.as_ref().map(|f| f.uri.to_string()).unwrap_or_default(),
         from_display: from.as_ref().and_then(|f| f.display.clone()),
-        to_uri: invite.request_uri().map(|u| u.to_string()).unwrap_or_default(),
+        to_uri: invite
+            .request_uri()
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
         remote_addr: flow.addr().to_string(),
         transport: flow.transport().into(),
         started_at_ms: now_ms(),
@@ -197,18 +249,39 @@ impl Call {
 
     /// Checks the offer, reserves media, sends 180 (and starts ringing the agent, if any).
     async fn prepare(&mut self) {
-        match negotiate_session_timer(&self.invite, self.ctx.shared.cfg.session_timer.min_se, self.ctx.shared.cfg.session_timer.default_secs) {
+        match negotiate_session_timer(
+            &self.invite,
+            self.ctx.shared.cfg.session_timer.min_se,
+            self.ctx.shared.cfg.session_timer.default_secs,
+        ) {
             SessionTimerAnswer::TooSmall { min_se } => {
-                return self.reject(422, "Session Interval Too Small", "session-interval-too-small", &[("Min-SE", min_se.to_string())]).await;
+                return self
+                    .reject(
+                        422,
+                        "Session Interval Too Small",
+                        "session-interval-too-small",
+                        &[("Min-SE", min_se.to_string())],
+                    )
+                    .await;
             }
             SessionTimerAnswer::Use { timer, .. } => {
-                self.session_timer = Some((timer, Instant::now() + Duration::from_secs(timer.interval_secs as u64)));
+                self.session_timer = Some((
+                    timer,
+                    Instant::now() + Duration::from_secs(timer.interval_secs as u64),
+                ));
             }
             SessionTimerAnswer::None => {}
         }
         let Some(lease) = self.ctx.shared.ports.lease() else {
             tracing::warn!("no free RTP port");
-            return self.reject(503, "Service Unavailable", "no-rtp-ports", &[("Retry-After", "5".into())]).await;
+            return self
+                .reject(
+                    503,
+                    "Service Unavailable",
+                    "no-rtp-ports",
+                    &[("Retry-After", "5".into())],
+                )
+                .await;
         };
         let local = LocalMedia {
             address: self.ctx.shared.advertised.clone(),
@@ -220,12 +293,20 @@ impl Call {
         let offer_ptime;
         let offer_body = match voxdesk_sip::body::sdp_body(&self.invite) {
             Ok(b) => b,
-            Err(e) => return self.reject(400, &format!("Bad Request ({e})"), "bad-sdp", &[]).await,
+            Err(e) => {
+                return self
+                    .reject(400, &format!("Bad Request ({e})"), "bad-sdp", &[])
+                    .await
+            }
         };
         if let Some(offer_body) = offer_body {
             let offer = match SessionDescription::parse(&offer_body) {
                 Ok(o) => o,
-                Err(e) => return self.reject(400, &format!("Bad Request ({e})"), "bad-sdp", &[]).await,
+                Err(e) => {
+                    return self
+                        .reject(400, &format!("Bad Request ({e})"), "bad-sdp", &[])
+                        .await
+                }
             };
             match sdp::answer(&offer, &local) {
                 Ok((ans, neg)) => {
@@ -235,10 +316,19 @@ impl Call {
                 }
                 Err(e @ (SdpError::NoCommonCodec | SdpError::NoAudio)) => {
                     return self
-                        .reject(488, "Not Acceptable Here", "no-common-codec", &[("Warning", format!("305 voxdesk \"{e}\""))])
+                        .reject(
+                            488,
+                            "Not Acceptable Here",
+                            "no-common-codec",
+                            &[("Warning", format!("305 voxdesk \"{e}\""))],
+                        )
                         .await;
                 }
-                Err(e) => return self.reject(400, &format!("Bad Request ({e})"), "bad-sdp", &[]).await,
+                Err(e) => {
+                    return self
+                        .reject(400, &format!("Bad Request ({e})"), "bad-sdp", &[])
+                        .await
+                }
             }
         } else {
             // Late offer: we offer in the 200 and take the answer from the ACK.
@@ -247,14 +337,31 @@ impl Call {
         }
         let params = match &self.negotiated {
             Some(n) => stream_params(n, offer_ptime),
-            None => StreamParams { law: Law::Ulaw, payload_type: 0, dtmf_pt: Some(101), remote: None, send: false, recv: true, remote_ptime_ms: 20 },
+            None => StreamParams {
+                law: Law::Ulaw,
+                payload_type: 0,
+                dtmf_pt: Some(101),
+                remote: None,
+                send: false,
+                recv: true,
+                remote_ptime_ms: 20,
+            },
         };
-        let record = self.ctx.shared.cfg.media.record.then(|| self.ctx.shared.cfg.recordings_dir().join(format!("{}.wav", self.ctx.id)));
+        let record = self.ctx.shared.cfg.media.record.then(|| {
+            self.ctx
+                .shared
+                .cfg
+                .recordings_dir()
+                .join(format!("{}.wav", self.ctx.id))
+        });
         let (ev_tx, ev_rx) = mpsc::channel(64);
         let setup = MediaSetup {
             lease,
             bind: self.ctx.shared.bind_ip,
-            params: StreamParams { send: false, ..params },
+            params: StreamParams {
+                send: false,
+                ..params
+            },
             jitter_ms: self.ctx.shared.cfg.media.jitter_ms,
             rtp_timeout: Duration::from_secs(self.ctx.shared.cfg.media.rtp_timeout_secs),
             record: record.clone(),
@@ -268,7 +375,14 @@ impl Call {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot open RTP socket");
-                return self.reject(503, "Service Unavailable", "rtp-socket-error", &[("Retry-After", "5".into())]).await;
+                return self
+                    .reject(
+                        503,
+                        "Service Unavailable",
+                        "rtp-socket-error",
+                        &[("Retry-After", "5".into())],
+                    )
+                    .await;
             }
         }
         self.local = Some(local);
@@ -282,21 +396,35 @@ impl Call {
 
     /// Sends the 200 OK with our SDP and starts the 2xx retransmission timer.
     async fn answer(&mut self) {
-        let Some(ans) = self.answer_sdp.clone() else { return };
+        let Some(ans) = self.answer_sdp.clone() else {
+            return;
+        };
         let mut ok = self.response(200, "OK");
         ok.push_header("Contact", self.ctx.shared.contact(&self.flow));
         ok.push_header("Allow", ALLOW);
         ok.push_header("Supported", SUPPORTED);
-        if let SessionTimerAnswer::Use { headers, .. } = negotiate_session_timer(&self.invite, self.ctx.shared.cfg.session_timer.min_se, self.ctx.shared.cfg.session_timer.default_secs) {
+        if let SessionTimerAnswer::Use { headers, .. } = negotiate_session_timer(
+            &self.invite,
+            self.ctx.shared.cfg.session_timer.min_se,
+            self.ctx.shared.cfg.session_timer.default_secs,
+        ) {
             for (n, v) in headers {
                 ok.push_header(&n, v);
             }
         }
         ok.push_header("Content-Type", "application/sdp");
         ok.body = ans.to_bytes();
-        match Dialog::uas(&self.invite, &self.local_tag, &self.ctx.shared.contact(&self.flow)) {
+        match Dialog::uas(
+            &self.invite,
+            &self.local_tag,
+            &self.ctx.shared.contact(&self.flow),
+        ) {
             Ok(d) => self.dialog = Some(d),
-            Err(e) => return self.reject(400, &format!("Bad Request ({e})"), "bad-request", &[]).await,
+            Err(e) => {
+                return self
+                    .reject(400, &format!("Bad Request ({e})"), "bad-request", &[])
+                    .await
+            }
         }
         self.ctx.respond(&self.invite_key, ok.clone()).await;
         let now = Instant::now();
@@ -309,15 +437,30 @@ impl Call {
             give_up_at: now + 64 * T1,
         });
         self.state = State::WaitAck;
-        let codec = self.negotiated.as_ref().map(|n| n.codec.name()).unwrap_or("PCMU");
-        self.ctx.shared.store.call_answered(&self.ctx.id, now_ms(), codec, self.recording.as_deref());
+        let codec = self
+            .negotiated
+            .as_ref()
+            .map(|n| n.codec.name())
+            .unwrap_or("PCMU");
+        self.ctx.shared.store.call_answered(
+            &self.ctx.id,
+            now_ms(),
+            codec,
+            self.recording.as_deref(),
+        );
         if let (Some(n), Some(m)) = (&self.negotiated, &self.media) {
-            let _ = m.cmd.send(MediaCmd::Update(stream_params(n, n.ptime_ms))).await;
+            let _ = m
+                .cmd
+                .send(MediaCmd::Update(stream_params(n, n.ptime_ms)))
+                .await;
         }
         if self.agent.as_ref().map(|a| a.answered).unwrap_or(false) {
             self.bridge().await;
         } else if let Some(m) = &self.media {
-            let _ = m.cmd.send(MediaCmd::Play(self.ctx.shared.greeting.clone())).await;
+            let _ = m
+                .cmd
+                .send(MediaCmd::Play(self.ctx.shared.greeting.clone()))
+                .await;
         }
         tracing::info!(codec, "call answered");
     }
@@ -399,27 +542,46 @@ impl Call {
 
     /// We are the refresher: send an UPDATE halfway through each interval.
     async fn refresh_session(&mut self) {
-        let Some((timer, _)) = self.session_timer else { return };
-        let Some(d) = self.dialog.as_mut() else { return };
+        let Some((timer, _)) = self.session_timer else {
+            return;
+        };
+        let Some(d) = self.dialog.as_mut() else {
+            return;
+        };
         let mut upd = d.request(Method::Update, &self.ctx.shared.via(&self.flow));
-        upd.push_header("Session-Expires", format!("{};refresher=uas", timer.interval_secs));
+        upd.push_header(
+            "Session-Expires",
+            format!("{};refresher=uas", timer.interval_secs),
+        );
         upd.push_header("Supported", SUPPORTED);
         self.ctx.request(&self.sip_call_id, upd, &self.flow).await;
-        self.session_timer = Some((timer, Instant::now() + Duration::from_secs(timer.interval_secs as u64 / 2)));
+        self.session_timer = Some((
+            timer,
+            Instant::now() + Duration::from_secs(timer.interval_secs as u64 / 2),
+        ));
     }
 
     async fn on_input(&mut self, i: CallInput) {
         match i {
-            CallInput::Cancel { invite_key } if invite_key == self.invite_key && self.state == State::Ringing => {
+            CallInput::Cancel { invite_key }
+                if invite_key == self.invite_key && self.state == State::Ringing =>
+            {
                 tracing::info!("caller cancelled");
                 self.cancel_agent().await;
-                self.reject(487, "Request Terminated", "caller-cancel", &[]).await;
+                self.reject(487, "Request Terminated", "caller-cancel", &[])
+                    .await;
             }
             CallInput::Cancel { .. } => {}
             CallInput::Shutdown => match self.state {
                 State::Ringing => {
                     self.cancel_agent().await;
-                    self.reject(503, "Service Unavailable", "server-shutdown", &[("Retry-After", "30".into())]).await
+                    self.reject(
+                        503,
+                        "Service Unavailable",
+                        "server-shutdown",
+                        &[("Retry-After", "30".into())],
+                    )
+                    .await
                 }
                 State::WaitAck | State::Confirmed => self.hangup("server-shutdown").await,
                 _ => self.state = State::Done,
@@ -442,14 +604,22 @@ impl Call {
     }
 
     async fn on_ack(&mut self, msg: Message) {
-        let acks_2xx = self.pending_2xx.as_ref().map(|p| msg.cseq().map(|c| c.seq == p.cseq).unwrap_or(false)).unwrap_or(false);
+        let acks_2xx = self
+            .pending_2xx
+            .as_ref()
+            .map(|p| msg.cseq().map(|c| c.seq == p.cseq).unwrap_or(false))
+            .unwrap_or(false);
         if !acks_2xx {
             return;
         }
         self.pending_2xx = None;
         if !msg.body.is_empty() && self.negotiated.is_none() {
             // Late-offer answer.
-            let neg = SessionDescription::parse(&msg.body).ok().and_then(|a| self.local.as_ref().and_then(|l| sdp::accept_answer(&a, l).ok()));
+            let neg = SessionDescription::parse(&msg.body).ok().and_then(|a| {
+                self.local
+                    .as_ref()
+                    .and_then(|l| sdp::accept_answer(&a, l).ok())
+            });
             match neg {
                 Some(n) => {
                     if let Some(m) = &self.media {
@@ -470,7 +640,10 @@ impl Call {
     }
 
     async fn on_request(&mut self, key: TxKey, msg: Message, _flow: Flow) {
-        let method = msg.method().cloned().unwrap_or(Method::Other(String::new()));
+        let method = msg
+            .method()
+            .cloned()
+            .unwrap_or(Method::Other(String::new()));
         // Requests on the agent leg's dialog.
         if let Some(a) = self.agent.as_ref() {
             if msg.call_id() == Some(a.call_id.as_str()) {
@@ -493,7 +666,9 @@ impl Call {
             // BYE in an early dialog: end the INVITE too.
             self.ctx.respond(&key, reply(200)).await;
             self.cancel_agent().await;
-            return self.reject(487, "Request Terminated", "caller-bye", &[]).await;
+            return self
+                .reject(487, "Request Terminated", "caller-bye", &[])
+                .await;
         } else {
             return self.ctx.respond(&key, reply(481)).await;
         }
@@ -515,7 +690,11 @@ impl Call {
                 ok.push_header("Contact", self.ctx.shared.contact(&self.flow));
                 ok.push_header("Allow", ALLOW);
                 ok.push_header("Supported", SUPPORTED);
-                match negotiate_session_timer(&msg, self.ctx.shared.cfg.session_timer.min_se, self.ctx.shared.cfg.session_timer.default_secs) {
+                match negotiate_session_timer(
+                    &msg,
+                    self.ctx.shared.cfg.session_timer.min_se,
+                    self.ctx.shared.cfg.session_timer.default_secs,
+                ) {
                     SessionTimerAnswer::TooSmall { min_se } => {
                         let mut r = reply(422);
                         r.push_header("Min-SE", min_se.to_string());
@@ -525,23 +704,39 @@ impl Call {
                         for (n, v) in headers {
                             ok.push_header(&n, v);
                         }
-                        self.session_timer = Some((timer, Instant::now() + Duration::from_secs(timer.interval_secs as u64)));
+                        self.session_timer = Some((
+                            timer,
+                            Instant::now() + Duration::from_secs(timer.interval_secs as u64),
+                        ));
                     }
                     SessionTimerAnswer::None => {
                         if let Some((t, _)) = self.session_timer {
-                            self.session_timer = Some((t, Instant::now() + Duration::from_secs(t.interval_secs as u64)));
+                            self.session_timer = Some((
+                                t,
+                                Instant::now() + Duration::from_secs(t.interval_secs as u64),
+                            ));
                         }
                     }
                 }
                 if !msg.body.is_empty() {
-                    let Some(local) = self.local.as_mut() else { return self.ctx.respond(&key, reply(500)).await };
+                    let Some(local) = self.local.as_mut() else {
+                        return self.ctx.respond(&key, reply(500)).await;
+                    };
                     local.session_version += 1;
-                    let res = SessionDescription::parse(&msg.body).map_err(|e| (400, e.to_string())).and_then(|o| sdp::answer(&o, local).map_err(|e| (488, e.to_string())));
+                    let res = SessionDescription::parse(&msg.body)
+                        .map_err(|e| (400, e.to_string()))
+                        .and_then(|o| sdp::answer(&o, local).map_err(|e| (488, e.to_string())));
                     match res {
                         Ok((ans, neg)) => {
-                            tracing::info!(direction = neg.direction.as_str(), "session modified (re-INVITE/UPDATE)");
+                            tracing::info!(
+                                direction = neg.direction.as_str(),
+                                "session modified (re-INVITE/UPDATE)"
+                            );
                             if let Some(m) = &self.media {
-                                let _ = m.cmd.send(MediaCmd::Update(stream_params(&neg, neg.ptime_ms))).await;
+                                let _ = m
+                                    .cmd
+                                    .send(MediaCmd::Update(stream_params(&neg, neg.ptime_ms)))
+                                    .await;
                             }
                             self.negotiated = Some(neg);
                             self.answer_sdp = Some(ans.clone());
@@ -564,13 +759,24 @@ impl Call {
                 self.ctx.respond(&key, ok.clone()).await;
                 if method == Method::Invite {
                     let now = Instant::now();
-                    self.pending_2xx = Some(Pending2xx { key, cseq: msg.cseq().map(|c| c.seq).unwrap_or(0), msg: ok, next_at: now + T1, interval: T1, give_up_at: now + 64 * T1 });
+                    self.pending_2xx = Some(Pending2xx {
+                        key,
+                        cseq: msg.cseq().map(|c| c.seq).unwrap_or(0),
+                        msg: ok,
+                        next_at: now + T1,
+                        interval: T1,
+                        give_up_at: now + 64 * T1,
+                    });
                 }
             }
             Method::Info => {
                 // application/dtmf-relay: "Signal=5\r\nDuration=160"
                 let body = String::from_utf8_lossy(&msg.body).to_string();
-                let digit = body.lines().find_map(|l| l.trim().strip_prefix("Signal=").and_then(|s| s.trim().chars().next()));
+                let digit = body.lines().find_map(|l| {
+                    l.trim()
+                        .strip_prefix("Signal=")
+                        .and_then(|s| s.trim().chars().next())
+                });
                 self.ctx.respond(&key, reply(200)).await;
                 if let Some(d) = digit {
                     self.on_digit(d).await;
@@ -597,7 +803,10 @@ impl Call {
     async fn on_digit(&mut self, d: char) {
         tracing::info!(digit = %d, "DTMF");
         self.ctx.shared.store.call_dtmf(&self.ctx.id, d);
-        if d == '#' && matches!(self.state, State::Confirmed | State::WaitAck) && self.agent.is_none() {
+        if d == '#'
+            && matches!(self.state, State::Confirmed | State::WaitAck)
+            && self.agent.is_none()
+        {
             self.hangup("caller-hash").await;
         }
     }
@@ -628,7 +837,13 @@ impl Call {
         let code = msg.status().unwrap_or(0);
         let method = msg.cseq().map(|c| c.method).unwrap_or_default();
         if method == "BYE" && code >= 200 {
-            if self.state == State::Ending && self.agent.as_ref().map(|a| !a.bye_sent || msg.call_id() != Some(a.call_id.as_str())).unwrap_or(true) {
+            if self.state == State::Ending
+                && self
+                    .agent
+                    .as_ref()
+                    .map(|a| !a.bye_sent || msg.call_id() != Some(a.call_id.as_str()))
+                    .unwrap_or(true)
+            {
                 self.state = State::Done;
             }
         } else if method == "UPDATE" && code >= 300 {
@@ -655,14 +870,20 @@ impl Call {
         let mut summary: Option<MediaSummary> = None;
         if let Some(m) = self.media.take() {
             let _ = m.cmd.send(MediaCmd::Stop).await;
-            summary = tokio::time::timeout(Duration::from_secs(2), m.done).await.ok().and_then(|r| r.ok());
+            summary = tokio::time::timeout(Duration::from_secs(2), m.done)
+                .await
+                .ok()
+                .and_then(|r| r.ok());
         }
         if let Some(a) = self.agent.take() {
             let _ = a.media.cmd.send(MediaCmd::Stop).await;
         }
         let reason = self.end_reason.clone().unwrap_or_else(|| "normal".into());
         tracing::info!(%reason, packets_in = summary.as_ref().map(|s| s.packets_in).unwrap_or(0), "call ended");
-        self.ctx.shared.store.call_ended(&self.ctx.id, now_ms(), &reason, summary);
+        self.ctx
+            .shared
+            .store
+            .call_ended(&self.ctx.id, now_ms(), &reason, summary);
         let mut ids = vec![self.sip_call_id.clone()];
         if let Some(a) = &self.agent {
             ids.push(a.call_id.clone());
@@ -675,7 +896,9 @@ impl Call {
     async fn dial_agent(&mut self) {
         let (username, binding) = self.agents.remove(0);
         let Some(lease) = self.ctx.shared.ports.lease() else {
-            return self.reject(503, "Service Unavailable", "no-rtp-ports", &[]).await;
+            return self
+                .reject(503, "Service Unavailable", "no-rtp-ports", &[])
+                .await;
         };
         let local = LocalMedia {
             address: self.ctx.shared.advertised.clone(),
@@ -688,7 +911,15 @@ impl Call {
         let setup = MediaSetup {
             lease,
             bind: self.ctx.shared.bind_ip,
-            params: StreamParams { law: Law::Ulaw, payload_type: 0, dtmf_pt: Some(101), remote: None, send: false, recv: true, remote_ptime_ms: 20 },
+            params: StreamParams {
+                law: Law::Ulaw,
+                payload_type: 0,
+                dtmf_pt: Some(101),
+                remote: None,
+                send: false,
+                recv: true,
+                remote_ptime_ms: 20,
+            },
             jitter_ms: self.ctx.shared.cfg.media.jitter_ms,
             rtp_timeout: Duration::from_secs(self.ctx.shared.cfg.media.rtp_timeout_secs),
             record: None,
@@ -696,7 +927,11 @@ impl Call {
         };
         let media = match session::start(setup, ev_tx).await {
             Ok(m) => m,
-            Err(_) => return self.reject(503, "Service Unavailable", "rtp-socket-error", &[]).await,
+            Err(_) => {
+                return self
+                    .reject(503, "Service Unavailable", "rtp-socket-error", &[])
+                    .await
+            }
         };
         let flow = binding.flow.clone();
         let call_id = format!("{}-agent@voxdesk", self.ctx.id);
@@ -704,9 +939,23 @@ impl Call {
         let mut inv = Message::request(Method::Invite, binding.uri.clone());
         inv.push_header("Via", self.ctx.shared.via(&flow));
         inv.push_header("Max-Forwards", "70");
-        let display = caller.as_ref().and_then(|c| c.display.clone()).unwrap_or_default().replace('"', "");
-        let caller_user = caller.as_ref().and_then(|c| c.uri.as_sip().and_then(|u| u.user.clone())).unwrap_or_else(|| "caller".into());
-        inv.push_header("From", format!("\"{display}\" <sip:{caller_user}@{}>;tag={}", self.ctx.shared.advertised_host(), new_tag()));
+        let display = caller
+            .as_ref()
+            .and_then(|c| c.display.clone())
+            .unwrap_or_default()
+            .replace('"', "");
+        let caller_user = caller
+            .as_ref()
+            .and_then(|c| c.uri.as_sip().and_then(|u| u.user.clone()))
+            .unwrap_or_else(|| "caller".into());
+        inv.push_header(
+            "From",
+            format!(
+                "\"{display}\" <sip:{caller_user}@{}>;tag={}",
+                self.ctx.shared.advertised_host(),
+                new_tag()
+            ),
+        );
         inv.push_header("To", format!("<{}>", binding.uri));
         inv.push_header("Call-ID", call_id.clone());
         inv.push_header("CSeq", "1 INVITE");
@@ -717,7 +966,19 @@ impl Call {
         inv.push_header("Content-Type", "application/sdp");
         inv.body = sdp::offer(&local, 101).to_bytes();
         tracing::info!(agent = %username, contact = %binding.contact, "ringing agent");
-        self.agent = Some(AgentLeg { username, call_id, invite: inv.clone(), key: None, flow: flow.clone(), dialog: None, media, events: ev_rx, local, answered: false, bye_sent: false });
+        self.agent = Some(AgentLeg {
+            username,
+            call_id,
+            invite: inv.clone(),
+            key: None,
+            flow: flow.clone(),
+            dialog: None,
+            media,
+            events: ev_rx,
+            local,
+            answered: false,
+            bye_sent: false,
+        });
         let key = voxdesk_sip::txn::client_key_for_request(&inv);
         if let Some(a) = self.agent.as_mut() {
             a.key = key;
@@ -747,7 +1008,9 @@ impl Call {
                     // A retransmitted 2xx: re-ACK only.
                     return self.ctx.request(&self.sip_call_id, ack, &flow).await;
                 }
-                let neg = SessionDescription::parse(&msg.body).ok().and_then(|sd| sdp::accept_answer(&sd, &a.local).ok());
+                let neg = SessionDescription::parse(&msg.body)
+                    .ok()
+                    .and_then(|sd| sdp::accept_answer(&sd, &a.local).ok());
                 a.dialog = Some(dialog);
                 a.answered = true;
                 self.ctx.request(&self.sip_call_id, ack, &flow).await;
@@ -756,7 +1019,11 @@ impl Call {
                     return self.agent_failed(488).await;
                 };
                 if let Some(a) = self.agent.as_ref() {
-                    let _ = a.media.cmd.send(MediaCmd::Update(stream_params(&neg, 20))).await;
+                    let _ = a
+                        .media
+                        .cmd
+                        .send(MediaCmd::Update(stream_params(&neg, 20)))
+                        .await;
                     tracing::info!(agent = %a.username, codec = neg.codec.name(), "agent answered");
                 }
                 // Now answer the caller and bridge.
@@ -772,19 +1039,33 @@ impl Call {
             let _ = a.media.cmd.send(MediaCmd::Stop).await;
         }
         if self.state == State::Ringing {
-            let (c, reason) = if code == 486 || code == 600 { (486, "Busy Here") } else { (480, "Temporarily Unavailable") };
+            let (c, reason) = if code == 486 || code == 600 {
+                (486, "Busy Here")
+            } else {
+                (480, "Temporarily Unavailable")
+            };
             self.reject(c, reason, &format!("agent-{code}"), &[]).await;
         }
     }
 
     async fn bridge(&mut self) {
-        let (Some(m), Some(a)) = (&self.media, &self.agent) else { return };
+        let (Some(m), Some(a)) = (&self.media, &self.agent) else {
+            return;
+        };
         let (to_agent_tx, to_agent_rx) = mpsc::channel(16);
         let (to_caller_tx, to_caller_rx) = mpsc::channel(16);
         let _ = m.cmd.send(MediaCmd::BridgeOut(Some(to_agent_tx))).await;
         let _ = m.cmd.send(MediaCmd::BridgeIn(Some(to_caller_rx))).await;
-        let _ = a.media.cmd.send(MediaCmd::BridgeOut(Some(to_caller_tx))).await;
-        let _ = a.media.cmd.send(MediaCmd::BridgeIn(Some(to_agent_rx))).await;
+        let _ = a
+            .media
+            .cmd
+            .send(MediaCmd::BridgeOut(Some(to_caller_tx)))
+            .await;
+        let _ = a
+            .media
+            .cmd
+            .send(MediaCmd::BridgeIn(Some(to_agent_rx)))
+            .await;
         tracing::info!(agent = %a.username, "caller and agent bridged");
     }
 
@@ -803,8 +1084,15 @@ impl Call {
             // Agent-side re-INVITE (hold, refresh): answer with our current offer.
             ok.push_header("Contact", self.ctx.shared.contact(&a.flow));
             if !msg.body.is_empty() {
-                if let Ok((ans, neg)) = SessionDescription::parse(&msg.body).map_err(|_| ()).and_then(|o| sdp::answer(&o, &a.local).map_err(|_| ())) {
-                    let _ = a.media.cmd.send(MediaCmd::Update(stream_params(&neg, neg.ptime_ms))).await;
+                if let Ok((ans, neg)) = SessionDescription::parse(&msg.body)
+                    .map_err(|_| ())
+                    .and_then(|o| sdp::answer(&o, &a.local).map_err(|_| ()))
+                {
+                    let _ = a
+                        .media
+                        .cmd
+                        .send(MediaCmd::Update(stream_params(&neg, neg.ptime_ms)))
+                        .await;
                     ok.push_header("Content-Type", "application/sdp");
                     ok.body = ans.to_bytes();
                 }

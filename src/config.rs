@@ -8,7 +8,10 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config key `{key}`: {message}")]
@@ -16,7 +19,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.to_string(), message: message.into() }
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,7 +147,10 @@ impl Default for MediaConfig {
 
 impl Default for PathsConfig {
     fn default() -> Self {
-        PathsConfig { data_dir: PathBuf::from("./data"), models_dir: PathBuf::from("./models") }
+        PathsConfig {
+            data_dir: PathBuf::from("./data"),
+            models_dir: PathBuf::from("./models"),
+        }
     }
 }
 
@@ -159,7 +168,10 @@ impl Default for RegistrarConfig {
 
 impl Default for SessionTimerConfig {
     fn default() -> Self {
-        SessionTimerConfig { min_se: 90, default_secs: 1800 }
+        SessionTimerConfig {
+            min_se: 90,
+            default_secs: 1800,
+        }
     }
 }
 
@@ -179,7 +191,10 @@ impl Default for Config {
 
 /// The two demo accounts a config without `[[agents]]` gets (loopback only).
 pub fn demo_agents() -> Vec<AgentAccount> {
-    let skills: Vec<String> = ["general", "billing", "technical", "sales", "retention"].iter().map(|s| s.to_string()).collect();
+    let skills: Vec<String> = ["general", "billing", "technical", "sales", "retention"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     (1..=2)
         .map(|i| AgentAccount {
             username: format!("agent{i}"),
@@ -207,9 +222,15 @@ impl Config {
         let mut cfg = match path {
             None => Config::default(),
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
                 Config::parse(&text).map_err(|e| match e {
-                    ConfigError::Parse { message, .. } => ConfigError::Parse { path: p.to_path_buf(), message },
+                    ConfigError::Parse { message, .. } => ConfigError::Parse {
+                        path: p.to_path_buf(),
+                        message,
+                    },
                     other => other,
                 })?
             }
@@ -236,8 +257,13 @@ impl Config {
         struct Probe {
             agents: Option<toml::Value>,
         }
-        let has_agents = toml::from_str::<Probe>(text).map(|p| p.agents.is_some()).unwrap_or(false);
-        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: e.to_string() })?;
+        let has_agents = toml::from_str::<Probe>(text)
+            .map(|p| p.agents.is_some())
+            .unwrap_or(false);
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
         if !has_agents {
             cfg.agents = demo_agents();
             cfg.demo_agents = true;
@@ -248,27 +274,52 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bind: IpAddr = self.sip.bind.parse().map_err(|_| invalid("sip.bind", format!("{:?} is not an IP address", self.sip.bind)))?;
+        let bind: IpAddr = self.sip.bind.parse().map_err(|_| {
+            invalid(
+                "sip.bind",
+                format!("{:?} is not an IP address", self.sip.bind),
+            )
+        })?;
         if self.sip.transports.is_empty() {
-            return Err(invalid("sip.transports", "at least one of \"udp\", \"tcp\""));
+            return Err(invalid(
+                "sip.transports",
+                "at least one of \"udp\", \"tcp\"",
+            ));
         }
         for t in &self.sip.transports {
             if t != "udp" && t != "tcp" {
-                return Err(invalid("sip.transports", format!("unsupported transport {t:?} (supported: \"udp\", \"tcp\")")));
+                return Err(invalid(
+                    "sip.transports",
+                    format!("unsupported transport {t:?} (supported: \"udp\", \"tcp\")"),
+                ));
             }
         }
         if bind.is_unspecified() && self.sip.public_address.is_none() {
-            return Err(invalid("sip.public_address", "required when sip.bind is a wildcard address (it goes into Contact and SDP)"));
+            return Err(invalid(
+                "sip.public_address",
+                "required when sip.bind is a wildcard address (it goes into Contact and SDP)",
+            ));
         }
         if let Some(p) = &self.sip.public_address {
-            p.parse::<IpAddr>().map_err(|_| invalid("sip.public_address", format!("{p:?} is not an IP address")))?;
+            p.parse::<IpAddr>().map_err(|_| {
+                invalid("sip.public_address", format!("{p:?} is not an IP address"))
+            })?;
         }
         if self.sip.realm.is_empty() {
             return Err(invalid("sip.realm", "must not be empty"));
         }
         let m = &self.media;
-        if m.rtp_port_min < 1024 || m.rtp_port_max <= m.rtp_port_min || m.rtp_port_max - m.rtp_port_min < 4 {
-            return Err(invalid("media.rtp_port_min", format!("the RTP range {}..{} must be above 1023 and hold at least two calls", m.rtp_port_min, m.rtp_port_max)));
+        if m.rtp_port_min < 1024
+            || m.rtp_port_max <= m.rtp_port_min
+            || m.rtp_port_max - m.rtp_port_min < 4
+        {
+            return Err(invalid(
+                "media.rtp_port_min",
+                format!(
+                    "the RTP range {}..{} must be above 1023 and hold at least two calls",
+                    m.rtp_port_min, m.rtp_port_max
+                ),
+            ));
         }
         if m.rtp_timeout_secs == 0 {
             return Err(invalid("media.rtp_timeout_secs", "must be at least 1"));
@@ -277,45 +328,94 @@ impl Config {
             return Err(invalid("media.jitter_ms", "must be between 20 and 500"));
         }
         if m.codecs.is_empty() {
-            return Err(invalid("media.codecs", "list at least one of \"PCMU\", \"PCMA\""));
+            return Err(invalid(
+                "media.codecs",
+                "list at least one of \"PCMU\", \"PCMA\"",
+            ));
         }
         for c in &m.codecs {
             if !c.eq_ignore_ascii_case("PCMU") && !c.eq_ignore_ascii_case("PCMA") {
-                return Err(invalid("media.codecs", format!("unsupported codec {c:?} (supported: \"PCMU\", \"PCMA\")")));
+                return Err(invalid(
+                    "media.codecs",
+                    format!("unsupported codec {c:?} (supported: \"PCMU\", \"PCMA\")"),
+                ));
             }
         }
         if let Some(g) = &m.greeting {
             if !g.is_file() {
-                return Err(invalid("media.greeting", format!("file {} not found", g.display())));
+                return Err(invalid(
+                    "media.greeting",
+                    format!("file {} not found", g.display()),
+                ));
             }
         }
         let r = &self.registrar;
-        if r.min_expires == 0 || r.min_expires > r.max_expires || !(r.min_expires..=r.max_expires).contains(&r.default_expires) {
-            return Err(invalid("registrar.default_expires", "need 0 < min_expires <= default_expires <= max_expires"));
+        if r.min_expires == 0
+            || r.min_expires > r.max_expires
+            || !(r.min_expires..=r.max_expires).contains(&r.default_expires)
+        {
+            return Err(invalid(
+                "registrar.default_expires",
+                "need 0 < min_expires <= default_expires <= max_expires",
+            ));
         }
-        if r.digest_algorithms.is_empty() || r.digest_algorithms.iter().any(|a| voxdesk_sip::auth::Algorithm::parse(a).is_none()) {
-            return Err(invalid("registrar.digest_algorithms", "list one or both of \"MD5\", \"SHA-256\""));
+        if r.digest_algorithms.is_empty()
+            || r.digest_algorithms
+                .iter()
+                .any(|a| voxdesk_sip::auth::Algorithm::parse(a).is_none())
+        {
+            return Err(invalid(
+                "registrar.digest_algorithms",
+                "list one or both of \"MD5\", \"SHA-256\"",
+            ));
         }
         if self.session_timer.min_se < 90 {
-            return Err(invalid("session_timer.min_se", "RFC 4028 requires at least 90 seconds"));
+            return Err(invalid(
+                "session_timer.min_se",
+                "RFC 4028 requires at least 90 seconds",
+            ));
         }
         if self.session_timer.default_secs < self.session_timer.min_se {
-            return Err(invalid("session_timer.default_secs", "must be at least session_timer.min_se"));
+            return Err(invalid(
+                "session_timer.default_secs",
+                "must be at least session_timer.min_se",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, a) in self.agents.iter().enumerate() {
             let key = format!("agents[{i}]");
-            if a.username.is_empty() || !a.username.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-                return Err(invalid(&format!("{key}.username"), "letters, digits, '-', '_' or '.' only"));
+            if a.username.is_empty()
+                || !a
+                    .username
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                return Err(invalid(
+                    &format!("{key}.username"),
+                    "letters, digits, '-', '_' or '.' only",
+                ));
             }
             if !seen.insert(a.username.clone()) {
-                return Err(invalid(&format!("{key}.username"), format!("duplicate agent {:?}", a.username)));
+                return Err(invalid(
+                    &format!("{key}.username"),
+                    format!("duplicate agent {:?}", a.username),
+                ));
             }
             match (&a.password, &a.ha1) {
                 (Some(p), None) if !p.is_empty() => {}
                 (None, Some(h)) if h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {}
-                (None, Some(_)) => return Err(invalid(&format!("{key}.ha1"), "must be 32 hex digits (MD5 of username:realm:password)")),
-                _ => return Err(invalid(&format!("{key}.password"), "set exactly one of password or ha1")),
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        &format!("{key}.ha1"),
+                        "must be 32 hex digits (MD5 of username:realm:password)",
+                    ))
+                }
+                _ => {
+                    return Err(invalid(
+                        &format!("{key}.password"),
+                        "set exactly one of password or ha1",
+                    ))
+                }
             }
         }
         if self.demo_agents && !bind.is_loopback() {
@@ -329,7 +429,10 @@ impl Config {
 
     /// The address we advertise in Contact and SDP.
     pub fn advertised_address(&self) -> String {
-        self.sip.public_address.clone().unwrap_or_else(|| self.sip.bind.clone())
+        self.sip
+            .public_address
+            .clone()
+            .unwrap_or_else(|| self.sip.bind.clone())
     }
 
     pub fn recordings_dir(&self) -> PathBuf {
@@ -355,17 +458,37 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let e = Config::parse("[sip]\nprot = 5060\n").unwrap_err().to_string();
+        let e = Config::parse("[sip]\nprot = 5060\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("prot"), "{e}");
-        let e = Config::parse("[media]\nrtp_port_min = 30000\nrtp_port_max = 20000\n").unwrap().validate().unwrap_err().to_string();
+        let e = Config::parse("[media]\nrtp_port_min = 30000\nrtp_port_max = 20000\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("media.rtp_port_min"), "{e}");
-        let e = Config::parse("[[agents]]\nusername = \"a b\"\npassword = \"x\"\n").unwrap().validate().unwrap_err().to_string();
+        let e = Config::parse("[[agents]]\nusername = \"a b\"\npassword = \"x\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("agents[0].username"), "{e}");
-        let e = Config::parse("[[agents]]\nusername = \"a\"\n").unwrap().validate().unwrap_err().to_string();
+        let e = Config::parse("[[agents]]\nusername = \"a\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("agents[0].password"), "{e}");
-        let e = Config::parse("[sip]\nbind = \"0.0.0.0\"\npublic_address = \"192.0.2.1\"\n").unwrap().validate().unwrap_err().to_string();
+        let e = Config::parse("[sip]\nbind = \"0.0.0.0\"\npublic_address = \"192.0.2.1\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("demo agent"), "{e}");
-        let e = Config::parse("[sip]\nport = \"x\"\n").unwrap_err().to_string();
+        let e = Config::parse("[sip]\nport = \"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("port"), "{e}");
     }
 

@@ -38,7 +38,11 @@ impl Shared {
     pub fn contact(&self, flow: &Flow) -> String {
         match flow {
             Flow::Udp(_) => format!("<sip:voxdesk@{}:{}>", self.advertised_host(), self.sip_port),
-            Flow::Tcp { .. } => format!("<sip:voxdesk@{}:{};transport=tcp>", self.advertised_host(), self.sip_port),
+            Flow::Tcp { .. } => format!(
+                "<sip:voxdesk@{}:{};transport=tcp>",
+                self.advertised_host(),
+                self.sip_port
+            ),
         }
     }
 
@@ -51,12 +55,22 @@ impl Shared {
     }
 
     pub fn via(&self, flow: &Flow) -> String {
-        format!("SIP/2.0/{} {}:{};branch={};rport", flow.transport(), self.advertised_host(), self.sip_port, new_branch())
+        format!(
+            "SIP/2.0/{} {}:{};branch={};rport",
+            flow.transport(),
+            self.advertised_host(),
+            self.sip_port,
+            new_branch()
+        )
     }
 }
 
 pub fn new_branch() -> String {
-    format!("{}{:016x}", voxdesk_sip::txn::MAGIC_COOKIE, rand::random::<u64>())
+    format!(
+        "{}{:016x}",
+        voxdesk_sip::txn::MAGIC_COOKIE,
+        rand::random::<u64>()
+    )
 }
 
 pub fn new_tag() -> String {
@@ -66,11 +80,20 @@ pub fn new_tag() -> String {
 /// Messages from call actors to the endpoint.
 #[derive(Debug)]
 pub enum CoreMsg {
-    Respond { key: TxKey, msg: Message },
+    Respond {
+        key: TxKey,
+        msg: Message,
+    },
     /// Start a client transaction (or just send, for ACK).
-    Request { call: String, msg: Message, flow: Flow },
+    Request {
+        call: String,
+        msg: Message,
+        flow: Flow,
+    },
     /// The call actor is done; forget these SIP Call-IDs.
-    Ended { call_ids: Vec<String> },
+    Ended {
+        call_ids: Vec<String>,
+    },
 }
 
 struct CallEntry {
@@ -91,23 +114,39 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    pub async fn new(shared: Arc<Shared>, transport: Transport, inbound: mpsc::Receiver<Inbound>) -> Endpoint {
+    pub async fn new(
+        shared: Arc<Shared>,
+        transport: Transport,
+        inbound: mpsc::Receiver<Inbound>,
+    ) -> Endpoint {
         let secret: [u8; 32] = rand::random();
-        let mut registrar = Registrar::new(&shared.cfg.sip.realm, shared.cfg.registrar.clone(), &shared.cfg.agents, &secret);
+        let mut registrar = Registrar::new(
+            &shared.cfg.sip.realm,
+            shared.cfg.registrar.clone(),
+            &shared.cfg.agents,
+            &secret,
+        );
         // Bindings survive a restart (UDP flows only: TCP connections are gone).
         if let Ok(rows) = shared.store.registrations().await {
             let now = now_ms();
-            for r in rows.into_iter().filter(|r| r.expires_at_ms > now && r.transport == "UDP") {
-                if let (Ok(uri), Ok(addr)) = (voxdesk_sip::Uri::parse(&r.contact), r.source.parse()) {
-                    registrar.restore(&r.aor, crate::registrar::Binding {
-                        contact: r.contact.clone(),
-                        uri,
-                        expires_at_ms: r.expires_at_ms,
-                        flow: Flow::Udp(addr),
-                        call_id: String::new(),
-                        cseq: 0,
-                        user_agent: r.user_agent.clone(),
-                    });
+            for r in rows
+                .into_iter()
+                .filter(|r| r.expires_at_ms > now && r.transport == "UDP")
+            {
+                if let (Ok(uri), Ok(addr)) = (voxdesk_sip::Uri::parse(&r.contact), r.source.parse())
+                {
+                    registrar.restore(
+                        &r.aor,
+                        crate::registrar::Binding {
+                            contact: r.contact.clone(),
+                            uri,
+                            expires_at_ms: r.expires_at_ms,
+                            flow: Flow::Udp(addr),
+                            call_id: String::new(),
+                            cseq: 0,
+                            user_agent: r.user_agent.clone(),
+                        },
+                    );
                 }
             }
         }
@@ -176,16 +215,21 @@ impl Endpoint {
     fn persist(&self, ops: Vec<StoreOp>) {
         for op in ops {
             match op {
-                StoreOp::Set { aor, binding } => self.shared.store.registration_set(RegistrationRow {
-                    aor,
-                    contact: binding.contact,
-                    expires_at_ms: binding.expires_at_ms,
-                    source: binding.flow.addr().to_string(),
-                    transport: binding.flow.transport().into(),
-                    user_agent: binding.user_agent,
-                    updated_at_ms: now_ms(),
-                }),
-                StoreOp::Remove { aor, contact } => self.shared.store.registration_remove(&aor, contact.as_deref()),
+                StoreOp::Set { aor, binding } => {
+                    self.shared.store.registration_set(RegistrationRow {
+                        aor,
+                        contact: binding.contact,
+                        expires_at_ms: binding.expires_at_ms,
+                        source: binding.flow.addr().to_string(),
+                        transport: binding.flow.transport().into(),
+                        user_agent: binding.user_agent,
+                        updated_at_ms: now_ms(),
+                    })
+                }
+                StoreOp::Remove { aor, contact } => self
+                    .shared
+                    .store
+                    .registration_remove(&aor, contact.as_deref()),
             }
         }
     }
@@ -223,26 +267,33 @@ impl Endpoint {
                 Output::Request { key, msg, from } => self.on_request(key, msg, from),
                 Output::Response { key, msg } => {
                     if let Some(call) = self.client_owner.get(&key) {
-                        self.to_call(&call.clone(), CallInput::Response { key, msg });
+                        self.route_to_call(&call.clone(), CallInput::Response { key, msg });
                     }
                 }
                 Output::Ack { msg, .. } => {
                     if let Some(cid) = msg.call_id().map(str::to_string) {
-                        self.to_call(&cid, CallInput::Ack { msg });
+                        self.route_to_call(&cid, CallInput::Ack { msg });
                     }
                 }
                 Output::StrayResponse { msg, .. } => {
                     // A retransmitted 2xx after our INVITE transaction ended: the call re-ACKs.
-                    if let (Some(cid), Some(200..=299)) = (msg.call_id().map(str::to_string), msg.status()) {
-                        self.to_call(&cid, CallInput::Stray2xx { msg });
+                    if let (Some(cid), Some(200..=299)) =
+                        (msg.call_id().map(str::to_string), msg.status())
+                    {
+                        self.route_to_call(&cid, CallInput::Stray2xx { msg });
                     }
                 }
                 Output::Timeout { key } => {
                     if let Some(call) = self.client_owner.get(&key).cloned() {
-                        self.to_call(&call, CallInput::Timeout { key });
+                        self.route_to_call(&call, CallInput::Timeout { key });
                     } else if key.server {
-                        if let Some(cid) = self.txl.request(&key).and_then(|r| r.call_id()).map(str::to_string) {
-                            self.to_call(&cid, CallInput::Timeout { key });
+                        if let Some(cid) = self
+                            .txl
+                            .request(&key)
+                            .and_then(|r| r.call_id())
+                            .map(str::to_string)
+                        {
+                            self.route_to_call(&cid, CallInput::Timeout { key });
                         }
                     }
                 }
@@ -253,7 +304,7 @@ impl Endpoint {
         }
     }
 
-    fn to_call(&mut self, sip_call_id: &str, input: CallInput) {
+    fn route_to_call(&mut self, sip_call_id: &str, input: CallInput) {
         if let Some(c) = self.calls.get(sip_call_id) {
             if let Err(e) = c.tx.try_send(input) {
                 tracing::warn!(call = sip_call_id, error = %e, "call actor not keeping up; event dropped");
@@ -267,7 +318,16 @@ impl Endpoint {
     }
 
     fn reply(&mut self, key: &TxKey, req: &Message, code: u16, extra: &[(&str, String)]) {
-        let tag = if req.to_addr().ok().and_then(|t| t.tag().map(|_| ())).is_some() { None } else { Some(new_tag()) };
+        let tag = if req
+            .to_addr()
+            .ok()
+            .and_then(|t| t.tag().map(|_| ()))
+            .is_some()
+        {
+            None
+        } else {
+            Some(new_tag())
+        };
         let mut r = req.response(code, voxdesk_sip::reason_phrase(code), tag.as_deref());
         r.push_header("Server", self.shared.server_header.clone());
         for (n, v) in extra {
@@ -285,13 +345,29 @@ impl Endpoint {
             self.respond(&key, r);
             return;
         }
-        let method = msg.method().cloned().unwrap_or(Method::Other(String::new()));
+        let method = msg
+            .method()
+            .cloned()
+            .unwrap_or(Method::Other(String::new()));
         let call_id = msg.call_id().unwrap_or_default().to_string();
-        let in_dialog = msg.to_addr().ok().and_then(|t| t.tag().map(|_| ())).is_some();
+        let in_dialog = msg
+            .to_addr()
+            .ok()
+            .and_then(|t| t.tag().map(|_| ()))
+            .is_some();
         match method {
             Method::Options => {
                 let accept = "application/sdp".to_string();
-                self.reply(&key, &msg, 200, &[("Allow", ALLOW.into()), ("Accept", accept), ("Supported", SUPPORTED.into())]);
+                self.reply(
+                    &key,
+                    &msg,
+                    200,
+                    &[
+                        ("Allow", ALLOW.into()),
+                        ("Accept", accept),
+                        ("Supported", SUPPORTED.into()),
+                    ],
+                );
             }
             Method::Register => {
                 let tag = new_tag();
@@ -315,7 +391,7 @@ impl Endpoint {
                 let ikey = key.invite_for_cancel();
                 if self.txl.is_pending(&ikey) {
                     self.reply(&key, &msg, 200, &[]);
-                    self.to_call(&call_id, CallInput::Cancel { invite_key: ikey });
+                    self.route_to_call(&call_id, CallInput::Cancel { invite_key: ikey });
                 } else if self.txl.request(&ikey).is_some() {
                     // Already answered: the CANCEL has no effect (RFC 3261 §9.2).
                     self.reply(&key, &msg, 200, &[]);
@@ -325,13 +401,17 @@ impl Endpoint {
             }
             Method::Invite | Method::Bye | Method::Update | Method::Info => {
                 if self.calls.contains_key(&call_id) {
-                    self.to_call(&call_id, CallInput::Request { key, msg, flow });
+                    self.route_to_call(&call_id, CallInput::Request { key, msg, flow });
                 } else {
                     self.reply(&key, &msg, 481, &[]);
                 }
             }
             Method::Ack => {}
-            Method::Prack | Method::Refer | Method::Notify | Method::Subscribe | Method::Message => {
+            Method::Prack
+            | Method::Refer
+            | Method::Notify
+            | Method::Subscribe
+            | Method::Message => {
                 self.reply(&key, &msg, 405, &[("Allow", ALLOW.into())]);
             }
             Method::Other(_) => self.reply(&key, &msg, 501, &[("Allow", ALLOW.into())]),
@@ -342,19 +422,43 @@ impl Endpoint {
         let (tx, rx) = mpsc::channel(256);
         let id = format!("{:016x}", rand::random::<u64>());
         self.calls.insert(call_id.clone(), CallEntry { tx });
-        let ctx = call::CallCtx { shared: self.shared.clone(), core: self.core_tx.clone(), id: id.clone() };
+        let ctx = call::CallCtx {
+            shared: self.shared.clone(),
+            core: self.core_tx.clone(),
+            id: id.clone(),
+        };
         let agents: Vec<(String, crate::registrar::Binding)> = {
-            let user = msg.request_uri().and_then(|u| u.as_sip()).and_then(|u| u.user_decoded()).unwrap_or_default();
-            self.registrar.lookup(&user, now_ms()).into_iter().map(|b| (user.clone(), b)).collect()
+            let user = msg
+                .request_uri()
+                .and_then(|u| u.as_sip())
+                .and_then(|u| u.user_decoded())
+                .unwrap_or_default();
+            self.registrar
+                .lookup(&user, now_ms())
+                .into_iter()
+                .map(|b| (user.clone(), b))
+                .collect()
         };
         let span = tracing::info_span!("call", id = %id);
         tokio::spawn(
             async move {
-                let res = std::panic::AssertUnwindSafe(call::run_inbound(ctx.clone(), key, msg, flow, rx, agents));
+                let res = std::panic::AssertUnwindSafe(call::run_inbound(
+                    ctx.clone(),
+                    key,
+                    msg,
+                    flow,
+                    rx,
+                    agents,
+                ));
                 // A panic in one call must never take the server down.
                 if let Err(p) = futures_catch(res).await {
                     tracing::error!(panic = %p, "call actor panicked");
-                    let _ = ctx.core.send(CoreMsg::Ended { call_ids: vec![call_id] }).await;
+                    let _ = ctx
+                        .core
+                        .send(CoreMsg::Ended {
+                            call_ids: vec![call_id],
+                        })
+                        .await;
                 }
             }
             .instrument(span),
@@ -388,11 +492,12 @@ impl Endpoint {
             }
         }
     }
-
 }
 
 /// Catches a panic in a future (the call actor), turning it into an error message.
-async fn futures_catch<F: std::future::Future<Output = ()>>(f: std::panic::AssertUnwindSafe<F>) -> Result<(), String> {
+async fn futures_catch<F: std::future::Future<Output = ()>>(
+    f: std::panic::AssertUnwindSafe<F>,
+) -> Result<(), String> {
     use std::pin::Pin;
     use std::task::{Context, Poll};
     struct Catch<F>(Pin<Box<F>>);
@@ -403,7 +508,11 @@ async fn futures_catch<F: std::future::Future<Output = ()>>(f: std::panic::Asser
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
                 Ok(Poll::Ready(())) => Poll::Ready(Ok(())),
                 Ok(Poll::Pending) => Poll::Pending,
-                Err(p) => Poll::Ready(Err(p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown".into()))),
+                Err(p) => Poll::Ready(Err(p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown".into()))),
             }
         }
     }

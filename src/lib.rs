@@ -1,10 +1,10 @@
 //! voxdesk: an on-premises AI voice call-center server.
 
-pub mod config;
-pub mod media;
-pub mod store;
-pub mod registrar;
-pub mod transport;
 pub mod call;
+pub mod config;
 pub mod endpoint;
+pub mod media;
 pub mod prompts;
+pub mod registrar;
+pub mod store;
+pub mod transport;

@@ -11,7 +11,11 @@ use voxdesk::store::{now_ms, Store};
 use voxdesk::transport::Transport;
 
 #[derive(Parser)]
-#[command(name = "voxdesk", version, about = "On-premises AI voice call-center server")]
+#[command(
+    name = "voxdesk",
+    version,
+    about = "On-premises AI voice call-center server"
+)]
 struct Cli {
     /// Config file (TOML). Without one, built-in defaults are used.
     #[arg(long, short, global = true, env = "VOXDESK_CONFIG")]
@@ -49,13 +53,21 @@ fn overrides(cli: &Cli) -> Overrides {
         Some(Command::Serve { bind, sip_port }) => (bind.clone(), *sip_port),
         _ => (None, None),
     };
-    Overrides { data_dir: cli.data_dir.clone(), models_dir: cli.models_dir.clone(), bind, port }
+    Overrides {
+        data_dir: cli.data_dir.clone(),
+        models_dir: cli.models_dir.clone(),
+        bind,
+        port,
+    }
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
@@ -79,30 +91,59 @@ fn load_config(cli: &Cli) -> Result<Config> {
 
 fn doctor(cli: &Cli) -> Result<()> {
     let cfg = load_config(cli)?;
-    println!("config      ok ({})", cli.config.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "built-in defaults".into()));
-    std::fs::create_dir_all(&cfg.paths.data_dir).with_context(|| format!("cannot create data dir {}", cfg.paths.data_dir.display()))?;
+    println!(
+        "config      ok ({})",
+        cli.config
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "built-in defaults".into())
+    );
+    std::fs::create_dir_all(&cfg.paths.data_dir)
+        .with_context(|| format!("cannot create data dir {}", cfg.paths.data_dir.display()))?;
     let conn = voxdesk::store::open_connection(&cfg.database_path())?;
-    println!("database    ok ({}, schema version {})", cfg.database_path().display(), voxdesk::store::schema_version(&conn)?);
+    println!(
+        "database    ok ({}, schema version {})",
+        cfg.database_path().display(),
+        voxdesk::store::schema_version(&conn)?
+    );
     let g = voxdesk::prompts::greeting(&cfg)?;
     println!("greeting    ok ({:.1} s at 8 kHz)", g.len() as f32 / 8000.0);
     let probe = std::net::UdpSocket::bind((cfg.sip.bind.as_str(), cfg.sip.port));
     match probe {
         Ok(_) => println!("sip port    ok ({}:{} is free)", cfg.sip.bind, cfg.sip.port),
-        Err(e) => println!("sip port    WARNING: {}:{}: {e} (is voxdesk already running?)", cfg.sip.bind, cfg.sip.port),
+        Err(e) => println!(
+            "sip port    WARNING: {}:{}: {e} (is voxdesk already running?)",
+            cfg.sip.bind, cfg.sip.port
+        ),
     }
-    println!("agents      {} account(s){}", cfg.agents.len(), if cfg.demo_agents { " (demo: agent1/agent1pass, agent2/agent2pass)" } else { "" });
-    println!("models      {} (speech models arrive with the speech pipeline; nothing to check yet)", cfg.paths.models_dir.display());
+    println!(
+        "agents      {} account(s){}",
+        cfg.agents.len(),
+        if cfg.demo_agents {
+            " (demo: agent1/agent1pass, agent2/agent2pass)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "models      {} (speech models arrive with the speech pipeline; nothing to check yet)",
+        cfg.paths.models_dir.display()
+    );
     Ok(())
 }
 
 fn serve(cli: &Cli) -> Result<()> {
     let cfg = load_config(cli)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("voxdesk").build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("voxdesk")
+        .build()?;
     rt.block_on(run(cfg))
 }
 
 async fn run(cfg: Config) -> Result<()> {
-    std::fs::create_dir_all(&cfg.paths.data_dir).with_context(|| format!("cannot create data dir {}", cfg.paths.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.paths.data_dir)
+        .with_context(|| format!("cannot create data dir {}", cfg.paths.data_dir.display()))?;
     let store = Store::open(&cfg.database_path())?;
     store.close_orphans(now_ms());
     let greeting = Arc::new(voxdesk::prompts::greeting(&cfg)?);
@@ -111,8 +152,14 @@ async fn run(cfg: Config) -> Result<()> {
     let addr = std::net::SocketAddr::new(bind_ip, cfg.sip.port);
     let udp = cfg.sip.transports.iter().any(|t| t == "udp");
     let tcp = cfg.sip.transports.iter().any(|t| t == "tcp");
-    let transport = Transport::bind(addr, udp, tcp, in_tx).await.with_context(|| format!("cannot bind SIP on {addr} (sip.bind / sip.port)"))?;
-    let sip_port = transport.local_udp.or(transport.local_tcp).map(|a| a.port()).unwrap_or(cfg.sip.port);
+    let transport = Transport::bind(addr, udp, tcp, in_tx)
+        .await
+        .with_context(|| format!("cannot bind SIP on {addr} (sip.bind / sip.port)"))?;
+    let sip_port = transport
+        .local_udp
+        .or(transport.local_tcp)
+        .map(|a| a.port())
+        .unwrap_or(cfg.sip.port);
     let shared = Arc::new(Shared {
         ports: PortPool::new(cfg.media.rtp_port_min, cfg.media.rtp_port_max),
         store: store.clone(),

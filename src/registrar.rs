@@ -34,8 +34,14 @@ pub struct Binding {
 /// A change the caller persists.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreOp {
-    Set { aor: String, binding: Binding },
-    Remove { aor: String, contact: Option<String> },
+    Set {
+        aor: String,
+        binding: Box<Binding>,
+    },
+    Remove {
+        aor: String,
+        contact: Option<String>,
+    },
 }
 
 pub struct Registrar {
@@ -61,7 +67,9 @@ pub fn http_date(unix_secs: i64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + (m <= 2) as i64;
     const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     format!(
         "{}, {d:02} {} {y} {:02}:{:02}:{:02} GMT",
         WD[days.rem_euclid(7) as usize],
@@ -73,12 +81,20 @@ pub fn http_date(unix_secs: i64) -> String {
 }
 
 impl Registrar {
-    pub fn new(realm: &str, cfg: RegistrarConfig, agents: &[AgentAccount], nonce_secret: &[u8]) -> Registrar {
+    pub fn new(
+        realm: &str,
+        cfg: RegistrarConfig,
+        agents: &[AgentAccount],
+        nonce_secret: &[u8],
+    ) -> Registrar {
         let accounts = agents
             .iter()
             .map(|a| {
                 let (md5, sha) = match (&a.password, &a.ha1) {
-                    (Some(p), _) => (auth::ha1(Algorithm::Md5, &a.username, realm, p), Some(auth::ha1(Algorithm::Sha256, &a.username, realm, p))),
+                    (Some(p), _) => (
+                        auth::ha1(Algorithm::Md5, &a.username, realm, p),
+                        Some(auth::ha1(Algorithm::Sha256, &a.username, realm, p)),
+                    ),
                     (None, Some(h)) => (h.to_ascii_lowercase(), None),
                     (None, None) => (String::new(), None),
                 };
@@ -117,7 +133,16 @@ impl Registrar {
 
     /// Live bindings of an agent, newest first.
     pub fn lookup(&self, username: &str, now_ms: i64) -> Vec<Binding> {
-        let mut v: Vec<Binding> = self.bindings.get(username).map(|b| b.iter().filter(|b| b.expires_at_ms > now_ms).cloned().collect()).unwrap_or_default();
+        let mut v: Vec<Binding> = self
+            .bindings
+            .get(username)
+            .map(|b| {
+                b.iter()
+                    .filter(|b| b.expires_at_ms > now_ms)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
         v.sort_by_key(|b| std::cmp::Reverse(b.expires_at_ms));
         v
     }
@@ -129,7 +154,10 @@ impl Registrar {
             list.retain(|b| {
                 let live = b.expires_at_ms > now_ms;
                 if !live {
-                    ops.push(StoreOp::Remove { aor: aor.clone(), contact: Some(b.contact.clone()) });
+                    ops.push(StoreOp::Remove {
+                        aor: aor.clone(),
+                        contact: Some(b.contact.clone()),
+                    });
                 }
                 live
             });
@@ -140,15 +168,31 @@ impl Registrar {
     fn challenge(&self, req: &Message, now_ms: i64, stale: bool) -> Message {
         let mut r = req.response(401, "Unauthorized", None);
         let nonce = self.nonces.issue((now_ms / 1000) as u64);
-        for alg in self.cfg.digest_algorithms.iter().filter_map(|a| Algorithm::parse(a)) {
-            let c = Challenge { realm: self.realm.clone(), nonce: nonce.clone(), algorithm: alg, stale };
+        for alg in self
+            .cfg
+            .digest_algorithms
+            .iter()
+            .filter_map(|a| Algorithm::parse(a))
+        {
+            let c = Challenge {
+                realm: self.realm.clone(),
+                nonce: nonce.clone(),
+                algorithm: alg,
+                stale,
+            };
             r.push_header("WWW-Authenticate", c.header_value());
         }
         r
     }
 
     /// Handles a validated REGISTER; returns the response and the store changes.
-    pub fn handle(&mut self, req: &Message, flow: &Flow, now_ms: i64, to_tag: &str) -> (Message, Vec<StoreOp>) {
+    pub fn handle(
+        &mut self,
+        req: &Message,
+        flow: &Flow,
+        now_ms: i64,
+        to_tag: &str,
+    ) -> (Message, Vec<StoreOp>) {
         let reply = |code: u16, reason: &str| req.response(code, reason, Some(to_tag));
         let to = match req.to_addr() {
             Ok(t) => t,
@@ -161,18 +205,32 @@ impl Registrar {
             return (reply(404, "Not Found"), vec![]);
         }
         let accounts = &self.accounts;
-        let verdict = auth::verify(req.header("Authorization"), "REGISTER", &self.realm, &self.nonces, (now_ms / 1000) as u64, |u, alg| {
-            let a = accounts.get(u)?;
-            match alg {
-                Algorithm::Md5 => Some(a.ha1_md5.clone()),
-                Algorithm::Sha256 => a.ha1_sha256.clone(),
-            }
-        });
+        let verdict = auth::verify(
+            req.header("Authorization"),
+            "REGISTER",
+            &self.realm,
+            &self.nonces,
+            (now_ms / 1000) as u64,
+            |u, alg| {
+                let a = accounts.get(u)?;
+                match alg {
+                    Algorithm::Md5 => Some(a.ha1_md5.clone()),
+                    Algorithm::Sha256 => a.ha1_sha256.clone(),
+                }
+            },
+        );
         match verdict {
             Verdict::Ok { username } if username == user => {}
-            Verdict::Ok { .. } => return (reply(403, "Forbidden (credentials for another user)"), vec![]),
+            Verdict::Ok { .. } => {
+                return (
+                    reply(403, "Forbidden (credentials for another user)"),
+                    vec![],
+                )
+            }
             Verdict::Challenge { stale } => return (self.challenge(req, now_ms, stale), vec![]),
-            Verdict::Malformed(why) => return (reply(400, &format!("Bad Request ({why})")), vec![]),
+            Verdict::Malformed(why) => {
+                return (reply(400, &format!("Bad Request ({why})")), vec![])
+            }
         }
         let call_id = req.call_id().unwrap_or_default().to_string();
         let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
@@ -181,17 +239,30 @@ impl Registrar {
         let mut ops = Vec::new();
         if contacts.contains(&"*") {
             if contacts.len() != 1 || header_expires != Some(0) {
-                return (reply(400, "Bad Request (Contact: * needs Expires: 0 and no other contacts)"), vec![]);
+                return (
+                    reply(
+                        400,
+                        "Bad Request (Contact: * needs Expires: 0 and no other contacts)",
+                    ),
+                    vec![],
+                );
             }
             self.bindings.remove(&user);
-            ops.push(StoreOp::Remove { aor: user.clone(), contact: None });
+            ops.push(StoreOp::Remove {
+                aor: user.clone(),
+                contact: None,
+            });
         } else {
             let mut parsed = Vec::new();
             for c in contacts {
                 let Ok(na) = NameAddr::parse(c) else {
                     return (reply(400, "Bad Request (Contact)"), vec![]);
                 };
-                let expires = param(&na.params, "expires").flatten().and_then(|e| e.parse::<u32>().ok()).or(header_expires).unwrap_or(self.cfg.default_expires);
+                let expires = param(&na.params, "expires")
+                    .flatten()
+                    .and_then(|e| e.parse::<u32>().ok())
+                    .or(header_expires)
+                    .unwrap_or(self.cfg.default_expires);
                 if expires != 0 && expires < self.cfg.min_expires {
                     let mut r = reply(423, "Interval Too Brief");
                     r.push_header("Min-Expires", self.cfg.min_expires.to_string());
@@ -205,12 +276,18 @@ impl Registrar {
                 if let Some(old) = list.iter().find(|b| b.contact == key) {
                     // RFC 3261 §10.3 step 7: an out-of-order REGISTER must not update.
                     if old.call_id == call_id && cseq <= old.cseq {
-                        return (reply(500, "Server Internal Error (out-of-order REGISTER)"), vec![]);
+                        return (
+                            reply(500, "Server Internal Error (out-of-order REGISTER)"),
+                            vec![],
+                        );
                     }
                 }
                 list.retain(|b| b.contact != key);
                 if expires == 0 {
-                    ops.push(StoreOp::Remove { aor: user.clone(), contact: Some(key) });
+                    ops.push(StoreOp::Remove {
+                        aor: user.clone(),
+                        contact: Some(key),
+                    });
                     continue;
                 }
                 let b = Binding {
@@ -222,7 +299,10 @@ impl Registrar {
                     cseq,
                     user_agent: req.header("User-Agent").map(str::to_string),
                 };
-                ops.push(StoreOp::Set { aor: user.clone(), binding: b.clone() });
+                ops.push(StoreOp::Set {
+                    aor: user.clone(),
+                    binding: Box::new(b.clone()),
+                });
                 list.push(b);
             }
         }
@@ -250,7 +330,10 @@ From: <sip:agent1@127.0.0.1>;tag=r1\r\nTo: <sip:agent1@127.0.0.1>\r\nCall-ID: re
     }
 
     fn registrar() -> Registrar {
-        let cfg = RegistrarConfig { digest_algorithms: vec!["SHA-256".into(), "MD5".into()], ..RegistrarConfig::default() };
+        let cfg = RegistrarConfig {
+            digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
+            ..RegistrarConfig::default()
+        };
         Registrar::new("voxdesk", cfg, &crate::config::demo_agents(), b"k")
     }
 
@@ -259,10 +342,19 @@ From: <sip:agent1@127.0.0.1>;tag=r1\r\nTo: <sip:agent1@127.0.0.1>\r\nCall-ID: re
         let (ch, _) = r.handle(&reg(extra, cseq), &flow, 1_000_000, "t");
         assert_eq!(ch.status(), Some(401));
         let www: Vec<&str> = ch.header_lines("WWW-Authenticate").collect();
-        assert!(www[0].contains("SHA-256") && www[1].contains("MD5"), "configured order");
+        assert!(
+            www[0].contains("SHA-256") && www[1].contains("MD5"),
+            "configured order"
+        );
         // A SHA-256 capable client answers the first challenge.
         let a = auth::respond(www[0], "REGISTER", "sip:127.0.0.1", "agent1", pw, "cn", 1).unwrap();
-        r.handle(&reg(&format!("{extra}Authorization: {a}\r\n"), cseq + 1, ), &flow, 1_001_000, "t").0
+        r.handle(
+            &reg(&format!("{extra}Authorization: {a}\r\n"), cseq + 1),
+            &flow,
+            1_001_000,
+            "t",
+        )
+        .0
     }
 
     #[test]
@@ -273,7 +365,11 @@ From: <sip:agent1@127.0.0.1>;tag=r1\r\nTo: <sip:agent1@127.0.0.1>\r\nCall-ID: re
         assert_eq!(ok.header_values("Contact").len(), 2);
         assert!(ok.header("Date").unwrap().ends_with("GMT"));
         assert_eq!(r.lookup("agent1", 1_001_000).len(), 2);
-        assert_eq!(r.lookup("agent1", 1_001_000 + 121_000).len(), 1, "per-contact expiry");
+        assert_eq!(
+            r.lookup("agent1", 1_001_000 + 121_000).len(),
+            1,
+            "per-contact expiry"
+        );
         let bye = authed(&mut r, "Contact: *\r\nExpires: 0\r\n", 10, "agent1pass");
         assert_eq!(bye.status(), Some(200));
         assert!(r.lookup("agent1", 1_001_000).is_empty());
@@ -282,8 +378,22 @@ From: <sip:agent1@127.0.0.1>;tag=r1\r\nTo: <sip:agent1@127.0.0.1>\r\nCall-ID: re
     #[test]
     fn wrong_password_short_interval_unknown_user() {
         let mut r = registrar();
-        assert_eq!(authed(&mut r, "Contact: <sip:agent1@127.0.0.1:5070>\r\n", 1, "wrong").status(), Some(401));
-        let brief = authed(&mut r, "Contact: <sip:agent1@127.0.0.1:5070>\r\nExpires: 10\r\n", 3, "agent1pass");
+        assert_eq!(
+            authed(
+                &mut r,
+                "Contact: <sip:agent1@127.0.0.1:5070>\r\n",
+                1,
+                "wrong"
+            )
+            .status(),
+            Some(401)
+        );
+        let brief = authed(
+            &mut r,
+            "Contact: <sip:agent1@127.0.0.1:5070>\r\nExpires: 10\r\n",
+            3,
+            "agent1pass",
+        );
         assert_eq!(brief.status(), Some(423));
         assert_eq!(brief.header("Min-Expires"), Some("60"));
         let flow = Flow::Udp("127.0.0.1:5070".parse().unwrap());

@@ -9,7 +9,10 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum StoreError {
     #[error("database {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("database thread has stopped")]
@@ -67,23 +70,37 @@ pub fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let oerr = |source| StoreError::Open { path: path.to_path_buf(), source };
+    let oerr = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut conn = Connection::open(path).map_err(oerr)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(oerr)?;
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(oerr)?;
-    conn.pragma_update(None, "foreign_keys", "ON").map_err(oerr)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(oerr)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(oerr)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(oerr)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(oerr)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(oerr)?;
     migrate(&mut conn)?;
     Ok(conn)
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-    let current: i64 = conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?;
+    let current: i64 = conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        tx.execute("INSERT INTO schema_version (version) VALUES (?1)", [i as i64 + 1])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [i as i64 + 1],
+        )?;
         tx.commit()?;
         tracing::info!(version = i + 1, "applied schema migration");
     }
@@ -91,7 +108,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 pub fn schema_version(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_version", [], |r| r.get(0))?)
+    Ok(conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 impl Store {
@@ -106,12 +127,22 @@ impl Store {
                 }
                 let _ = conn.pragma_update(None, "wal_checkpoint", "TRUNCATE");
             })
-            .map_err(|e| StoreError::Open { path: path.to_path_buf(), source: rusqlite::Error::InvalidParameterName(e.to_string()) })?;
-        Ok(Store { tx, path: path.to_path_buf() })
+            .map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                source: rusqlite::Error::InvalidParameterName(e.to_string()),
+            })?;
+        Ok(Store {
+            tx,
+            path: path.to_path_buf(),
+        })
     }
 
     /// Queues a write; failures are logged (the call goes on).
-    pub fn write(&self, what: &'static str, f: impl FnOnce(&Connection) -> rusqlite::Result<usize> + Send + 'static) {
+    pub fn write(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<usize> + Send + 'static,
+    ) {
         let job: Job = Box::new(move |c| {
             if let Err(e) = f(c) {
                 tracing::error!(error = %e, what, "database write failed");
@@ -123,7 +154,10 @@ impl Store {
     }
 
     /// Runs a query on the database thread and waits for its result.
-    pub async fn read<T: Send + 'static>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static) -> Result<T, StoreError> {
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |c| {
             let _ = tx.send(f(c));
@@ -149,7 +183,11 @@ impl Store {
     }
 
     pub fn call_answered(&self, id: &str, at_ms: i64, codec: &str, recording: Option<&Path>) {
-        let (id, codec, rec) = (id.to_string(), codec.to_string(), recording.map(|p| p.display().to_string()));
+        let (id, codec, rec) = (
+            id.to_string(),
+            codec.to_string(),
+            recording.map(|p| p.display().to_string()),
+        );
         self.write("call answer", move |db| {
             db.execute("UPDATE calls SET answered_at_ms = ?2, codec = ?3, recording_path = ?4 WHERE id = ?1", params![id, at_ms, codec, rec])
         });
@@ -157,7 +195,12 @@ impl Store {
 
     pub fn call_dtmf(&self, id: &str, digit: char) {
         let (id, d) = (id.to_string(), digit.to_string());
-        self.write("call dtmf", move |db| db.execute("UPDATE calls SET dtmf = dtmf || ?2 WHERE id = ?1", params![id, d]));
+        self.write("call dtmf", move |db| {
+            db.execute(
+                "UPDATE calls SET dtmf = dtmf || ?2 WHERE id = ?1",
+                params![id, d],
+            )
+        });
     }
 
     pub fn call_ended(&self, id: &str, at_ms: i64, reason: &str, media: Option<MediaSummary>) {
@@ -194,7 +237,10 @@ impl Store {
     pub fn registration_remove(&self, aor: &str, contact: Option<&str>) {
         let (aor, contact) = (aor.to_string(), contact.map(str::to_string));
         self.write("unregister", move |db| match contact {
-            Some(c) => db.execute("DELETE FROM registrations WHERE aor = ?1 AND contact = ?2", params![aor, c]),
+            Some(c) => db.execute(
+                "DELETE FROM registrations WHERE aor = ?1 AND contact = ?2",
+                params![aor, c],
+            ),
             None => db.execute("DELETE FROM registrations WHERE aor = ?1", params![aor]),
         });
     }
@@ -220,7 +266,15 @@ impl Store {
 
     pub async fn call_row(&self, id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
         let id = id.to_string();
-        self.read(move |db| db.query_row("SELECT id, end_reason FROM calls WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?))).optional()).await
+        self.read(move |db| {
+            db.query_row(
+                "SELECT id, end_reason FROM calls WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+        })
+        .await
     }
 }
 
@@ -258,7 +312,10 @@ pub struct RegistrationRow {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -286,12 +343,17 @@ mod tests {
         s.call_ended("c1", 5, "caller-bye", None);
         s.call_ended("c1", 9, "late", None);
         s.flush().await.unwrap();
-        assert_eq!(s.call_row("c1").await.unwrap(), Some(("c1".into(), Some("caller-bye".into()))));
+        assert_eq!(
+            s.call_row("c1").await.unwrap(),
+            Some(("c1".into(), Some("caller-bye".into())))
+        );
         drop(s);
         // Re-opening applies no migration twice.
         let c = open_connection(&path).unwrap();
         assert_eq!(schema_version(&c).unwrap(), MIGRATIONS.len() as i64);
-        let dtmf: String = c.query_row("SELECT dtmf FROM calls", [], |r| r.get(0)).unwrap();
+        let dtmf: String = c
+            .query_row("SELECT dtmf FROM calls", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(dtmf, "1#");
     }
 }

@@ -73,10 +73,21 @@ pub fn stamp_via(msg: &mut Message, src: SocketAddr) {
     if !msg.is_request() {
         return;
     }
-    let Some(pos) = msg.headers.iter().position(|h| h.name.eq_ignore_ascii_case("Via")) else { return };
-    let values = voxdesk_sip::header::split_list(&msg.headers[pos].value).into_iter().map(str::to_string).collect::<Vec<_>>();
+    let Some(pos) = msg
+        .headers
+        .iter()
+        .position(|h| h.name.eq_ignore_ascii_case("Via"))
+    else {
+        return;
+    };
+    let values = voxdesk_sip::header::split_list(&msg.headers[pos].value)
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
     let Some(first) = values.first() else { return };
-    let Ok(mut via) = voxdesk_sip::Via::parse(first) else { return };
+    let Ok(mut via) = voxdesk_sip::Via::parse(first) else {
+        return;
+    };
     let ip = src.ip().to_string();
     let host_matches = via.host.to_string().trim_matches(['[', ']']) == ip;
     let has_rport = via.params.iter().any(|(n, _)| n == "rport");
@@ -94,7 +105,11 @@ pub fn stamp_via(msg: &mut Message, src: SocketAddr) {
 /// Binds the SIP UDP socket with a large receive buffer, so that a burst (a flood of
 /// garbage, many REGISTER refreshes at once) does not drop the requests behind it.
 fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
-    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
     let s = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
     if let Err(e) = s.set_recv_buffer_size(4 << 20) {
         tracing::warn!(error = %e, "cannot enlarge the SIP UDP receive buffer");
@@ -106,9 +121,22 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
 
 impl Transport {
     /// Binds the configured listeners and starts their receive loops.
-    pub async fn bind(addr: SocketAddr, udp: bool, tcp: bool, inbound: mpsc::Sender<Inbound>) -> std::io::Result<Transport> {
-        let udp_sock = if udp { Some(Arc::new(bind_udp(addr)?)) } else { None };
-        let tcp_listener = if tcp { Some(TcpListener::bind(addr).await?) } else { None };
+    pub async fn bind(
+        addr: SocketAddr,
+        udp: bool,
+        tcp: bool,
+        inbound: mpsc::Sender<Inbound>,
+    ) -> std::io::Result<Transport> {
+        let udp_sock = if udp {
+            Some(Arc::new(bind_udp(addr)?))
+        } else {
+            None
+        };
+        let tcp_listener = if tcp {
+            Some(TcpListener::bind(addr).await?)
+        } else {
+            None
+        };
         let t = Transport {
             local_udp: udp_sock.as_ref().map(|s| s.local_addr()).transpose()?,
             local_tcp: tcp_listener.as_ref().map(|l| l.local_addr()).transpose()?,
@@ -201,7 +229,13 @@ impl Transport {
         self.tcp_io(s, conn, addr, rx).await;
     }
 
-    async fn tcp_io(self, s: TcpStream, conn: u64, addr: SocketAddr, mut rx: mpsc::Receiver<Vec<u8>>) {
+    async fn tcp_io(
+        self,
+        s: TcpStream,
+        conn: u64,
+        addr: SocketAddr,
+        mut rx: mpsc::Receiver<Vec<u8>>,
+    ) {
         let _ = s.set_nodelay(true);
         let (mut rd, mut wr) = s.into_split();
         let writer = tokio::spawn(async move {
@@ -307,10 +341,24 @@ mod tests {
         stamp_via(&mut m, "203.0.113.9:40000".parse().unwrap());
         let vias = m.vias().unwrap();
         assert_eq!(vias.len(), 2);
-        assert_eq!(voxdesk_sip::header::param(&vias[0].params, "received"), Some(Some("203.0.113.9")));
-        assert_eq!(voxdesk_sip::header::param(&vias[0].params, "rport"), Some(Some("40000")));
-        let mut same = parse_datagram(b"OPTIONS sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK1\r\n\r\n").unwrap();
+        assert_eq!(
+            voxdesk_sip::header::param(&vias[0].params, "received"),
+            Some(Some("203.0.113.9"))
+        );
+        assert_eq!(
+            voxdesk_sip::header::param(&vias[0].params, "rport"),
+            Some(Some("40000"))
+        );
+        let mut same = parse_datagram(
+            b"OPTIONS sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bK1\r\n\r\n",
+        )
+        .unwrap();
         stamp_via(&mut same, "127.0.0.1:5062".parse().unwrap());
-        assert!(same.top_via().unwrap().params.iter().all(|(n, _)| n != "received"));
+        assert!(same
+            .top_via()
+            .unwrap()
+            .params
+            .iter()
+            .all(|(n, _)| n != "received"));
     }
 }

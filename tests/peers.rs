@@ -18,16 +18,25 @@ fn call_with_rtp_dtmf_and_hangup_on_pound() {
     assert!(row.from_uri.contains("+15550100"));
     let answered = row.answered_at_ms.expect("answered");
     let talk_s = (row.ended_at_ms.unwrap() - answered) as f32 / 1000.0;
-    assert!(row.rtp_packets_in.unwrap_or(0) > 150, "caller RTP counted: {row:?}");
+    assert!(
+        row.rtp_packets_in.unwrap_or(0) > 150,
+        "caller RTP counted: {row:?}"
+    );
     // The recording covers the answered call: left = caller, right = greeting.
     let wav = std::path::PathBuf::from(row.recording_path.expect("recording"));
     let secs = wav_seconds(&wav);
-    assert!((secs - talk_s).abs() < 1.0, "recording {secs:.2} s vs call {talk_s:.2} s");
+    assert!(
+        (secs - talk_s).abs() < 1.0,
+        "recording {secs:.2} s vs call {talk_s:.2} s"
+    );
     let rms = wav_rms(&wav, 0.5, 3.5);
     assert!(rms[0] > 0.02, "caller speech recorded: rms {rms:?}");
     assert!(rms[1] > 0.02, "greeting recorded: rms {rms:?}");
     let quiet = wav_rms(&wav, secs - 0.4, secs);
-    assert!(quiet[0] < 0.01, "caller channel silent after the speech ends: {quiet:?}");
+    assert!(
+        quiet[0] < 0.01,
+        "caller channel silent after the speech ends: {quiet:?}"
+    );
 }
 
 #[test]
@@ -39,7 +48,11 @@ fn reinvite_hold_resume_and_caller_bye_with_pcma() {
     let row = server.wait_call_ended();
     assert_eq!(row.end_reason.as_deref(), Some("caller-bye"), "{row:?}");
     assert_eq!(row.codec.as_deref(), Some("PCMA"));
-    assert!(server.log().contains("direction=\"recvonly\"") || server.log().contains("direction=recvonly"), "hold seen");
+    assert!(
+        server.log().contains("direction=\"recvonly\"")
+            || server.log().contains("direction=recvonly"),
+        "hold seen"
+    );
 }
 
 #[test]
@@ -67,11 +80,22 @@ fn rtp_timeout_ends_the_call_with_bye() {
 fn tcp_call_and_bye() {
     let _g = serial();
     let server = Server::start();
-    let out = sipp(server.port, "uac_bye.xml", &["-t", "t1", "-s", "bot", "-d", "500"]);
+    let out = sipp(
+        server.port,
+        "uac_bye.xml",
+        &["-t", "t1", "-s", "bot", "-d", "500"],
+    );
     assert_sipp_ok(&out, &server);
     let row = server.wait_call_ended();
     assert_eq!(row.end_reason.as_deref(), Some("caller-bye"));
-    let transport: String = server.db().query_row("SELECT transport FROM calls WHERE id = ?1", [&row.id], |r| r.get(0)).unwrap();
+    let transport: String = server
+        .db()
+        .query_row(
+            "SELECT transport FROM calls WHERE id = ?1",
+            [&row.id],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(transport, "TCP");
 }
 
@@ -79,21 +103,48 @@ fn tcp_call_and_bye() {
 fn register_with_digest_good_and_bad_password() {
     let _g = serial();
     let server = Server::start();
-    let bad = sipp(server.port, "register_bad.xml", &["-s", "agent1", "-au", "agent1", "-ap", "not-the-password"]);
+    let bad = sipp(
+        server.port,
+        "register_bad.xml",
+        &["-s", "agent1", "-au", "agent1", "-ap", "not-the-password"],
+    );
     assert_sipp_ok(&bad, &server);
-    let n: i64 = server.db().query_row("SELECT COUNT(*) FROM registrations", [], |r| r.get(0)).unwrap();
+    let n: i64 = server
+        .db()
+        .query_row("SELECT COUNT(*) FROM registrations", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 0, "a wrong password registers nothing");
-    let good = sipp(server.port, "register.xml", &["-s", "agent1", "-au", "agent1", "-ap", "agent1pass"]);
+    let good = sipp(
+        server.port,
+        "register.xml",
+        &["-s", "agent1", "-au", "agent1", "-ap", "agent1pass"],
+    );
     assert_sipp_ok(&good, &server);
     std::thread::sleep(Duration::from_millis(300));
-    let (aor, expires): (String, i64) = server.db().query_row("SELECT aor, expires_at_ms FROM registrations", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    let (aor, expires): (String, i64) = server
+        .db()
+        .query_row("SELECT aor, expires_at_ms FROM registrations", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
     assert_eq!(aor, "agent1");
-    let left = expires - std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let left = expires
+        - std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
     assert!((290_000..=300_500).contains(&left), "expiry {left} ms");
-    let gone = sipp(server.port, "unregister.xml", &["-s", "agent1", "-au", "agent1", "-ap", "agent1pass"]);
+    let gone = sipp(
+        server.port,
+        "unregister.xml",
+        &["-s", "agent1", "-au", "agent1", "-ap", "agent1pass"],
+    );
     assert_sipp_ok(&gone, &server);
     std::thread::sleep(Duration::from_millis(300));
-    let n: i64 = server.db().query_row("SELECT COUNT(*) FROM registrations", [], |r| r.get(0)).unwrap();
+    let n: i64 = server
+        .db()
+        .query_row("SELECT COUNT(*) FROM registrations", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 0, "Expires: 0 removes the binding");
 }
 
@@ -106,16 +157,28 @@ fn graceful_shutdown_sends_bye_and_flushes_cdr() {
     // Wait until the call is up.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while server.last_call().and_then(|c| c.answered_at_ms).is_none() {
-        assert!(std::time::Instant::now() < deadline, "call not answered:\n{}", server.log());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "call not answered:\n{}",
+            server.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(500));
     let status = server.terminate();
-    assert!(status.success(), "clean exit on SIGTERM: {status:?}\n{}", server.log());
+    assert!(
+        status.success(),
+        "clean exit on SIGTERM: {status:?}\n{}",
+        server.log()
+    );
     let out = caller.join().unwrap();
     assert_sipp_ok(&out, &server);
     let row = server.last_call().unwrap();
-    assert_eq!(row.end_reason.as_deref(), Some("server-shutdown"), "{row:?}");
+    assert_eq!(
+        row.end_reason.as_deref(),
+        Some("server-shutdown"),
+        "{row:?}"
+    );
 }
 
 /// A real softphone (baresip) registers as agent1 with digest auth; a sipp caller dials the
@@ -175,15 +238,28 @@ module sndfile.so\nmodule_app account.so\n",
         .stderr(log)
         .spawn()
         .unwrap();
-    let baresip_log = || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
+    let baresip_log =
+        || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
     // Wait for the digest-authenticated registration to land in SQLite.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let n: i64 = server.db().query_row("SELECT COUNT(*) FROM registrations WHERE aor = 'agent1'", [], |r| r.get(0)).unwrap();
+        let n: i64 = server
+            .db()
+            .query_row(
+                "SELECT COUNT(*) FROM registrations WHERE aor = 'agent1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
         if n == 1 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "baresip did not register:\n{}\n{}", baresip_log(), server.log());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "baresip did not register:\n{}\n{}",
+            baresip_log(),
+            server.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let out = sipp(server.port, "uac_bye.xml", &["-s", "agent1", "-d", "4000"]);
@@ -196,13 +272,23 @@ module sndfile.so\nmodule_app account.so\n",
     let row = server.wait_call_ended();
     assert_eq!(row.end_reason.as_deref(), Some("caller-bye"), "{row:?}");
     let log = server.log();
-    assert!(log.contains("agent answered") && log.contains("caller and agent bridged"), "{log}");
+    assert!(
+        log.contains("agent answered") && log.contains("caller and agent bridged"),
+        "{log}"
+    );
     // What the agent heard (baresip's decoded-audio dump) carries the caller's speech.
-    let heard = std::fs::read_dir(&rec).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with("-dec.wav")).expect("baresip recorded the call");
+    let heard = std::fs::read_dir(&rec)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .expect("baresip recorded the call");
     let agent_rms = wav_rms(&heard, 0.0, 4.0)[0];
     assert!(agent_rms > 0.02, "agent heard the caller: rms {agent_rms}");
     // voxdesk's stereo recording: left = caller, right = what the caller heard (the agent).
     let wav = std::path::PathBuf::from(row.recording_path.unwrap());
     let rms = wav_rms(&wav, 0.3, 3.5);
-    assert!(rms[0] > 0.02 && rms[1] > 0.02, "both parties recorded: {rms:?}");
+    assert!(
+        rms[0] > 0.02 && rms[1] > 0.02,
+        "both parties recorded: {rms:?}"
+    );
 }

@@ -9,23 +9,28 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn status(resp: &Option<String>) -> Option<u16> {
-    resp.as_ref().and_then(|r| r.split_whitespace().nth(1)).and_then(|c| c.parse().ok())
+    resp.as_ref()
+        .and_then(|r| r.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
 }
 
 fn alive(server: &Server) {
     // Like a real client (timer E), retransmit: a burst may have filled the socket buffer.
     let msg = options(server.port, "alive");
-    let ok = (0..4).any(|_| status(&server.udp_exchange(&msg, Duration::from_millis(800))) == Some(200));
+    let ok =
+        (0..4).any(|_| status(&server.udp_exchange(&msg, Duration::from_millis(800))) == Some(200));
     assert!(ok, "server stopped answering:\n{}", server.log());
 }
 
-include!("../sip/tests/torture_fix.rs");
+include!("../sip/tests/support/torture_fix.rs");
 
 /// What the running server must answer for each corpus file (the table in
 /// sip/tests/torture_expect.txt): a valid request gets a non-syntax-error response, an
 /// invalid one its exact status (when it has a Via to answer on), a response nothing.
 fn expected(outcome: &str, bytes: &[u8]) -> Expect {
-    let has_via = String::from_utf8_lossy(bytes).lines().any(|l| l.to_ascii_lowercase().starts_with("via:") || l.starts_with("v:"));
+    let has_via = String::from_utf8_lossy(bytes)
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("via:") || l.starts_with("v:"));
     let mut it = outcome.split_whitespace();
     match (it.next(), it.next()) {
         (Some("valid"), _) => Expect::Processed,
@@ -45,9 +50,14 @@ enum Expect {
 /// reused branch is a retransmission to a transaction layer).
 fn uniquify(bytes: &[u8], n: usize) -> Vec<u8> {
     let text = String::from_utf8_lossy(bytes).into_owned();
-    let end = text.find("\r\n\r\n").or_else(|| text.find("\n\n")).unwrap_or(text.len());
+    let end = text
+        .find("\r\n\r\n")
+        .or_else(|| text.find("\n\n"))
+        .unwrap_or(text.len());
     let (head, body) = text.split_at(end);
-    let head = head.replace("branch=z9hG4bK", &format!("branch=z9hG4bKu{n}x")).replace("branch=390skdjuw", &format!("branch=u{n}390skdjuw"));
+    let head = head
+        .replace("branch=z9hG4bK", &format!("branch=z9hG4bKu{n}x"))
+        .replace("branch=390skdjuw", &format!("branch=u{n}390skdjuw"));
     let head: Vec<String> = head
         .split('\n')
         .map(|l| {
@@ -74,7 +84,9 @@ fn uniquify(bytes: &[u8], n: usize) -> Vec<u8> {
 fn torture_dir() -> Option<PathBuf> {
     let d = std::env::var_os("VOXDESK_TORTURE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/sip-torture"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/sip-torture")
+        });
     d.is_dir().then_some(d)
 }
 
@@ -88,10 +100,16 @@ fn torture_messages_against_the_running_server() {
     // Never answer: no call reaches 200, so no media goes to the messages' documentation
     // addresses (192.0.2.x); everything we send goes back to the loopback source.
     let server = Server::start_with("ring_ms = 600000", "", "");
-    let table = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sip/tests/torture_expect.txt")).unwrap();
+    let table = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sip/tests/torture_expect.txt"),
+    )
+    .unwrap();
     let mut failures = Vec::new();
     let mut n = 0;
-    for line in table.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in table
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let (file, outcome) = line.split_once(' ').unwrap();
         // The CRLF copy of RFC 5118 is what travels on the wire.
         let file = file.replace("rfc5118/", "rfc5118-crlf/");
@@ -146,16 +164,25 @@ fn garbage_datagrams_and_streams_do_not_hurt() {
     alive(&server);
     // A stream that cannot be framed is closed; the listener keeps accepting.
     let mut t = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    t.write_all(b"INVITE sip:x@y SIP/2.0\r\nVia: SIP/2.0/TCP a;branch=z9hG4bK1\r\n\r\n").unwrap();
+    t.write_all(b"INVITE sip:x@y SIP/2.0\r\nVia: SIP/2.0/TCP a;branch=z9hG4bK1\r\n\r\n")
+        .unwrap();
     t.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let mut buf = Vec::new();
     let _ = t.read_to_end(&mut buf);
     let mut t = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
-    t.write_all(options(server.port, "tcp").replace("SIP/2.0/UDP", "SIP/2.0/TCP").as_bytes()).unwrap();
+    t.write_all(
+        options(server.port, "tcp")
+            .replace("SIP/2.0/UDP", "SIP/2.0/TCP")
+            .as_bytes(),
+    )
+    .unwrap();
     t.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let mut resp = vec![0u8; 4096];
     let n = t.read(&mut resp).unwrap();
-    assert!(String::from_utf8_lossy(&resp[..n]).starts_with("SIP/2.0 200"), "OPTIONS over TCP");
+    assert!(
+        String::from_utf8_lossy(&resp[..n]).starts_with("SIP/2.0 200"),
+        "OPTIONS over TCP"
+    );
     alive(&server);
 }
 
@@ -178,23 +205,52 @@ fn unsupported_methods_extensions_and_bad_sdp() {
     let r = server.udp_exchange(&request(p, "FROB", "", ""), w);
     assert_eq!(status(&r), Some(501));
     assert!(r.unwrap().contains("Allow: INVITE"));
-    assert_eq!(status(&server.udp_exchange(&request(p, "SUBSCRIBE", "Event: presence\r\n", ""), w)), Some(405));
+    assert_eq!(
+        status(&server.udp_exchange(&request(p, "SUBSCRIBE", "Event: presence\r\n", ""), w)),
+        Some(405)
+    );
     let r = server.udp_exchange(&request(p, "OPTIONS", "Require: 100rel, foo\r\n", ""), w);
     assert_eq!(status(&r), Some(420));
     assert!(r.unwrap().contains("Unsupported: 100rel, foo"));
-    let r = server.udp_exchange(&request(p, "OPTIONS", "", ""), w).unwrap();
+    let r = server
+        .udp_exchange(&request(p, "OPTIONS", "", ""), w)
+        .unwrap();
     assert!(r.contains("Allow: ") && r.contains("Accept: application/sdp"));
-    assert_eq!(status(&server.udp_exchange(&request(p, "BYE", "", ""), w)), Some(481));
-    let mut no_tag = request(p, "INVITE", "Content-Type: application/sdp\r\n", "v=0\r\nthis is not sdp\r\n");
-    assert_eq!(status(&server.udp_exchange(&no_tag, w)), Some(400), "broken SDP");
+    assert_eq!(
+        status(&server.udp_exchange(&request(p, "BYE", "", ""), w)),
+        Some(481)
+    );
+    let mut no_tag = request(
+        p,
+        "INVITE",
+        "Content-Type: application/sdp\r\n",
+        "v=0\r\nthis is not sdp\r\n",
+    );
+    assert_eq!(
+        status(&server.udp_exchange(&no_tag, w)),
+        Some(400),
+        "broken SDP"
+    );
     let video_only = "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 5000 RTP/AVP 31\r\n";
     no_tag = request(p, "INVITE", "Content-Type: application/sdp\r\n", video_only);
-    assert_eq!(status(&server.udp_exchange(&no_tag, w)), Some(488), "no audio");
+    assert_eq!(
+        status(&server.udp_exchange(&no_tag, w)),
+        Some(488),
+        "no audio"
+    );
     let g722 = "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5000 RTP/AVP 9\r\n";
-    let r = server.udp_exchange(&request(p, "INVITE", "Content-Type: application/sdp\r\n", g722), w);
+    let r = server.udp_exchange(
+        &request(p, "INVITE", "Content-Type: application/sdp\r\n", g722),
+        w,
+    );
     assert_eq!(status(&r), Some(488), "no common codec");
     assert!(r.unwrap().contains("Warning: 305"));
-    let small = request(p, "INVITE", "Supported: timer\r\nSession-Expires: 30\r\nContent-Type: application/sdp\r\n", g722);
+    let small = request(
+        p,
+        "INVITE",
+        "Supported: timer\r\nSession-Expires: 30\r\nContent-Type: application/sdp\r\n",
+        g722,
+    );
     let r = server.udp_exchange(&small, w);
     assert_eq!(status(&r), Some(422));
     assert!(r.unwrap().contains("Min-SE: 90"));

@@ -127,7 +127,10 @@ impl DigestParams {
     }
 
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -197,7 +200,9 @@ impl NonceKeeper {
             return NonceCheck::Invalid;
         }
         match u64::from_str_radix(ts, 16) {
-            Ok(t) if now_secs.saturating_sub(t) <= self.max_age && t <= now_secs + 5 => NonceCheck::Valid,
+            Ok(t) if now_secs.saturating_sub(t) <= self.max_age && t <= now_secs + 5 => {
+                NonceCheck::Valid
+            }
             Ok(_) => NonceCheck::Stale,
             Err(_) => NonceCheck::Invalid,
         }
@@ -207,9 +212,13 @@ impl NonceKeeper {
 /// Outcome of checking an Authorization header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    Ok { username: String },
+    Ok {
+        username: String,
+    },
     /// Credentials missing, for another realm, or wrong: challenge again.
-    Challenge { stale: bool },
+    Challenge {
+        stale: bool,
+    },
     /// Unparseable credentials: 400.
     Malformed(String),
 }
@@ -229,13 +238,25 @@ pub fn verify(
     let p = match DigestParams::parse(value) {
         Ok(p) => p,
         // An unknown scheme (RFC 4475 regaut01) is answered with a fresh challenge.
-        Err(_) if !value.trim_start().to_ascii_lowercase().starts_with("digest") => {
+        Err(_)
+            if !value
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("digest") =>
+        {
             return Verdict::Challenge { stale: false }
         }
         Err(e) => return Verdict::Malformed(e.to_string()),
     };
-    let (Some(user), Some(nonce), Some(uri), Some(response)) = (p.get("username"), p.get("nonce"), p.get("uri"), p.get("response")) else {
-        return Verdict::Malformed("digest credentials lack username, nonce, uri or response".into());
+    let (Some(user), Some(nonce), Some(uri), Some(response)) = (
+        p.get("username"),
+        p.get("nonce"),
+        p.get("uri"),
+        p.get("response"),
+    ) else {
+        return Verdict::Malformed(
+            "digest credentials lack username, nonce, uri or response".into(),
+        );
     };
     if p.get("realm") != Some(realm) {
         return Verdict::Challenge { stale: false };
@@ -265,7 +286,10 @@ pub fn verify(
         Some(other) => return Verdict::Malformed(format!("unsupported qop {other}")),
         None => alg.hash(&format!("{ha1}:{nonce}:{ha2}")),
     };
-    if !constant_time_eq(expected.as_bytes(), response.to_ascii_lowercase().as_bytes()) {
+    if !constant_time_eq(
+        expected.as_bytes(),
+        response.to_ascii_lowercase().as_bytes(),
+    ) {
         return Verdict::Challenge { stale: false };
     }
     if nonce_state == NonceCheck::Stale {
@@ -281,19 +305,42 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Client side: builds the Authorization value answering `challenge` (a WWW-Authenticate value).
-pub fn respond(challenge: &str, method: &str, uri: &str, user: &str, password: &str, cnonce: &str, nc: u32) -> Result<String, SyntaxError> {
+pub fn respond(
+    challenge: &str,
+    method: &str,
+    uri: &str,
+    user: &str,
+    password: &str,
+    cnonce: &str,
+    nc: u32,
+) -> Result<String, SyntaxError> {
     let c = DigestParams::parse(challenge)?;
     let realm = c.get("realm").unwrap_or("");
-    let nonce = c.get("nonce").ok_or_else(|| SyntaxError::new("challenge without nonce"))?;
-    let alg = c.get("algorithm").map(|a| Algorithm::parse(a).ok_or_else(|| SyntaxError::new(format!("unsupported algorithm {a}")))).transpose()?.unwrap_or(Algorithm::Md5);
+    let nonce = c
+        .get("nonce")
+        .ok_or_else(|| SyntaxError::new("challenge without nonce"))?;
+    let alg = c
+        .get("algorithm")
+        .map(|a| {
+            Algorithm::parse(a)
+                .ok_or_else(|| SyntaxError::new(format!("unsupported algorithm {a}")))
+        })
+        .transpose()?
+        .unwrap_or(Algorithm::Md5);
     let h1 = ha1(alg, user, realm, password);
     let h2 = alg.hash(&format!("{method}:{uri}"));
-    let qop_auth = c.get("qop").map(|q| q.split(',').any(|x| x.trim() == "auth")).unwrap_or(false);
+    let qop_auth = c
+        .get("qop")
+        .map(|q| q.split(',').any(|x| x.trim() == "auth"))
+        .unwrap_or(false);
     let mut out = format!("Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", algorithm={}", alg.name());
     if qop_auth {
         let nc = format!("{nc:08x}");
         let r = alg.hash(&format!("{h1}:{nonce}:{nc}:{cnonce}:auth:{h2}"));
-        let _ = write!(out, ", response=\"{r}\", qop=auth, nc={nc}, cnonce=\"{cnonce}\"");
+        let _ = write!(
+            out,
+            ", response=\"{r}\", qop=auth, nc={nc}, cnonce=\"{cnonce}\""
+        );
     } else {
         let r = alg.hash(&format!("{h1}:{nonce}:{h2}"));
         let _ = write!(out, ", response=\"{r}\"");
@@ -311,9 +358,16 @@ mod tests {
     #[test]
     fn rfc2617_vector() {
         // RFC 2617 §3.5 example (HTTP, but the same arithmetic).
-        let h1 = ha1(Algorithm::Md5, "Mufasa", "testrealm@host.com", "Circle Of Life");
+        let h1 = ha1(
+            Algorithm::Md5,
+            "Mufasa",
+            "testrealm@host.com",
+            "Circle Of Life",
+        );
         let h2 = Algorithm::Md5.hash("GET:/dir/index.html");
-        let r = Algorithm::Md5.hash(&format!("{h1}:dcd98b7102dd2f0e8b11d0f600bfb0c093:00000001:0a4f113b:auth:{h2}"));
+        let r = Algorithm::Md5.hash(&format!(
+            "{h1}:dcd98b7102dd2f0e8b11d0f600bfb0c093:00000001:0a4f113b:auth:{h2}"
+        ));
         assert_eq!(r, "6629fae49393a05397450978507c4ef1");
     }
 
@@ -321,16 +375,71 @@ mod tests {
     fn round_trip_both_algorithms_and_stale() {
         let keeper = NonceKeeper::new(b"secret", 300);
         for alg in [Algorithm::Md5, Algorithm::Sha256] {
-            let ch = Challenge { realm: "voxdesk".into(), nonce: keeper.issue(1000), algorithm: alg, stale: false };
-            let auth = respond(&ch.header_value(), "REGISTER", "sip:voxdesk", "agent1", "pw", "abc", 1).unwrap();
-            let lookup = |u: &str, a: Algorithm| (u == "agent1").then(|| ha1(a, "agent1", "voxdesk", "pw"));
-            assert_eq!(verify(Some(&auth), "REGISTER", "voxdesk", &keeper, 1010, lookup), Verdict::Ok { username: "agent1".into() });
-            assert_eq!(verify(Some(&auth), "REGISTER", "voxdesk", &keeper, 2000, lookup), Verdict::Challenge { stale: true });
-            let wrong = respond(&ch.header_value(), "REGISTER", "sip:voxdesk", "agent1", "nope", "abc", 1).unwrap();
-            assert_eq!(verify(Some(&wrong), "REGISTER", "voxdesk", &keeper, 1010, lookup), Verdict::Challenge { stale: false });
+            let ch = Challenge {
+                realm: "voxdesk".into(),
+                nonce: keeper.issue(1000),
+                algorithm: alg,
+                stale: false,
+            };
+            let auth = respond(
+                &ch.header_value(),
+                "REGISTER",
+                "sip:voxdesk",
+                "agent1",
+                "pw",
+                "abc",
+                1,
+            )
+            .unwrap();
+            let lookup =
+                |u: &str, a: Algorithm| (u == "agent1").then(|| ha1(a, "agent1", "voxdesk", "pw"));
+            assert_eq!(
+                verify(Some(&auth), "REGISTER", "voxdesk", &keeper, 1010, lookup),
+                Verdict::Ok {
+                    username: "agent1".into()
+                }
+            );
+            assert_eq!(
+                verify(Some(&auth), "REGISTER", "voxdesk", &keeper, 2000, lookup),
+                Verdict::Challenge { stale: true }
+            );
+            let wrong = respond(
+                &ch.header_value(),
+                "REGISTER",
+                "sip:voxdesk",
+                "agent1",
+                "nope",
+                "abc",
+                1,
+            )
+            .unwrap();
+            assert_eq!(
+                verify(Some(&wrong), "REGISTER", "voxdesk", &keeper, 1010, lookup),
+                Verdict::Challenge { stale: false }
+            );
         }
-        assert!(matches!(verify(Some("Digest username=\"x\""), "REGISTER", "voxdesk", &keeper, 0, |_, _| None), Verdict::Malformed(_)));
-        assert_eq!(verify(Some("NoOneKnowsThisScheme opaque-data=here"), "REGISTER", "voxdesk", &keeper, 0, |_, _| None), Verdict::Challenge { stale: false });
+        assert!(matches!(
+            verify(
+                Some("Digest username=\"x\""),
+                "REGISTER",
+                "voxdesk",
+                &keeper,
+                0,
+                |_, _| None
+            ),
+            Verdict::Malformed(_)
+        ));
+        assert_eq!(
+            verify(
+                Some("NoOneKnowsThisScheme opaque-data=here"),
+                "REGISTER",
+                "voxdesk",
+                &keeper,
+                0,
+                |_, _| None
+            ),
+            Verdict::Challenge { stale: false }
+        );
         assert_eq!(keeper.check("forged.0000", 0), NonceCheck::Invalid);
     }
 }

@@ -22,7 +22,12 @@ pub fn sdp_body(msg: &Message) -> Result<Option<Vec<u8>>, String> {
             return Err("multipart body without boundary".into());
         };
         for part in multipart_parts(&msg.body, boundary) {
-            if part.content_type.as_ref().map(|c| c.is("application", "sdp")).unwrap_or(false) {
+            if part
+                .content_type
+                .as_ref()
+                .map(|c| c.is("application", "sdp"))
+                .unwrap_or(false)
+            {
                 return Ok(Some(part.body));
             }
         }
@@ -47,17 +52,33 @@ pub fn multipart_parts(body: &[u8], boundary: &str) -> Vec<Part> {
         if sec.starts_with("--") {
             break; // close delimiter
         }
-        let sec = sec.strip_prefix("\r\n").or_else(|| sec.strip_prefix('\n')).unwrap_or(sec);
-        let (head, body) = match sec.find("\r\n\r\n").map(|i| (i, 4)).or_else(|| sec.find("\n\n").map(|i| (i, 2))) {
+        let sec = sec
+            .strip_prefix("\r\n")
+            .or_else(|| sec.strip_prefix('\n'))
+            .unwrap_or(sec);
+        let (head, body) = match sec
+            .find("\r\n\r\n")
+            .map(|i| (i, 4))
+            .or_else(|| sec.find("\n\n").map(|i| (i, 2)))
+        {
             Some((i, n)) => (&sec[..i], &sec[i + n..]),
             None => ("", sec),
         };
-        let body = body.strip_suffix("\r\n").or_else(|| body.strip_suffix('\n')).unwrap_or(body);
+        let body = body
+            .strip_suffix("\r\n")
+            .or_else(|| body.strip_suffix('\n'))
+            .unwrap_or(body);
         let content_type = head.lines().find_map(|l| {
             let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case("Content-Type").then(|| MediaType::parse(v.trim()).ok()).flatten()
+            n.trim()
+                .eq_ignore_ascii_case("Content-Type")
+                .then(|| MediaType::parse(v.trim()).ok())
+                .flatten()
         });
-        parts.push(Part { content_type, body: body.as_bytes().to_vec() });
+        parts.push(Part {
+            content_type,
+            body: body.as_bytes().to_vec(),
+        });
     }
     parts
 }

@@ -31,7 +31,11 @@ fn without_tag(v: &str) -> Result<String, SyntaxError> {
 
 impl Dialog {
     /// The dialog a UAS creates when it answers `invite` with a 1xx/2xx carrying `local_tag`.
-    pub fn uas(invite: &Message, local_tag: &str, local_contact: &str) -> Result<Dialog, SyntaxError> {
+    pub fn uas(
+        invite: &Message,
+        local_tag: &str,
+        local_contact: &str,
+    ) -> Result<Dialog, SyntaxError> {
         let from = invite.from_addr()?;
         let contact = invite
             .contacts()?
@@ -45,7 +49,11 @@ impl Dialog {
             local: without_tag(invite.header("To").unwrap_or_default())?,
             remote: without_tag(invite.header("From").unwrap_or_default())?,
             remote_target: contact.uri,
-            route_set: invite.header_values("Record-Route").into_iter().map(str::to_string).collect(),
+            route_set: invite
+                .header_values("Record-Route")
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
             local_seq: 0,
             remote_seq: invite.cseq().ok().map(|c| c.seq),
             local_contact: local_contact.to_string(),
@@ -66,7 +74,11 @@ impl Dialog {
             .map(|c| c.uri)
             .or_else(|| invite.request_uri().cloned())
             .ok_or_else(|| SyntaxError::new("no remote target"))?;
-        let mut route_set: Vec<String> = response.header_values("Record-Route").into_iter().map(str::to_string).collect();
+        let mut route_set: Vec<String> = response
+            .header_values("Record-Route")
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         route_set.reverse();
         Ok(Dialog {
             call_id: invite.call_id().unwrap_or_default().to_string(),
@@ -84,10 +96,22 @@ impl Dialog {
 
     /// Whether a request or response belongs to this dialog.
     pub fn matches(&self, msg: &Message) -> bool {
-        let (ours, theirs) = if msg.is_request() { (msg.to_addr(), msg.from_addr()) } else { (msg.from_addr(), msg.to_addr()) };
+        let (ours, theirs) = if msg.is_request() {
+            (msg.to_addr(), msg.from_addr())
+        } else {
+            (msg.from_addr(), msg.to_addr())
+        };
         msg.call_id() == Some(self.call_id.as_str())
-            && ours.ok().and_then(|a| a.tag().map(str::to_string)).as_deref() == Some(self.local_tag.as_str())
-            && theirs.ok().and_then(|a| a.tag().map(str::to_string)).as_deref() == Some(self.remote_tag.as_str())
+            && ours
+                .ok()
+                .and_then(|a| a.tag().map(str::to_string))
+                .as_deref()
+                == Some(self.local_tag.as_str())
+            && theirs
+                .ok()
+                .and_then(|a| a.tag().map(str::to_string))
+                .as_deref()
+                == Some(self.remote_tag.as_str())
     }
 
     /// Checks the CSeq of an in-dialog request (RFC 3261 §12.2.2): lower than the last is 500.
@@ -121,7 +145,16 @@ impl Dialog {
         for r in routes {
             m.push_header("Route", r);
         }
-        if !self.local_contact.is_empty() && matches!(method, Method::Invite | Method::Update | Method::Refer | Method::Subscribe | Method::Notify) {
+        if !self.local_contact.is_empty()
+            && matches!(
+                method,
+                Method::Invite
+                    | Method::Update
+                    | Method::Refer
+                    | Method::Subscribe
+                    | Method::Notify
+            )
+        {
             m.push_header("Contact", self.local_contact.clone());
         }
         m
@@ -155,7 +188,9 @@ impl Dialog {
         if loose {
             (self.remote_target.clone(), self.route_set.clone())
         } else {
-            let uri = NameAddr::parse(first).map(|a| a.uri).unwrap_or_else(|_| self.remote_target.clone());
+            let uri = NameAddr::parse(first)
+                .map(|a| a.uri)
+                .unwrap_or_else(|_| self.remote_target.clone());
             let mut routes: Vec<String> = self.route_set[1..].to_vec();
             routes.push(format!("<{}>", self.remote_target));
             (uri, routes)
@@ -177,19 +212,31 @@ pub enum SessionTimerAnswer {
     /// No session timer in use.
     None,
     /// Use this timer; put these headers in the 2xx.
-    Use { timer: SessionTimer, headers: Vec<(String, String)> },
+    Use {
+        timer: SessionTimer,
+        headers: Vec<(String, String)>,
+    },
     /// 422 Session Interval Too Small with this Min-SE.
     TooSmall { min_se: u32 },
 }
 
 /// Negotiates a session timer as UAS. `min_se` is our minimum; `default_secs` is what we ask
 /// for when the UAC supports timers but proposed no interval.
-pub fn negotiate_session_timer(req: &Message, min_se: u32, default_secs: u32) -> SessionTimerAnswer {
-    let supported = req.header_values("Supported").iter().any(|s| s.eq_ignore_ascii_case("timer"));
+pub fn negotiate_session_timer(
+    req: &Message,
+    min_se: u32,
+    default_secs: u32,
+) -> SessionTimerAnswer {
+    let supported = req
+        .header_values("Supported")
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case("timer"));
     let se = req.header("Session-Expires").and_then(|v| {
         let (n, params) = v.split_once(';').unwrap_or((v, ""));
         let n: u32 = n.trim().parse().ok()?;
-        let refresher = crate::header::parse_params(params).ok().and_then(|p| param(&p, "refresher").flatten().map(str::to_string));
+        let refresher = crate::header::parse_params(params)
+            .ok()
+            .and_then(|p| param(&p, "refresher").flatten().map(str::to_string));
         Some((n, refresher))
     });
     match se {
@@ -198,19 +245,31 @@ pub fn negotiate_session_timer(req: &Message, min_se: u32, default_secs: u32) ->
             // The UAC refreshes when it supports timers and did not hand the job to us.
             let remote = supported && refresher.as_deref() != Some("uas");
             let who = if remote { "uac" } else { "uas" };
-            let mut headers = vec![("Session-Expires".to_string(), format!("{n};refresher={who}"))];
+            let mut headers = vec![(
+                "Session-Expires".to_string(),
+                format!("{n};refresher={who}"),
+            )];
             if supported {
                 headers.push(("Require".into(), "timer".into()));
             }
             SessionTimerAnswer::Use {
-                timer: SessionTimer { interval_secs: n, remote_refreshes: remote },
+                timer: SessionTimer {
+                    interval_secs: n,
+                    remote_refreshes: remote,
+                },
                 headers,
             }
         }
         None if supported => SessionTimerAnswer::Use {
-            timer: SessionTimer { interval_secs: default_secs.max(min_se), remote_refreshes: true },
+            timer: SessionTimer {
+                interval_secs: default_secs.max(min_se),
+                remote_refreshes: true,
+            },
             headers: vec![
-                ("Session-Expires".into(), format!("{};refresher=uac", default_secs.max(min_se))),
+                (
+                    "Session-Expires".into(),
+                    format!("{};refresher=uac", default_secs.max(min_se)),
+                ),
                 ("Require".into(), "timer".into()),
             ],
         },
@@ -237,31 +296,60 @@ Record-Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\nContact: <sip:
         let inv = invite("");
         let mut d = Dialog::uas(&inv, "b1", "<sip:vd@192.0.2.9>").unwrap();
         let bye = d.request(Method::Bye, "SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKx");
-        assert_eq!(bye.request_uri().unwrap().to_string(), "sip:alice@192.0.2.1:5062");
-        assert_eq!(bye.header_values("Route"), ["<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>"]);
+        assert_eq!(
+            bye.request_uri().unwrap().to_string(),
+            "sip:alice@192.0.2.1:5062"
+        );
+        assert_eq!(
+            bye.header_values("Route"),
+            ["<sip:p1.example.com;lr>", "<sip:p2.example.com;lr>"]
+        );
         assert_eq!(bye.from_addr().unwrap().tag(), Some("b1"));
         assert_eq!(bye.to_addr().unwrap().tag(), Some("a1"));
         assert_eq!(bye.cseq().unwrap().seq, 1);
         // Remote CSeq must not go backwards.
         let mut lower = invite("");
         lower.set_header("CSeq", "5 BYE");
-        lower.start = crate::StartLine::Request { method: Method::Bye, uri: Uri::parse("sip:bot@vd").unwrap(), version: "SIP/2.0".into() };
+        lower.start = crate::StartLine::Request {
+            method: Method::Bye,
+            uri: Uri::parse("sip:bot@vd").unwrap(),
+            version: "SIP/2.0".into(),
+        };
         assert_eq!(d.accept_remote_cseq(&lower), Err(500));
     }
 
     #[test]
     fn session_timer_negotiation() {
-        assert_eq!(negotiate_session_timer(&invite(""), 90, 1800), SessionTimerAnswer::None);
-        assert_eq!(negotiate_session_timer(&invite("Session-Expires: 60\r\n"), 90, 1800), SessionTimerAnswer::TooSmall { min_se: 90 });
-        match negotiate_session_timer(&invite("Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n"), 90, 1800) {
+        assert_eq!(
+            negotiate_session_timer(&invite(""), 90, 1800),
+            SessionTimerAnswer::None
+        );
+        assert_eq!(
+            negotiate_session_timer(&invite("Session-Expires: 60\r\n"), 90, 1800),
+            SessionTimerAnswer::TooSmall { min_se: 90 }
+        );
+        match negotiate_session_timer(
+            &invite("Supported: timer\r\nSession-Expires: 600;refresher=uac\r\n"),
+            90,
+            1800,
+        ) {
             SessionTimerAnswer::Use { timer, headers } => {
-                assert_eq!(timer, SessionTimer { interval_secs: 600, remote_refreshes: true });
+                assert_eq!(
+                    timer,
+                    SessionTimer {
+                        interval_secs: 600,
+                        remote_refreshes: true
+                    }
+                );
                 assert!(headers.contains(&("Require".into(), "timer".into())));
             }
             other => panic!("{other:?}"),
         }
         match negotiate_session_timer(&invite("Session-Expires: 600\r\n"), 90, 1800) {
-            SessionTimerAnswer::Use { timer, .. } => assert!(!timer.remote_refreshes, "UAC without timer support: we refresh"),
+            SessionTimerAnswer::Use { timer, .. } => assert!(
+                !timer.remote_refreshes,
+                "UAC without timer support: we refresh"
+            ),
             other => panic!("{other:?}"),
         }
     }

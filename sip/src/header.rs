@@ -61,7 +61,8 @@ pub fn parse_params(s: &str) -> Result<Vec<Param>, SyntaxError> {
             Some(v) if v.starts_with('"') => Some(unquote(v)?),
             Some(v) => {
                 let ok = !v.is_empty()
-                    && v.bytes().all(|b| is_token_char(b) || b == b':' || b == b'[' || b == b']');
+                    && v.bytes()
+                        .all(|b| is_token_char(b) || b == b':' || b == b'[' || b == b']');
                 if !ok {
                     return bad(format!("invalid value for parameter {n}: {v:?}"));
                 }
@@ -124,10 +125,18 @@ pub fn param<'a>(params: &'a [Param], name: &str) -> Option<Option<&'a str>> {
 fn write_params(f: &mut fmt::Formatter<'_>, params: &[Param]) -> fmt::Result {
     for (n, v) in params {
         match v {
-            Some(v) if v.bytes().all(|b| is_token_char(b) || b == b':' || b == b'[' || b == b']') && !v.is_empty() => {
+            Some(v)
+                if v.bytes()
+                    .all(|b| is_token_char(b) || b == b':' || b == b'[' || b == b']')
+                    && !v.is_empty() =>
+            {
                 write!(f, ";{n}={v}")?
             }
-            Some(v) => write!(f, ";{n}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))?,
+            Some(v) => write!(
+                f,
+                ";{n}=\"{}\"",
+                v.replace('\\', "\\\\").replace('"', "\\\"")
+            )?,
             None => write!(f, ";{n}")?,
         }
     }
@@ -172,7 +181,14 @@ impl NameAddr {
                     return bad(format!("display name must be a token or quoted: {dn:?}"));
                 }
             }
-            (if dn.is_empty() { None } else { Some(dn.to_string()) }, &s[lt..])
+            (
+                if dn.is_empty() {
+                    None
+                } else {
+                    Some(dn.to_string())
+                },
+                &s[lt..],
+            )
         } else {
             // addr-spec: the URI ends at the first ';' and may not contain ',', '?' or spaces.
             let (uri_s, params_s) = match s.find(';') {
@@ -181,7 +197,9 @@ impl NameAddr {
             };
             let uri_s = uri_s.trim_end();
             if uri_s.contains(|c: char| c.is_whitespace() || c == '?' || c == ',') {
-                return bad(format!("address with spaces, '?' or ',' must be enclosed in <>: {uri_s:?}"));
+                return bad(format!(
+                    "address with spaces, '?' or ',' must be enclosed in <>: {uri_s:?}"
+                ));
             }
             let uri = Uri::parse(uri_s)?;
             return Ok(NameAddr {
@@ -216,7 +234,8 @@ impl NameAddr {
 
     pub fn set_param(&mut self, name: &str, value: Option<&str>) {
         self.params.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.params.push((name.to_string(), value.map(str::to_string)));
+        self.params
+            .push((name.to_string(), value.map(str::to_string)));
     }
 }
 
@@ -313,10 +332,15 @@ impl Via {
     }
 
     pub fn set_param(&mut self, name: &str, value: Option<&str>) {
-        if let Some(slot) = self.params.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        if let Some(slot) = self
+            .params
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             slot.1 = value.map(str::to_string);
         } else {
-            self.params.push((name.to_string(), value.map(str::to_string)));
+            self.params
+                .push((name.to_string(), value.map(str::to_string)));
         }
     }
 }
@@ -374,7 +398,9 @@ pub fn parse_u32(s: &str, what: &str, max: u64) -> Result<u32, SyntaxError> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || s.len() > 10 {
         return bad(format!("invalid {what}: {s:?}"));
     }
-    let v: u64 = s.parse().map_err(|_| SyntaxError::new(format!("invalid {what}")))?;
+    let v: u64 = s
+        .parse()
+        .map_err(|_| SyntaxError::new(format!("invalid {what}")))?;
     if v > max {
         return bad(format!("{what} out of range: {v}"));
     }
@@ -445,9 +471,8 @@ pub fn check_sip_date(s: &str) -> Result<(), SyntaxError> {
 /// Percent-free check that a string is a `word` (Call-ID halves).
 pub fn is_word(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            is_unreserved(b) || b"%+`:\\\"/[]?{}<>".contains(&b) || b >= 0x80
-        })
+        && s.bytes()
+            .all(|b| is_unreserved(b) || b"%+`:\\\"/[]?{}<>".contains(&b) || b >= 0x80)
 }
 
 #[cfg(test)]
@@ -475,7 +500,9 @@ mod tests {
         assert_eq!(v.transport, "UDP");
         assert_eq!(v.port, Some(4000));
         assert_eq!(v.branch(), Some("z9hG4bKa7c6a8dlze.1"));
-        let v = Via::parse("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3").unwrap();
+        let v =
+            Via::parse("SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3")
+                .unwrap();
         assert_eq!(v.host, Host::V6("2001:db8::9:1".parse().unwrap()));
         assert!(Via::parse("SIP/2.0/UDP").is_err());
         assert!(Via::parse("SIP/2.0/UDP host;;branch=x").is_err());

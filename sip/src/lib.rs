@@ -10,8 +10,8 @@ pub mod error;
 pub mod header;
 pub mod msg;
 pub mod parse;
-pub mod txn;
 pub mod sdp;
+pub mod txn;
 pub mod uri;
 pub mod validate;
 

@@ -73,8 +73,16 @@ impl std::fmt::Display for Method {
 /// First line of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartLine {
-    Request { method: Method, uri: Uri, version: String },
-    Response { version: String, code: u16, reason: String },
+    Request {
+        method: Method,
+        uri: Uri,
+        version: String,
+    },
+    Response {
+        version: String,
+        code: u16,
+        reason: String,
+    },
 }
 
 /// One header field as received (compact names expanded to their long form).
@@ -95,10 +103,28 @@ pub struct Message {
 /// Headers whose values may be comma-separated lists (RFC 3261 §7.3.1).
 pub fn is_list_header(name: &str) -> bool {
     const LIST: &[&str] = &[
-        "Via", "Contact", "Route", "Record-Route", "Allow", "Supported", "Require",
-        "Proxy-Require", "Unsupported", "Accept", "Accept-Encoding", "Accept-Language",
-        "Content-Encoding", "Content-Language", "In-Reply-To", "Warning", "Alert-Info",
-        "Call-Info", "Error-Info", "Allow-Events", "Path", "Service-Route",
+        "Via",
+        "Contact",
+        "Route",
+        "Record-Route",
+        "Allow",
+        "Supported",
+        "Require",
+        "Proxy-Require",
+        "Unsupported",
+        "Accept",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Content-Encoding",
+        "Content-Language",
+        "In-Reply-To",
+        "Warning",
+        "Alert-Info",
+        "Call-Info",
+        "Error-Info",
+        "Allow-Events",
+        "Path",
+        "Service-Route",
     ];
     LIST.iter().any(|l| l.eq_ignore_ascii_case(name))
 }
@@ -159,7 +185,10 @@ impl Message {
 
     /// All values of a list header, split on top-level commas.
     pub fn header_values<'a>(&'a self, name: &'a str) -> Vec<&'a str> {
-        self.header_lines(name).flat_map(split_list).filter(|v| !v.is_empty()).collect()
+        self.header_lines(name)
+            .flat_map(split_list)
+            .filter(|v| !v.is_empty())
+            .collect()
     }
 
     pub fn push_header(&mut self, name: &str, value: impl Into<String>) {
@@ -172,7 +201,11 @@ impl Message {
     /// Replaces every header of that name with one value (appended if absent).
     pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
         let value = value.into();
-        if let Some(pos) = self.headers.iter().position(|h| h.name.eq_ignore_ascii_case(name)) {
+        if let Some(pos) = self
+            .headers
+            .iter()
+            .position(|h| h.name.eq_ignore_ascii_case(name))
+        {
             self.headers[pos].value = value;
             let mut i = 0;
             self.headers.retain(|h| {
@@ -193,19 +226,31 @@ impl Message {
     }
 
     pub fn cseq(&self) -> Result<CSeq, SyntaxError> {
-        CSeq::parse(self.header("CSeq").ok_or_else(|| SyntaxError::new("missing CSeq"))?)
+        CSeq::parse(
+            self.header("CSeq")
+                .ok_or_else(|| SyntaxError::new("missing CSeq"))?,
+        )
     }
 
     pub fn from_addr(&self) -> Result<NameAddr, SyntaxError> {
-        NameAddr::parse(self.header("From").ok_or_else(|| SyntaxError::new("missing From"))?)
+        NameAddr::parse(
+            self.header("From")
+                .ok_or_else(|| SyntaxError::new("missing From"))?,
+        )
     }
 
     pub fn to_addr(&self) -> Result<NameAddr, SyntaxError> {
-        NameAddr::parse(self.header("To").ok_or_else(|| SyntaxError::new("missing To"))?)
+        NameAddr::parse(
+            self.header("To")
+                .ok_or_else(|| SyntaxError::new("missing To"))?,
+        )
     }
 
     pub fn vias(&self) -> Result<Vec<Via>, SyntaxError> {
-        self.header_values("Via").into_iter().map(Via::parse).collect()
+        self.header_values("Via")
+            .into_iter()
+            .map(Via::parse)
+            .collect()
     }
 
     pub fn top_via(&self) -> Result<Via, SyntaxError> {
@@ -218,7 +263,10 @@ impl Message {
     }
 
     pub fn contacts(&self) -> Result<Vec<NameAddr>, SyntaxError> {
-        self.header_values("Contact").into_iter().map(NameAddr::parse).collect()
+        self.header_values("Contact")
+            .into_iter()
+            .map(NameAddr::parse)
+            .collect()
     }
 
     pub fn content_type(&self) -> Option<Result<MediaType, SyntaxError>> {
@@ -229,10 +277,18 @@ impl Message {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut s = String::with_capacity(256 + self.headers.len() * 48);
         match &self.start {
-            StartLine::Request { method, uri, version } => {
+            StartLine::Request {
+                method,
+                uri,
+                version,
+            } => {
                 let _ = write!(s, "{method} {uri} {version}\r\n");
             }
-            StartLine::Response { version, code, reason } => {
+            StartLine::Response {
+                version,
+                code,
+                reason,
+            } => {
                 let _ = write!(s, "{version} {code} {reason}\r\n");
             }
         }
@@ -275,7 +331,11 @@ impl Message {
             } else if n.eq_ignore_ascii_case("To") {
                 let mut v = h.value.clone();
                 if let Some(tag) = to_tag {
-                    if code != 100 && NameAddr::parse(&v).map(|a| a.tag().is_none()).unwrap_or(false) {
+                    if code != 100
+                        && NameAddr::parse(&v)
+                            .map(|a| a.tag().is_none())
+                            .unwrap_or(false)
+                    {
                         v.push_str(";tag=");
                         v.push_str(tag);
                     }

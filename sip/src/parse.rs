@@ -98,11 +98,39 @@ fn canonical_name(name: &str) -> String {
         return long.to_string();
     }
     const KNOWN: &[&str] = &[
-        "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Max-Forwards", "Content-Length",
-        "Content-Type", "Route", "Record-Route", "Expires", "Authorization", "WWW-Authenticate",
-        "Proxy-Authenticate", "Proxy-Authorization", "Require", "Proxy-Require", "Supported",
-        "Unsupported", "Allow", "Accept", "User-Agent", "Server", "Session-Expires", "Min-SE",
-        "Min-Expires", "Date", "Subject", "Timestamp", "Event", "Refer-To", "Referred-By",
+        "Via",
+        "From",
+        "To",
+        "Call-ID",
+        "CSeq",
+        "Contact",
+        "Max-Forwards",
+        "Content-Length",
+        "Content-Type",
+        "Route",
+        "Record-Route",
+        "Expires",
+        "Authorization",
+        "WWW-Authenticate",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "Require",
+        "Proxy-Require",
+        "Supported",
+        "Unsupported",
+        "Allow",
+        "Accept",
+        "User-Agent",
+        "Server",
+        "Session-Expires",
+        "Min-SE",
+        "Min-Expires",
+        "Date",
+        "Subject",
+        "Timestamp",
+        "Event",
+        "Refer-To",
+        "Referred-By",
     ];
     KNOWN
         .iter()
@@ -126,7 +154,9 @@ fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
 }
 
 fn skip_leading_crlf(buf: &[u8]) -> usize {
-    buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count()
+    buf.iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count()
 }
 
 /// Parses one message received in a datagram. Trailing octets past Content-Length are
@@ -148,7 +178,9 @@ pub fn parse_datagram(buf: &[u8]) -> Result<Message, ParseError> {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         if line.starts_with(' ') || line.starts_with('\t') {
             if lines.len() < 2 {
-                return Err(ParseError::new("continuation line where a header was expected"));
+                return Err(ParseError::new(
+                    "continuation line where a header was expected",
+                ));
             }
             let prev = lines.last_mut().expect("checked above");
             prev.push(' ');
@@ -199,7 +231,10 @@ pub fn parse_datagram(buf: &[u8]) -> Result<Message, ParseError> {
             }
             let n: usize = v.parse().unwrap_or(usize::MAX);
             if n > rest.len() {
-                let reason = format!("Content-Length {n} exceeds the {} body bytes received", rest.len());
+                let reason = format!(
+                    "Content-Length {n} exceeds the {} body bytes received",
+                    rest.len()
+                );
                 return Err(fail(reason, headers));
             }
             rest[..n].to_vec()
@@ -263,7 +298,10 @@ fn check_version(v: &str) -> Result<(), String> {
     let ok = v
         .split_once('.')
         .map(|(a, b)| {
-            !a.is_empty() && !b.is_empty() && a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit())
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
         })
         .unwrap_or(false);
     if ok {
@@ -274,7 +312,9 @@ fn check_version(v: &str) -> Result<(), String> {
 }
 
 fn parse_header_line(line: &str) -> Result<Header, String> {
-    let colon = line.find(':').ok_or_else(|| format!("header line without a colon: {:?}", truncate(line)))?;
+    let colon = line
+        .find(':')
+        .ok_or_else(|| format!("header line without a colon: {:?}", truncate(line)))?;
     let name = line[..colon].trim_end_matches([' ', '\t']);
     if !is_token(name) {
         return Err(format!("invalid header name {:?}", truncate(name)));
@@ -310,7 +350,10 @@ pub fn frame_stream(buf: &[u8]) -> Result<Frame, String> {
             return Ok(Frame::Incomplete);
         }
         let pong = find(&buf[..skip], b"\r\n\r\n").is_some();
-        return Ok(Frame::KeepAlive { consumed: skip, pong });
+        return Ok(Frame::KeepAlive {
+            consumed: skip,
+            pong,
+        });
     }
     let b = &buf[skip..];
     let Some((i, n)) = head_end(b) else {
@@ -370,7 +413,10 @@ l: 4\r\n\r\nv=0\r\n";
         let m = parse_datagram(INVITE.as_bytes()).unwrap();
         assert_eq!(m.method(), Some(&Method::Invite));
         assert_eq!(m.call_id(), Some("a84b4c76e66710@pc33.example.com"));
-        assert_eq!(m.header("subject"), Some("I know you're there, pick up the phone and talk to me!"));
+        assert_eq!(
+            m.header("subject"),
+            Some("I know you're there, pick up the phone and talk to me!")
+        );
         assert_eq!(m.body, b"v=0\r");
         assert_eq!(m.from_addr().unwrap().tag(), Some("1928301774"));
     }
@@ -425,12 +471,24 @@ l: 4\r\n\r\nv=0\r\n";
     fn stream_framing() {
         let msg = "OPTIONS sip:x@y SIP/2.0\r\nl: 2\r\n\r\nhi";
         let mut buf = b"\r\n\r\n".to_vec();
-        assert_eq!(frame_stream(&buf).unwrap(), Frame::KeepAlive { consumed: 4, pong: true });
+        assert_eq!(
+            frame_stream(&buf).unwrap(),
+            Frame::KeepAlive {
+                consumed: 4,
+                pong: true
+            }
+        );
         buf.extend_from_slice(&msg.as_bytes()[..10]);
         assert_eq!(frame_stream(&buf).unwrap(), Frame::Incomplete);
         buf.extend_from_slice(&msg.as_bytes()[10..]);
         buf.extend_from_slice(b"OPT");
-        assert_eq!(frame_stream(&buf).unwrap(), Frame::Message { skip: 4, len: msg.len() });
+        assert_eq!(
+            frame_stream(&buf).unwrap(),
+            Frame::Message {
+                skip: 4,
+                len: msg.len()
+            }
+        );
         assert!(frame_stream(b"OPTIONS sip:x@y SIP/2.0\r\n\r\n").is_err());
     }
 }

@@ -77,11 +77,20 @@ pub struct Media {
 
 impl Media {
     pub fn attr(&self, name: &str) -> Option<Option<&str>> {
-        self.attributes.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_deref())
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_deref())
     }
 
     pub fn direction(&self) -> Option<Direction> {
-        self.attributes.iter().find_map(|(n, v)| if v.is_none() { Direction::from_attr(n) } else { None })
+        self.attributes.iter().find_map(|(n, v)| {
+            if v.is_none() {
+                Direction::from_attr(n)
+            } else {
+                None
+            }
+        })
     }
 
     /// rtpmap for a payload type: (encoding name, clock rate, channels).
@@ -138,7 +147,8 @@ fn parse_connection(v: &str) -> Result<Connection, SdpError> {
 
 fn is_fqdn(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         && !s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
 
@@ -152,7 +162,10 @@ fn parse_attr(v: &str) -> (String, Option<String>) {
 impl SessionDescription {
     pub fn parse(body: &[u8]) -> Result<SessionDescription, SdpError> {
         let text = std::str::from_utf8(body).map_err(|_| SdpError::Syntax("not UTF-8".into()))?;
-        let mut lines = text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.is_empty());
+        let mut lines = text
+            .lines()
+            .map(|l| l.trim_end_matches('\r'))
+            .filter(|l| !l.is_empty());
         if lines.next() != Some("v=0") {
             return syn("first line must be v=0");
         }
@@ -178,7 +191,9 @@ impl SessionDescription {
                         return syn(format!("bad m= line {v:?}"));
                     }
                     let port_s = p[1].split('/').next().unwrap_or("");
-                    let port = port_s.parse::<u16>().map_err(|_| SdpError::Syntax(format!("bad port {port_s:?}")))?;
+                    let port = port_s
+                        .parse::<u16>()
+                        .map_err(|_| SdpError::Syntax(format!("bad port {port_s:?}")))?;
                     sd.media.push(Media {
                         kind: p[0].to_string(),
                         port,
@@ -219,7 +234,16 @@ impl SessionDescription {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut s = String::with_capacity(256);
         s.push_str("v=0\r\n");
-        let _ = write!(s, "o={}\r\ns={}\r\n", self.origin, if self.session_name.is_empty() { "-" } else { &self.session_name });
+        let _ = write!(
+            s,
+            "o={}\r\ns={}\r\n",
+            self.origin,
+            if self.session_name.is_empty() {
+                "-"
+            } else {
+                &self.session_name
+            }
+        );
         for o in self.other.iter().filter(|l| !l.starts_with('b')) {
             let _ = write!(s, "{o}\r\n");
         }
@@ -237,7 +261,14 @@ impl SessionDescription {
         }
         write_attrs(&mut s, &self.attributes);
         for m in &self.media {
-            let _ = write!(s, "m={} {} {} {}\r\n", m.kind, m.port, m.proto, m.formats.join(" "));
+            let _ = write!(
+                s,
+                "m={} {} {} {}\r\n",
+                m.kind,
+                m.port,
+                m.proto,
+                m.formats.join(" ")
+            );
             if let Some(c) = &m.connection {
                 let _ = write!(s, "c=IN {} {}\r\n", c.addr_type, c.address);
             }
@@ -323,11 +354,15 @@ pub struct Negotiated {
 
 /// Answers an offer (RFC 3264 §6): picks the first offered codec we support, mirrors the
 /// direction, rejects every other stream with port 0.
-pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<(SessionDescription, Negotiated), SdpError> {
+pub fn answer(
+    offer: &SessionDescription,
+    local: &LocalMedia,
+) -> Result<(SessionDescription, Negotiated), SdpError> {
     let mut chosen: Option<(usize, Negotiated)> = None;
     let mut media = Vec::with_capacity(offer.media.len());
     for (i, m) in offer.media.iter().enumerate() {
-        let is_audio_rtp = m.kind == "audio" && m.port != 0 && (m.proto == "RTP/AVP" || m.proto == "RTP/AVPF");
+        let is_audio_rtp =
+            m.kind == "audio" && m.port != 0 && (m.proto == "RTP/AVP" || m.proto == "RTP/AVPF");
         let pick = if is_audio_rtp && chosen.is_none() {
             m.formats
                 .iter()
@@ -349,7 +384,9 @@ pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<(Session
             continue;
         };
         let dtmf_pt = m.formats.iter().find_map(|pt| match m.rtpmap(pt) {
-            Some((n, 8000, _)) if n.eq_ignore_ascii_case("telephone-event") => pt.parse::<u8>().ok(),
+            Some((n, 8000, _)) if n.eq_ignore_ascii_case("telephone-event") => {
+                pt.parse::<u8>().ok()
+            }
             _ => None,
         });
         let ptime_ms = m
@@ -360,18 +397,40 @@ pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<(Session
             .unwrap_or(20);
         let offered_dir = m
             .direction()
-            .or_else(|| offer.attributes.iter().find_map(|(n, v)| if v.is_none() { Direction::from_attr(n) } else { None }))
+            .or_else(|| {
+                offer.attributes.iter().find_map(|(n, v)| {
+                    if v.is_none() {
+                        Direction::from_attr(n)
+                    } else {
+                        None
+                    }
+                })
+            })
             .unwrap_or(Direction::SendRecv);
         let conn = offer.media_connection(m);
-        let hold_addr = conn.map(|c| c.address == "0.0.0.0" || c.address == "::").unwrap_or(true);
+        let hold_addr = conn
+            .map(|c| c.address == "0.0.0.0" || c.address == "::")
+            .unwrap_or(true);
         let direction = if hold_addr && offered_dir == Direction::SendRecv {
             Direction::RecvOnly
         } else {
             offered_dir.reversed()
         };
-        let remote = if hold_addr { None } else { conn.map(|c| (c.address.split('/').next().unwrap_or("").to_string(), m.port)) };
+        let remote = if hold_addr {
+            None
+        } else {
+            conn.map(|c| {
+                (
+                    c.address.split('/').next().unwrap_or("").to_string(),
+                    m.port,
+                )
+            })
+        };
         let mut formats = vec![codec.payload_type().to_string()];
-        let mut attributes = vec![("rtpmap".to_string(), Some(format!("{} {}/8000", codec.payload_type(), codec.name())))];
+        let mut attributes = vec![(
+            "rtpmap".to_string(),
+            Some(format!("{} {}/8000", codec.payload_type(), codec.name())),
+        )];
         if let Some(pt) = dtmf_pt {
             formats.push(pt.to_string());
             attributes.push(("rtpmap".into(), Some(format!("{pt} telephone-event/8000"))));
@@ -400,11 +459,22 @@ pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<(Session
         ));
     }
     let Some((_, neg)) = chosen else {
-        return Err(if offer.media.iter().any(|m| m.kind == "audio") { SdpError::NoCommonCodec } else { SdpError::NoAudio });
+        return Err(if offer.media.iter().any(|m| m.kind == "audio") {
+            SdpError::NoCommonCodec
+        } else {
+            SdpError::NoAudio
+        });
     };
-    let addr_type = if local.address.contains(':') { "IP6" } else { "IP4" };
+    let addr_type = if local.address.contains(':') {
+        "IP6"
+    } else {
+        "IP4"
+    };
     let sd = SessionDescription {
-        origin: format!("voxdesk {} {} IN {addr_type} {}", local.session_id, local.session_version, local.address),
+        origin: format!(
+            "voxdesk {} {} IN {addr_type} {}",
+            local.session_id, local.session_version, local.address
+        ),
         session_name: "voxdesk".into(),
         connection: Some(Connection {
             addr_type: addr_type.into(),
@@ -420,20 +490,39 @@ pub fn answer(offer: &SessionDescription, local: &LocalMedia) -> Result<(Session
 
 /// Builds an offer for a new outgoing call.
 pub fn offer(local: &LocalMedia, dtmf_pt: u8) -> SessionDescription {
-    let addr_type = if local.address.contains(':') { "IP6" } else { "IP4" };
-    let mut formats: Vec<String> = local.codecs.iter().map(|c| c.payload_type().to_string()).collect();
+    let addr_type = if local.address.contains(':') {
+        "IP6"
+    } else {
+        "IP4"
+    };
+    let mut formats: Vec<String> = local
+        .codecs
+        .iter()
+        .map(|c| c.payload_type().to_string())
+        .collect();
     formats.push(dtmf_pt.to_string());
     let mut attributes: Vec<(String, Option<String>)> = local
         .codecs
         .iter()
-        .map(|c| ("rtpmap".to_string(), Some(format!("{} {}/8000", c.payload_type(), c.name()))))
+        .map(|c| {
+            (
+                "rtpmap".to_string(),
+                Some(format!("{} {}/8000", c.payload_type(), c.name())),
+            )
+        })
         .collect();
-    attributes.push(("rtpmap".into(), Some(format!("{dtmf_pt} telephone-event/8000"))));
+    attributes.push((
+        "rtpmap".into(),
+        Some(format!("{dtmf_pt} telephone-event/8000")),
+    ));
     attributes.push(("fmtp".into(), Some(format!("{dtmf_pt} 0-16"))));
     attributes.push(("ptime".into(), Some("20".into())));
     attributes.push(("sendrecv".into(), None));
     SessionDescription {
-        origin: format!("voxdesk {} {} IN {addr_type} {}", local.session_id, local.session_version, local.address),
+        origin: format!(
+            "voxdesk {} {} IN {addr_type} {}",
+            local.session_id, local.session_version, local.address
+        ),
         session_name: "voxdesk".into(),
         connection: Some(Connection {
             addr_type: addr_type.into(),
@@ -471,13 +560,18 @@ pub fn accept_answer(ans: &SessionDescription, local: &LocalMedia) -> Result<Neg
         Some((n, 8000, _)) if n.eq_ignore_ascii_case("telephone-event") => pt.parse::<u8>().ok(),
         _ => None,
     });
-    let conn = ans.media_connection(m).ok_or_else(|| SdpError::Syntax("no c= line".into()))?;
+    let conn = ans
+        .media_connection(m)
+        .ok_or_else(|| SdpError::Syntax("no c= line".into()))?;
     let direction = m.direction().unwrap_or(Direction::SendRecv).reversed();
     Ok(Negotiated {
         codec,
         dtmf_pt,
         ptime_ms: 20,
-        remote: Some((conn.address.split('/').next().unwrap_or("").to_string(), m.port)),
+        remote: Some((
+            conn.address.split('/').next().unwrap_or("").to_string(),
+            m.port,
+        )),
         direction,
     })
 }
@@ -515,25 +609,42 @@ m=video 51372 RTP/AVP 31\r\na=rtpmap:31 H261/90000\r\n";
     #[test]
     fn hold_offers() {
         let held = OFFER.replace("a=ptime:20", "a=ptime:20\r\na=sendonly");
-        let (_, n) = answer(&SessionDescription::parse(held.as_bytes()).unwrap(), &local()).unwrap();
+        let (_, n) = answer(
+            &SessionDescription::parse(held.as_bytes()).unwrap(),
+            &local(),
+        )
+        .unwrap();
         assert_eq!(n.direction, Direction::RecvOnly);
         let old = OFFER.replace("c=IN IP4 198.51.100.1", "c=IN IP4 0.0.0.0");
-        let (_, n) = answer(&SessionDescription::parse(old.as_bytes()).unwrap(), &local()).unwrap();
+        let (_, n) = answer(
+            &SessionDescription::parse(old.as_bytes()).unwrap(),
+            &local(),
+        )
+        .unwrap();
         assert_eq!(n.remote, None);
     }
 
     #[test]
     fn no_common_codec() {
         let o = OFFER.replace("96 8 0 101", "96");
-        assert_eq!(answer(&SessionDescription::parse(o.as_bytes()).unwrap(), &local()).unwrap_err(), SdpError::NoCommonCodec);
+        assert_eq!(
+            answer(&SessionDescription::parse(o.as_bytes()).unwrap(), &local()).unwrap_err(),
+            SdpError::NoCommonCodec
+        );
     }
 
     #[test]
     fn rejects_garbage() {
         assert!(SessionDescription::parse(b"hello").is_err());
         assert!(SessionDescription::parse(b"v=0\r\no=x\r\n").is_err());
-        assert!(SessionDescription::parse(b"v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n").is_err());
-        assert!(SessionDescription::parse(b"v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\nc=IN IP4 999.1.1.1\r\n").is_err());
+        assert!(SessionDescription::parse(
+            b"v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n"
+        )
+        .is_err());
+        assert!(SessionDescription::parse(
+            b"v=0\r\no=a 1 1 IN IP4 1.2.3.4\r\nc=IN IP4 999.1.1.1\r\n"
+        )
+        .is_err());
     }
 
     #[test]

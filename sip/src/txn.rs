@@ -107,14 +107,26 @@ pub struct TransactionLayer<A> {
 pub fn server_key(msg: &Message) -> Option<TxKey> {
     let method = msg.method()?;
     let via = msg.top_via().ok()?;
-    let m = if *method == Method::Ack { "INVITE".to_string() } else { method.as_str().to_string() };
+    let m = if *method == Method::Ack {
+        "INVITE".to_string()
+    } else {
+        method.as_str().to_string()
+    };
     let branch = match via.branch() {
         Some(b) if b.starts_with(MAGIC_COOKIE) => b.to_string(),
         _ => {
             // RFC 2543 peer: build an identifier from the dialog and sequence fields.
-            let from_tag = msg.from_addr().ok().and_then(|f| f.tag().map(str::to_string)).unwrap_or_default();
+            let from_tag = msg
+                .from_addr()
+                .ok()
+                .and_then(|f| f.tag().map(str::to_string))
+                .unwrap_or_default();
             let cseq = msg.cseq().ok()?.seq;
-            format!("2543|{}|{from_tag}|{cseq}|{}", msg.call_id()?, via.branch().unwrap_or(""))
+            format!(
+                "2543|{}|{from_tag}|{cseq}|{}",
+                msg.call_id()?,
+                via.branch().unwrap_or("")
+            )
         }
     };
     Some(TxKey {
@@ -129,7 +141,11 @@ pub fn server_key(msg: &Message) -> Option<TxKey> {
 pub fn client_key(msg: &Message) -> Option<TxKey> {
     let via = msg.top_via().ok()?;
     let cseq = msg.cseq().ok()?;
-    let method = if cseq.method == "ACK" { "INVITE".to_string() } else { cseq.method };
+    let method = if cseq.method == "ACK" {
+        "INVITE".to_string()
+    } else {
+        cseq.method
+    };
     Some(TxKey {
         server: false,
         branch: via.branch()?.to_string(),
@@ -140,7 +156,10 @@ pub fn client_key(msg: &Message) -> Option<TxKey> {
 
 /// Builds the ACK for a non-2xx final response (RFC 3261 §17.1.1.3).
 pub fn ack_for_non_2xx(request: &Message, response: &Message) -> Message {
-    let uri = request.request_uri().cloned().expect("client transactions hold requests");
+    let uri = request
+        .request_uri()
+        .cloned()
+        .expect("client transactions hold requests");
     let mut ack = Message::request(Method::Ack, uri);
     if let Some(v) = request.header_values("Via").first() {
         ack.push_header("Via", v.to_string());
@@ -203,7 +222,10 @@ impl<A: Clone> TransactionLayer<A> {
 
     fn arm(&mut self, key: &TxKey) {
         if let Some(t) = self.txs.get(key) {
-            let times: Vec<Duration> = [t.retransmit_at, t.timeout_at].into_iter().flatten().collect();
+            let times: Vec<Duration> = [t.retransmit_at, t.timeout_at]
+                .into_iter()
+                .flatten()
+                .collect();
             for at in times {
                 self.schedule(key, at);
             }
@@ -229,7 +251,13 @@ impl<A: Clone> TransactionLayer<A> {
     }
 
     /// Handles a message received from `from`. `reliable` is true for TCP/TLS/WS.
-    pub fn on_message(&mut self, msg: Message, from: A, reliable: bool, now: Duration) -> Vec<Output<A>> {
+    pub fn on_message(
+        &mut self,
+        msg: Message,
+        from: A,
+        reliable: bool,
+        now: Duration,
+    ) -> Vec<Output<A>> {
         if msg.is_request() {
             self.on_request(msg, from, reliable, now)
         } else {
@@ -237,7 +265,13 @@ impl<A: Clone> TransactionLayer<A> {
         }
     }
 
-    fn on_request(&mut self, msg: Message, from: A, reliable: bool, now: Duration) -> Vec<Output<A>> {
+    fn on_request(
+        &mut self,
+        msg: Message,
+        from: A,
+        reliable: bool,
+        now: Duration,
+    ) -> Vec<Output<A>> {
         let Some(key) = server_key(&msg) else {
             return Vec::new();
         };
@@ -249,7 +283,13 @@ impl<A: Clone> TransactionLayer<A> {
                     State::Completed => {
                         t.state = State::Confirmed;
                         t.retransmit_at = None;
-                        t.timeout_at = Some(now + if t.reliable { Duration::ZERO } else { self.timers.t4 });
+                        t.timeout_at = Some(
+                            now + if t.reliable {
+                                Duration::ZERO
+                            } else {
+                                self.timers.t4
+                            },
+                        );
                         self.arm(&key);
                     }
                     // ACK for a 2xx sent by an RFC 2543 peer with the INVITE's branch.
@@ -261,7 +301,10 @@ impl<A: Clone> TransactionLayer<A> {
             // A retransmission: resend the last response, if any.
             if matches!(t.state, State::Proceeding | State::Completed) {
                 if let Some(last) = &t.last {
-                    out.push(Output::Send { to: t.peer.clone(), msg: last.clone() });
+                    out.push(Output::Send {
+                        to: t.peer.clone(),
+                        msg: last.clone(),
+                    });
                 }
             }
             return out;
@@ -272,7 +315,11 @@ impl<A: Clone> TransactionLayer<A> {
         }
         let invite = msg.method() == Some(&Method::Invite);
         let mut tx = Tx {
-            state: if invite { State::Proceeding } else { State::Trying },
+            state: if invite {
+                State::Proceeding
+            } else {
+                State::Trying
+            },
             invite,
             reliable,
             peer: from.clone(),
@@ -285,7 +332,10 @@ impl<A: Clone> TransactionLayer<A> {
         if invite {
             // Answer 100 at once so the caller stops retransmitting (RFC 3261 §17.2.1).
             let trying = msg.response(100, "Trying", None);
-            out.push(Output::Send { to: from.clone(), msg: trying.clone() });
+            out.push(Output::Send {
+                to: from.clone(),
+                msg: trying.clone(),
+            });
             tx.last = Some(trying);
         }
         self.txs.insert(key.clone(), tx);
@@ -313,36 +363,69 @@ impl<A: Clone> TransactionLayer<A> {
                 } else if t.retransmit_at.is_some() {
                     t.interval = timers.t2;
                 }
-                out.push(Output::Response { key: key.clone(), msg });
+                out.push(Output::Response {
+                    key: key.clone(),
+                    msg,
+                });
             }
             (State::Calling | State::Proceeding, 200..=299) if t.invite => {
                 t.state = State::Accepted;
                 t.retransmit_at = None;
                 t.timeout_at = Some(now + 64 * timers.t1);
-                out.push(Output::Response { key: key.clone(), msg });
+                out.push(Output::Response {
+                    key: key.clone(),
+                    msg,
+                });
                 self.arm(&key);
             }
-            (State::Accepted, 200..=299) => out.push(Output::Response { key: key.clone(), msg }),
+            (State::Accepted, 200..=299) => out.push(Output::Response {
+                key: key.clone(),
+                msg,
+            }),
             (State::Calling | State::Proceeding, 300..=699) if t.invite => {
                 let ack = ack_for_non_2xx(&t.request, &msg);
-                out.push(Output::Send { to: t.peer.clone(), msg: ack.clone() });
+                out.push(Output::Send {
+                    to: t.peer.clone(),
+                    msg: ack.clone(),
+                });
                 t.last = Some(ack);
                 t.state = State::Completed;
                 t.retransmit_at = None;
-                t.timeout_at = Some(now + if t.reliable { Duration::ZERO } else { Duration::from_secs(32) });
-                out.push(Output::Response { key: key.clone(), msg });
+                t.timeout_at = Some(
+                    now + if t.reliable {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_secs(32)
+                    },
+                );
+                out.push(Output::Response {
+                    key: key.clone(),
+                    msg,
+                });
                 self.arm(&key);
             }
             (State::Completed, 300..=699) if t.invite => {
                 if let Some(ack) = &t.last {
-                    out.push(Output::Send { to: t.peer.clone(), msg: ack.clone() });
+                    out.push(Output::Send {
+                        to: t.peer.clone(),
+                        msg: ack.clone(),
+                    });
                 }
             }
             (State::Trying | State::Proceeding, 200..=699) if !t.invite => {
                 t.state = State::Completed;
                 t.retransmit_at = None;
-                t.timeout_at = Some(now + if t.reliable { Duration::ZERO } else { timers.t4 });
-                out.push(Output::Response { key: key.clone(), msg });
+                t.timeout_at = Some(
+                    now + if t.reliable {
+                        Duration::ZERO
+                    } else {
+                        timers.t4
+                    },
+                );
+                out.push(Output::Response {
+                    key: key.clone(),
+                    msg,
+                });
                 self.arm(&key);
             }
             _ => {}
@@ -362,17 +445,26 @@ impl<A: Clone> TransactionLayer<A> {
             (State::Proceeding | State::Trying, _, 100..=199) => {
                 t.state = State::Proceeding;
                 t.last = Some(resp.clone());
-                out.push(Output::Send { to: t.peer.clone(), msg: resp });
+                out.push(Output::Send {
+                    to: t.peer.clone(),
+                    msg: resp,
+                });
             }
             (State::Proceeding, true, 200..=299) => {
                 t.state = State::Accepted;
                 t.last = None;
                 t.timeout_at = Some(now + 64 * timers.t1);
-                out.push(Output::Send { to: t.peer.clone(), msg: resp });
+                out.push(Output::Send {
+                    to: t.peer.clone(),
+                    msg: resp,
+                });
                 self.arm(key);
             }
             // 2xx retransmissions by the TU go out unchanged (RFC 6026 §7.1).
-            (State::Accepted, true, 200..=299) => out.push(Output::Send { to: t.peer.clone(), msg: resp }),
+            (State::Accepted, true, 200..=299) => out.push(Output::Send {
+                to: t.peer.clone(),
+                msg: resp,
+            }),
             (State::Proceeding, true, 300..=699) => {
                 t.state = State::Completed;
                 t.last = Some(resp.clone());
@@ -381,14 +473,26 @@ impl<A: Clone> TransactionLayer<A> {
                     t.retransmit_at = Some(now + timers.t1);
                 }
                 t.timeout_at = Some(now + 64 * timers.t1);
-                out.push(Output::Send { to: t.peer.clone(), msg: resp });
+                out.push(Output::Send {
+                    to: t.peer.clone(),
+                    msg: resp,
+                });
                 self.arm(key);
             }
             (State::Trying | State::Proceeding, false, 200..=699) => {
                 t.state = State::Completed;
                 t.last = Some(resp.clone());
-                t.timeout_at = Some(now + if t.reliable { Duration::ZERO } else { 64 * timers.t1 });
-                out.push(Output::Send { to: t.peer.clone(), msg: resp });
+                t.timeout_at = Some(
+                    now + if t.reliable {
+                        Duration::ZERO
+                    } else {
+                        64 * timers.t1
+                    },
+                );
+                out.push(Output::Send {
+                    to: t.peer.clone(),
+                    msg: resp,
+                });
                 self.arm(key);
             }
             _ => {}
@@ -397,16 +501,32 @@ impl<A: Clone> TransactionLayer<A> {
     }
 
     /// Starts a client transaction for `req` (whose top Via carries a fresh branch).
-    pub fn send_request(&mut self, req: Message, to: A, reliable: bool, now: Duration) -> (TxKey, Vec<Output<A>>) {
-        let method = req.method().map(|m| m.as_str().to_string()).unwrap_or_default();
-        let branch = req.top_via().ok().and_then(|v| v.branch().map(str::to_string)).unwrap_or_default();
+    pub fn send_request(
+        &mut self,
+        req: Message,
+        to: A,
+        reliable: bool,
+        now: Duration,
+    ) -> (TxKey, Vec<Output<A>>) {
+        let method = req
+            .method()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default();
+        let branch = req
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch().map(str::to_string))
+            .unwrap_or_default();
         let key = TxKey {
             server: false,
             branch,
             sent_by: String::new(),
             method: method.clone(),
         };
-        let out = vec![Output::Send { to: to.clone(), msg: req.clone() }];
+        let out = vec![Output::Send {
+            to: to.clone(),
+            msg: req.clone(),
+        }];
         if method == "ACK" {
             return (key, out);
         }
@@ -415,7 +535,11 @@ impl<A: Clone> TransactionLayer<A> {
         self.txs.insert(
             key.clone(),
             Tx {
-                state: if invite { State::Calling } else { State::Trying },
+                state: if invite {
+                    State::Calling
+                } else {
+                    State::Trying
+                },
                 invite,
                 reliable,
                 peer: to,
@@ -438,7 +562,9 @@ impl<A: Clone> TransactionLayer<A> {
                 break;
             }
             self.heap.pop();
-            let Some(key) = self.heap_keys.remove(&id) else { continue };
+            let Some(key) = self.heap_keys.remove(&id) else {
+                continue;
+            };
             self.fire(&key, at, now, &mut out);
         }
         out
@@ -446,14 +572,27 @@ impl<A: Clone> TransactionLayer<A> {
 
     fn fire(&mut self, key: &TxKey, at: Duration, now: Duration, out: &mut Vec<Output<A>>) {
         let timers = self.timers;
-        let Some(t) = self.txs.get_mut(key) else { return };
+        let Some(t) = self.txs.get_mut(key) else {
+            return;
+        };
         if t.retransmit_at == Some(at) {
-            let msg = if key.server { t.last.clone() } else { Some(t.request.clone()) };
+            let msg = if key.server {
+                t.last.clone()
+            } else {
+                Some(t.request.clone())
+            };
             if let Some(msg) = msg {
-                out.push(Output::Send { to: t.peer.clone(), msg });
+                out.push(Output::Send {
+                    to: t.peer.clone(),
+                    msg,
+                });
             }
             // Timer A doubles without bound; E and G are capped at T2.
-            t.interval = if t.invite && !key.server { t.interval * 2 } else { (t.interval * 2).min(timers.t2) };
+            t.interval = if t.invite && !key.server {
+                t.interval * 2
+            } else {
+                (t.interval * 2).min(timers.t2)
+            };
             if !t.invite && t.state == State::Proceeding {
                 t.interval = timers.t2;
             }

@@ -136,7 +136,10 @@ impl SipUri {
         if rest.is_empty() {
             return bad("empty SIP URI");
         }
-        if let Some(b) = rest.bytes().find(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        if let Some(b) = rest
+            .bytes()
+            .find(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
             return bad(format!("SIP URI contains an invalid character 0x{b:02x}"));
         }
         // '@' never appears unescaped in params or headers, so it always ends the userinfo
@@ -254,7 +257,10 @@ pub fn split_host_port(s: &str) -> Result<(&str, Option<u16>), SyntaxError> {
             if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.len() > 5 {
                 return bad(format!("invalid port: {p}"));
             }
-            Some(p.parse::<u16>().map_err(|_| SyntaxError::new(format!("port out of range: {p}")))?)
+            Some(
+                p.parse::<u16>()
+                    .map_err(|_| SyntaxError::new(format!("port out of range: {p}")))?,
+            )
         }
     };
     Ok((host, port))
@@ -346,7 +352,10 @@ pub enum Uri {
     Sip(SipUri),
     Tel(String),
     /// A syntactically valid absolute URI of a scheme we do not interpret.
-    Other { scheme: String, rest: String },
+    Other {
+        scheme: String,
+        rest: String,
+    },
 }
 
 impl Uri {
@@ -372,7 +381,13 @@ impl Uri {
             if rest.is_empty() {
                 return bad("empty URI");
             }
-            if let Some(b) = rest.bytes().find(|b| b.is_ascii_whitespace() || b.is_ascii_control() || *b == b'<' || *b == b'>' || *b == b'"') {
+            if let Some(b) = rest.bytes().find(|b| {
+                b.is_ascii_whitespace()
+                    || b.is_ascii_control()
+                    || *b == b'<'
+                    || *b == b'>'
+                    || *b == b'"'
+            }) {
                 return bad(format!("URI contains an invalid character {:?}", b as char));
             }
             if scheme.eq_ignore_ascii_case("tel") {
@@ -419,7 +434,8 @@ mod tests {
 
     #[test]
     fn parses_full_sip_uri() {
-        let u = Uri::parse("sips:alice:secret@Example.COM:5061;transport=tcp;lr?subject=hi&x=y").unwrap();
+        let u = Uri::parse("sips:alice:secret@Example.COM:5061;transport=tcp;lr?subject=hi&x=y")
+            .unwrap();
         let s = u.as_sip().unwrap();
         assert_eq!(s.scheme, Scheme::Sips);
         assert_eq!(s.user.as_deref(), Some("alice"));
@@ -437,7 +453,10 @@ mod tests {
         assert_eq!(u.as_sip().unwrap().port, Some(5070));
         let u = Uri::parse("sip:[2001:db8::10:5070]").unwrap();
         assert_eq!(u.as_sip().unwrap().port, None);
-        assert_eq!(u.as_sip().unwrap().host, Host::V6("2001:db8::10:5070".parse().unwrap()));
+        assert_eq!(
+            u.as_sip().unwrap().host,
+            Host::V6("2001:db8::10:5070".parse().unwrap())
+        );
         // RFC 5118 §4.10: tolerate the three-colon form and read the same address.
         let a = Uri::parse("sip:u@[2001:db8:::192.0.2.1]").unwrap();
         let b = Uri::parse("sip:u@[2001:db8::192.0.2.1]").unwrap();
@@ -448,7 +467,10 @@ mod tests {
     #[test]
     fn escapes_and_bad_chars() {
         let u = Uri::parse("sip:sips%3Auser%40example.com@example.net").unwrap();
-        assert_eq!(u.as_sip().unwrap().user_decoded().unwrap(), "sips:user@example.com");
+        assert_eq!(
+            u.as_sip().unwrap().user_decoded().unwrap(),
+            "sips:user@example.com"
+        );
         assert!(Uri::parse("sip:us er@example.com").is_err());
         assert!(Uri::parse("sip:user%4@example.com").is_err());
         assert!(Uri::parse("sip:user@exa mple.com").is_err());
@@ -457,15 +479,25 @@ mod tests {
 
     #[test]
     fn other_schemes() {
-        assert!(matches!(Uri::parse("tel:+1-201-555-0123").unwrap(), Uri::Tel(_)));
-        assert!(matches!(Uri::parse("soap.beep://192.0.2.103:3002").unwrap(), Uri::Other { .. }));
+        assert!(matches!(
+            Uri::parse("tel:+1-201-555-0123").unwrap(),
+            Uri::Tel(_)
+        ));
+        assert!(matches!(
+            Uri::parse("soap.beep://192.0.2.103:3002").unwrap(),
+            Uri::Other { .. }
+        ));
         assert!(Uri::parse("nocolon").is_err());
         assert!(Uri::parse("1sip:x").is_err());
     }
 
     #[test]
     fn display_round_trip() {
-        for s in ["sip:alice@example.com:5060;transport=udp", "sip:[2001:db8::1]:5060", "sip:192.0.2.1"] {
+        for s in [
+            "sip:alice@example.com:5060;transport=udp",
+            "sip:[2001:db8::1]:5060",
+            "sip:192.0.2.1",
+        ] {
             assert_eq!(Uri::parse(s).unwrap().to_string(), s);
         }
     }

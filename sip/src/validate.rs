@@ -23,7 +23,13 @@ impl Rejection {
     }
 
     fn bad(detail: impl AsRef<str>) -> Self {
-        Rejection::new(400, format!("Bad Request ({})", crate::parse::sanitize_reason(detail.as_ref())))
+        Rejection::new(
+            400,
+            format!(
+                "Bad Request ({})",
+                crate::parse::sanitize_reason(detail.as_ref())
+            ),
+        )
     }
 
     /// Builds the response to `req` for this rejection.
@@ -49,12 +55,28 @@ impl Default for Capabilities<'static> {
     fn default() -> Self {
         Capabilities {
             extensions: &["timer", "replaces", "norefersub", "path", "outbound"],
-            body_types: &[("application", "sdp"), ("application", "dtmf-relay"), ("multipart", "mixed"), ("multipart", "alternative")],
+            body_types: &[
+                ("application", "sdp"),
+                ("application", "dtmf-relay"),
+                ("multipart", "mixed"),
+                ("multipart", "alternative"),
+            ],
         }
     }
 }
 
-const SINGLE: &[&str] = &["To", "From", "CSeq", "Call-ID", "Max-Forwards", "Content-Type", "Content-Length", "Expires", "Session-Expires", "Min-SE"];
+const SINGLE: &[&str] = &[
+    "To",
+    "From",
+    "CSeq",
+    "Call-ID",
+    "Max-Forwards",
+    "Content-Type",
+    "Content-Length",
+    "Expires",
+    "Session-Expires",
+    "Min-SE",
+];
 
 /// Checks the headers every message needs and that their values are well formed.
 fn check_common(m: &Message) -> Result<(), Rejection> {
@@ -70,8 +92,10 @@ fn check_common(m: &Message) -> Result<(), Rejection> {
         }
     }
     m.vias().map_err(|e| Rejection::bad(format!("Via: {e}")))?;
-    m.from_addr().map_err(|e| Rejection::bad(format!("From: {e}")))?;
-    m.to_addr().map_err(|e| Rejection::bad(format!("To: {e}")))?;
+    m.from_addr()
+        .map_err(|e| Rejection::bad(format!("From: {e}")))?;
+    m.to_addr()
+        .map_err(|e| Rejection::bad(format!("To: {e}")))?;
     m.cseq().map_err(|e| Rejection::bad(format!("CSeq: {e}")))?;
     let cid = m.call_id().unwrap_or("");
     if cid.is_empty() || cid.contains(char::is_whitespace) {
@@ -82,7 +106,12 @@ fn check_common(m: &Message) -> Result<(), Rejection> {
 
 /// Validates a request. `Err` carries the response to send (400, 416, 420, 415, 406, 505).
 pub fn validate_request(m: &Message, caps: &Capabilities) -> Result<(), Rejection> {
-    let StartLine::Request { method, uri, version } = &m.start else {
+    let StartLine::Request {
+        method,
+        uri,
+        version,
+    } = &m.start
+    else {
         return Err(Rejection::bad("not a request"));
     };
     if version != "SIP/2.0" {
@@ -95,7 +124,9 @@ pub fn validate_request(m: &Message, caps: &Capabilities) -> Result<(), Rejectio
     }
     let cseq = m.cseq().map_err(|e| Rejection::bad(e.to_string()))?;
     if cseq.method != method.as_str() {
-        return Err(Rejection::bad("CSeq method does not match the request method"));
+        return Err(Rejection::bad(
+            "CSeq method does not match the request method",
+        ));
     }
     if let Some(e) = m.header("Expires") {
         parse_u32(e, "Expires", u32::MAX as u64).map_err(|e| Rejection::bad(e.to_string()))?;
@@ -106,7 +137,8 @@ pub fn validate_request(m: &Message, caps: &Capabilities) -> Result<(), Rejectio
         }
         let c = NameAddr::parse(v).map_err(|e| Rejection::bad(format!("Contact: {e}")))?;
         if let Some(Some(exp)) = param(&c.params, "expires") {
-            parse_u32(exp, "Contact expires", u32::MAX as u64).map_err(|e| Rejection::bad(e.to_string()))?;
+            parse_u32(exp, "Contact expires", u32::MAX as u64)
+                .map_err(|e| Rejection::bad(e.to_string()))?;
         }
     }
     for name in ["Route", "Record-Route"] {
@@ -137,11 +169,18 @@ pub fn validate_request(m: &Message, caps: &Capabilities) -> Result<(), Rejectio
         }
         if !unsupported.is_empty() {
             let mut r = Rejection::new(420, "Bad Extension");
-            r.headers.push(("Unsupported".into(), unsupported.join(", ")));
+            r.headers
+                .push(("Unsupported".into(), unsupported.join(", ")));
             return Err(r);
         }
     }
-    let accept_list = || caps.body_types.iter().map(|(t, s)| format!("{t}/{s}")).collect::<Vec<_>>().join(", ");
+    let accept_list = || {
+        caps.body_types
+            .iter()
+            .map(|(t, s)| format!("{t}/{s}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if !m.body.is_empty() {
         let Some(ct) = m.content_type() else {
             return Err(Rejection::bad("body without Content-Type"));
@@ -155,7 +194,8 @@ pub fn validate_request(m: &Message, caps: &Capabilities) -> Result<(), Rejectio
         if let Some(enc) = m.header("Content-Encoding") {
             if !enc.trim().eq_ignore_ascii_case("identity") {
                 let mut r = Rejection::new(415, "Unsupported Media Type");
-                r.headers.push(("Accept-Encoding".into(), "identity".into()));
+                r.headers
+                    .push(("Accept-Encoding".into(), "identity".into()));
                 return Err(r);
             }
         }

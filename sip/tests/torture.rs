@@ -42,7 +42,9 @@ fn cases(prefix: &str) -> Vec<(String, Expect)> {
 fn torture_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("VOXDESK_TORTURE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/sip-torture"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/sip-torture")
+        });
     dir.is_dir().then_some(dir)
 }
 
@@ -51,7 +53,11 @@ fn outcome(bytes: &[u8]) -> (Expect, Option<Message>, String) {
     let caps = Capabilities::default();
     match parse_datagram(bytes) {
         Err(e) => {
-            let kind = if e.looks_like_request { Reject(400) } else { Drop };
+            let kind = if e.looks_like_request {
+                Reject(400)
+            } else {
+                Drop
+            };
             (kind, None, e.reason)
         }
         Ok(m) if m.is_request() => match validate_request(&m, &caps) {
@@ -79,7 +85,9 @@ fn run(sub: &str, cases: &[(String, Expect)]) -> Vec<String> {
         }
         let (got, msg, why) = outcome(&bytes);
         if got != *want {
-            failures.push(format!("{sub}/{name}: expected {want:?}, got {got:?} ({why})"));
+            failures.push(format!(
+                "{sub}/{name}: expected {want:?}, got {got:?} ({why})"
+            ));
             continue;
         }
         if let (Some(m), Valid | Response) = (msg, got) {
@@ -88,7 +96,11 @@ fn run(sub: &str, cases: &[(String, Expect)]) -> Vec<String> {
             if again.start != m.start || again.body != m.body {
                 failures.push(format!("{sub}/{name}: round trip changed the message"));
             }
-            let is_sdp = m.content_type().and_then(|c| c.ok()).map(|c| c.is("application", "sdp")).unwrap_or(false);
+            let is_sdp = m
+                .content_type()
+                .and_then(|c| c.ok())
+                .map(|c| c.is("application", "sdp"))
+                .unwrap_or(false);
             if is_sdp {
                 if let Err(e) = voxdesk_sip::sdp::SessionDescription::parse(&m.body) {
                     failures.push(format!("{sub}/{name}: SDP body rejected: {e}"));
@@ -99,7 +111,7 @@ fn run(sub: &str, cases: &[(String, Expect)]) -> Vec<String> {
     failures
 }
 
-include!("torture_fix.rs");
+include!("support/torture_fix.rs");
 
 #[test]
 fn rfc5118_declared_length_is_refused() {

@@ -64,7 +64,9 @@ fn client_invite_retransmits_with_doubling_then_times_out() {
         .map(|(t, _)| t.as_millis() as u64)
         .collect();
     assert_eq!(resend_times, [500, 1500, 3500, 7500, 15500, 31500]);
-    assert!(fired.iter().any(|(t, o)| *t == ms(32_000) && *o == Output::Timeout { key: key.clone() }));
+    assert!(fired
+        .iter()
+        .any(|(t, o)| *t == ms(32_000) && *o == Output::Timeout { key: key.clone() }));
     assert!(l.is_empty());
 }
 
@@ -77,7 +79,16 @@ fn client_invite_non_2xx_is_acked_and_ack_repeated_on_retransmit() {
     busy.set_header("Via", req.header("Via").unwrap());
     let out = l.on_message(busy.clone(), "peer", false, ms(100));
     assert_eq!(sends(&out), ["ACK"]);
-    let ack = out.iter().find_map(|o| if let Output::Send { msg, .. } = o { Some(msg.clone()) } else { None }).unwrap();
+    let ack = out
+        .iter()
+        .find_map(|o| {
+            if let Output::Send { msg, .. } = o {
+                Some(msg.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap();
     assert!(ack.header("To").unwrap().contains("tag=b1"));
     assert_eq!(ack.header("CSeq"), Some("1 ACK"));
     assert!(out.iter().any(|o| matches!(o, Output::Response { .. })));
@@ -87,7 +98,9 @@ fn client_invite_non_2xx_is_acked_and_ack_repeated_on_retransmit() {
     assert!(!out.iter().any(|o| matches!(o, Output::Response { .. })));
     // Timer D ends it after 32 s.
     let fired = run_timers(&mut l, ms(40_000));
-    assert!(fired.iter().any(|(t, o)| *t == ms(32_100) && matches!(o, Output::Terminated { .. })));
+    assert!(fired
+        .iter()
+        .any(|(t, o)| *t == ms(32_100) && matches!(o, Output::Terminated { .. })));
 }
 
 #[test]
@@ -98,12 +111,23 @@ fn forked_or_duplicate_2xx_all_reach_the_tu() {
     for (i, tag) in ["x1", "x2", "x1"].iter().enumerate() {
         let ok = req.response(200, "OK", Some(tag));
         let out = l.on_message(ok, "peer", false, ms(100 + i as u64));
-        assert!(out.iter().any(|o| matches!(o, Output::Response { .. })), "2xx #{i} must reach the TU");
-        assert!(sends(&out).is_empty(), "the transaction never ACKs a 2xx itself");
+        assert!(
+            out.iter().any(|o| matches!(o, Output::Response { .. })),
+            "2xx #{i} must reach the TU"
+        );
+        assert!(
+            sends(&out).is_empty(),
+            "the transaction never ACKs a 2xx itself"
+        );
     }
     // After timer M the transaction is gone; a late 2xx is a stray for the dialog layer.
     run_timers(&mut l, ms(40_000));
-    let out = l.on_message(req.response(200, "OK", Some("x1")), "peer", false, ms(41_000));
+    let out = l.on_message(
+        req.response(200, "OK", Some("x1")),
+        "peer",
+        false,
+        ms(41_000),
+    );
     assert!(matches!(out[0], Output::StrayResponse { .. }));
 }
 
@@ -112,8 +136,20 @@ fn server_invite_sends_100_and_absorbs_retransmissions() {
     let mut l = TransactionLayer::<Addr>::new(Timers::default());
     let out = l.on_message(invite("z9hG4bKs1"), "peer", false, ms(0));
     assert_eq!(sends(&out), ["100"]);
-    let key = out.iter().find_map(|o| if let Output::Request { key, .. } = o { Some(key.clone()) } else { None }).unwrap();
-    let ringing = l.request(&key).unwrap().response(180, "Ringing", Some("t1"));
+    let key = out
+        .iter()
+        .find_map(|o| {
+            if let Output::Request { key, .. } = o {
+                Some(key.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap();
+    let ringing = l
+        .request(&key)
+        .unwrap()
+        .response(180, "Ringing", Some("t1"));
     assert_eq!(sends(&l.respond(&key, ringing, ms(10))), ["180"]);
     // A retransmitted INVITE is answered with the last provisional, not passed up.
     let out = l.on_message(invite("z9hG4bKs1"), "peer", false, ms(500));
@@ -125,18 +161,39 @@ fn server_invite_sends_100_and_absorbs_retransmissions() {
 fn server_invite_error_retransmits_until_ack_then_confirmed() {
     let mut l = TransactionLayer::<Addr>::new(Timers::default());
     let out = l.on_message(invite("z9hG4bKs2"), "peer", false, ms(0));
-    let key = out.iter().find_map(|o| if let Output::Request { key, .. } = o { Some(key.clone()) } else { None }).unwrap();
-    let resp = l.request(&key).unwrap().response(486, "Busy Here", Some("t"));
+    let key = out
+        .iter()
+        .find_map(|o| {
+            if let Output::Request { key, .. } = o {
+                Some(key.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap();
+    let resp = l
+        .request(&key)
+        .unwrap()
+        .response(486, "Busy Here", Some("t"));
     l.respond(&key, resp, ms(0));
     let fired = run_timers(&mut l, ms(1_600));
-    let g: Vec<u64> = fired.iter().filter(|(_, o)| matches!(o, Output::Send { .. })).map(|(t, _)| t.as_millis() as u64).collect();
+    let g: Vec<u64> = fired
+        .iter()
+        .filter(|(_, o)| matches!(o, Output::Send { .. }))
+        .map(|(t, _)| t.as_millis() as u64)
+        .collect();
     assert_eq!(g, [500, 1500], "timer G doubles");
     // ACK (same branch) absorbed: no more retransmissions, and not passed to the TU.
     let out = l.on_message(request("ACK", "z9hG4bKs2", 1), "peer", false, ms(1_700));
     assert!(out.is_empty());
     let fired = run_timers(&mut l, ms(60_000));
     assert!(!fired.iter().any(|(_, o)| matches!(o, Output::Send { .. })));
-    assert!(fired.iter().any(|(t, o)| *t == ms(6_700) && matches!(o, Output::Terminated { .. })), "timer I = T4");
+    assert!(
+        fired
+            .iter()
+            .any(|(t, o)| *t == ms(6_700) && matches!(o, Output::Terminated { .. })),
+        "timer I = T4"
+    );
     assert!(l.is_empty());
 }
 
@@ -144,13 +201,28 @@ fn server_invite_error_retransmits_until_ack_then_confirmed() {
 fn server_invite_error_without_ack_times_out_with_timer_h() {
     let mut l = TransactionLayer::<Addr>::new(Timers::default());
     let out = l.on_message(invite("z9hG4bKs3"), "peer", false, ms(0));
-    let key = out.iter().find_map(|o| if let Output::Request { key, .. } = o { Some(key.clone()) } else { None }).unwrap();
+    let key = out
+        .iter()
+        .find_map(|o| {
+            if let Output::Request { key, .. } = o {
+                Some(key.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap();
     let resp = l.request(&key).unwrap().response(603, "Decline", Some("t"));
     l.respond(&key, resp, ms(0));
     let fired = run_timers(&mut l, ms(40_000));
-    assert!(fired.iter().any(|(t, o)| *t == ms(32_000) && *o == Output::Timeout { key: key.clone() }));
+    assert!(fired
+        .iter()
+        .any(|(t, o)| *t == ms(32_000) && *o == Output::Timeout { key: key.clone() }));
     // G capped at T2 = 4 s: 0.5, 1.5, 3.5, 7.5, 11.5, ...
-    let g: Vec<u64> = fired.iter().filter(|(_, o)| matches!(o, Output::Send { .. })).map(|(t, _)| t.as_millis() as u64).collect();
+    let g: Vec<u64> = fired
+        .iter()
+        .filter(|(_, o)| matches!(o, Output::Send { .. }))
+        .map(|(t, _)| t.as_millis() as u64)
+        .collect();
     assert_eq!(&g[..5], &[500, 1500, 3500, 7500, 11500]);
 }
 
@@ -158,18 +230,34 @@ fn server_invite_error_without_ack_times_out_with_timer_h() {
 fn ack_for_2xx_goes_to_the_tu_and_2xx_moves_to_accepted() {
     let mut l = TransactionLayer::<Addr>::new(Timers::default());
     let out = l.on_message(invite("z9hG4bKs4"), "peer", false, ms(0));
-    let key = out.iter().find_map(|o| if let Output::Request { key, .. } = o { Some(key.clone()) } else { None }).unwrap();
+    let key = out
+        .iter()
+        .find_map(|o| {
+            if let Output::Request { key, .. } = o {
+                Some(key.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap();
     let ok = l.request(&key).unwrap().response(200, "OK", Some("t"));
     assert_eq!(sends(&l.respond(&key, ok.clone(), ms(5))), ["200"]);
     // The TU retransmits its 2xx through the transaction while in Accepted.
     assert_eq!(sends(&l.respond(&key, ok, ms(505))), ["200"]);
     // A retransmitted INVITE in Accepted is absorbed (the TU's 2xx timer covers it).
-    assert!(l.on_message(invite("z9hG4bKs4"), "peer", false, ms(600)).is_empty());
+    assert!(l
+        .on_message(invite("z9hG4bKs4"), "peer", false, ms(600))
+        .is_empty());
     // The ACK for a 2xx carries a new branch: no transaction, handed to the TU.
     let out = l.on_message(request("ACK", "z9hG4bKack", 1), "peer", false, ms(700));
     assert!(matches!(out[0], Output::Ack { .. }));
     let fired = run_timers(&mut l, ms(40_000));
-    assert!(fired.iter().any(|(t, o)| *t == ms(32_005) && matches!(o, Output::Terminated { .. })), "timer L");
+    assert!(
+        fired
+            .iter()
+            .any(|(t, o)| *t == ms(32_005) && matches!(o, Output::Terminated { .. })),
+        "timer L"
+    );
 }
 
 #[test]
@@ -178,18 +266,57 @@ fn cancel_and_200_race() {
     // 200, and the INVITE transaction is no longer pending (so no 487 follows).
     let mut l = TransactionLayer::<Addr>::new(Timers::default());
     let out = l.on_message(invite("z9hG4bKs5"), "peer", false, ms(0));
-    let ikey = out.iter().find_map(|o| if let Output::Request { key, .. } = o { Some(key.clone()) } else { None }).unwrap();
+    let ikey = out
+        .iter()
+        .find_map(|o| {
+            if let Output::Request { key, .. } = o {
+                Some(key.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap();
     let ok = l.request(&ikey).unwrap().response(200, "OK", Some("t"));
     l.respond(&ikey, ok, ms(10));
     let out = l.on_message(request("CANCEL", "z9hG4bKs5", 1), "peer", false, ms(11));
-    let ckey = out.iter().find_map(|o| if let Output::Request { key, .. } = o { Some(key.clone()) } else { None }).unwrap();
+    let ckey = out
+        .iter()
+        .find_map(|o| {
+            if let Output::Request { key, .. } = o {
+                Some(key.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap();
     assert_eq!(ckey.invite_for_cancel(), ikey);
-    assert!(!l.is_pending(&ikey), "INVITE already answered: CANCEL has no effect");
+    assert!(
+        !l.is_pending(&ikey),
+        "INVITE already answered: CANCEL has no effect"
+    );
     // Before the answer, the CANCEL finds a pending INVITE.
     let out = l.on_message(invite("z9hG4bKs6"), "peer", false, ms(20));
-    let ikey2 = out.iter().find_map(|o| if let Output::Request { key, .. } = o { Some(key.clone()) } else { None }).unwrap();
+    let ikey2 = out
+        .iter()
+        .find_map(|o| {
+            if let Output::Request { key, .. } = o {
+                Some(key.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap();
     let out = l.on_message(request("CANCEL", "z9hG4bKs6", 1), "peer", false, ms(21));
-    let ckey2 = out.iter().find_map(|o| if let Output::Request { key, .. } = o { Some(key.clone()) } else { None }).unwrap();
+    let ckey2 = out
+        .iter()
+        .find_map(|o| {
+            if let Output::Request { key, .. } = o {
+                Some(key.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap();
     assert!(l.is_pending(&ckey2.invite_for_cancel()));
     assert_eq!(ckey2.invite_for_cancel(), ikey2);
 }
@@ -198,22 +325,54 @@ fn cancel_and_200_race() {
 fn non_invite_server_resends_final_and_client_retransmits_capped() {
     let mut l = TransactionLayer::<Addr>::new(Timers::default());
     let out = l.on_message(request("BYE", "z9hG4bKb1", 2), "peer", false, ms(0));
-    let key = out.iter().find_map(|o| if let Output::Request { key, .. } = o { Some(key.clone()) } else { None }).unwrap();
+    let key = out
+        .iter()
+        .find_map(|o| {
+            if let Output::Request { key, .. } = o {
+                Some(key.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap();
     assert!(sends(&out).is_empty(), "no 100 for non-INVITE");
     // Retransmission in Trying is absorbed.
-    assert!(l.on_message(request("BYE", "z9hG4bKb1", 2), "peer", false, ms(400)).is_empty());
+    assert!(l
+        .on_message(request("BYE", "z9hG4bKb1", 2), "peer", false, ms(400))
+        .is_empty());
     let ok = l.request(&key).unwrap().response(200, "OK", None);
     l.respond(&key, ok, ms(450));
-    assert_eq!(sends(&l.on_message(request("BYE", "z9hG4bKb1", 2), "peer", false, ms(900))), ["200"]);
+    assert_eq!(
+        sends(&l.on_message(request("BYE", "z9hG4bKb1", 2), "peer", false, ms(900))),
+        ["200"]
+    );
     let fired = run_timers(&mut l, ms(40_000));
-    assert!(fired.iter().any(|(t, o)| *t == ms(32_450) && matches!(o, Output::Terminated { .. })), "timer J");
+    assert!(
+        fired
+            .iter()
+            .any(|(t, o)| *t == ms(32_450) && matches!(o, Output::Terminated { .. })),
+        "timer J"
+    );
 
     let mut c = TransactionLayer::<Addr>::new(Timers::default());
     let (key, _) = c.send_request(request("OPTIONS", "z9hG4bKo1", 3), "peer", false, ms(0));
     let fired = run_timers(&mut c, ms(40_000));
-    let e: Vec<u64> = fired.iter().filter(|(_, o)| matches!(o, Output::Send { .. })).map(|(t, _)| t.as_millis() as u64).collect();
-    assert_eq!(&e[..6], &[500, 1500, 3500, 7500, 11500, 15500], "timer E capped at T2");
-    assert!(fired.iter().any(|(t, o)| *t == ms(32_000) && *o == Output::Timeout { key: key.clone() }), "timer F");
+    let e: Vec<u64> = fired
+        .iter()
+        .filter(|(_, o)| matches!(o, Output::Send { .. }))
+        .map(|(t, _)| t.as_millis() as u64)
+        .collect();
+    assert_eq!(
+        &e[..6],
+        &[500, 1500, 3500, 7500, 11500, 15500],
+        "timer E capped at T2"
+    );
+    assert!(
+        fired
+            .iter()
+            .any(|(t, o)| *t == ms(32_000) && *o == Output::Timeout { key: key.clone() }),
+        "timer F"
+    );
 }
 
 #[test]
@@ -222,7 +381,9 @@ fn reliable_transports_do_not_retransmit() {
     l.send_request(invite("z9hG4bKr1"), "peer", true, ms(0));
     let fired = run_timers(&mut l, ms(40_000));
     assert!(!fired.iter().any(|(_, o)| matches!(o, Output::Send { .. })));
-    assert!(fired.iter().any(|(_, o)| matches!(o, Output::Timeout { .. })));
+    assert!(fired
+        .iter()
+        .any(|(_, o)| matches!(o, Output::Timeout { .. })));
 }
 
 #[test]
@@ -231,5 +392,9 @@ fn rfc2543_requests_without_magic_cookie_match() {
     let out = l.on_message(invite("oldbranch"), "peer", false, ms(0));
     assert!(out.iter().any(|o| matches!(o, Output::Request { .. })));
     let out = l.on_message(invite("oldbranch"), "peer", false, ms(500));
-    assert_eq!(sends(&out), ["100"], "retransmission recognised without z9hG4bK");
+    assert_eq!(
+        sends(&out),
+        ["100"],
+        "retransmission recognised without z9hG4bK"
+    );
 }

@@ -46,7 +46,12 @@ impl Event {
 
     pub fn to_bytes(self) -> [u8; 4] {
         let d = self.duration.to_be_bytes();
-        [self.code, (if self.end { 0x80 } else { 0 }) | (self.volume & 0x3f), d[0], d[1]]
+        [
+            self.code,
+            (if self.end { 0x80 } else { 0 }) | (self.volume & 0x3f),
+            d[0],
+            d[1],
+        ]
     }
 }
 
@@ -73,14 +78,26 @@ impl DtmfReceiver {
 /// The payloads to send for one digit: (marker, payload) per 20 ms packet, all with the
 /// same RTP timestamp; the end packet is sent three times (RFC 4733 §2.5.1.4).
 pub fn digit_packets(digit: char, duration_ms: u32) -> Vec<(bool, [u8; 4])> {
-    let Some(code) = char_event(digit) else { return Vec::new() };
+    let Some(code) = char_event(digit) else {
+        return Vec::new();
+    };
     let steps = (duration_ms / 20).max(1);
     let mut v = Vec::new();
     for i in 1..=steps {
-        let ev = Event { code, end: false, volume: 10, duration: (i * 160).min(65535) as u16 };
+        let ev = Event {
+            code,
+            end: false,
+            volume: 10,
+            duration: (i * 160).min(65535) as u16,
+        };
         v.push((i == 1, ev.to_bytes()));
     }
-    let end = Event { code, end: true, volume: 10, duration: (steps * 160).min(65535) as u16 };
+    let end = Event {
+        code,
+        end: true,
+        volume: 10,
+        duration: (steps * 160).min(65535) as u16,
+    };
     for _ in 0..3 {
         v.push((false, end.to_bytes()));
     }
@@ -95,13 +112,23 @@ mod tests {
     fn packets_report_one_digit_each() {
         let mut r = DtmfReceiver::default();
         let pk = digit_packets('#', 100);
-        let digits: Vec<char> = pk.iter().filter_map(|(_, p)| r.on_packet(8000, p)).collect();
+        let digits: Vec<char> = pk
+            .iter()
+            .filter_map(|(_, p)| r.on_packet(8000, p))
+            .collect();
         assert_eq!(digits, ['#']);
-        let digits: Vec<char> = digit_packets('5', 60).iter().filter_map(|(_, p)| r.on_packet(9600, p)).collect();
+        let digits: Vec<char> = digit_packets('5', 60)
+            .iter()
+            .filter_map(|(_, p)| r.on_packet(9600, p))
+            .collect();
         assert_eq!(digits, ['5']);
         assert_eq!(r.on_packet(1, &[1, 2]), None, "short payload ignored");
         // Two digits that reuse one timestamp (as some senders do) are still two events.
-        let digits: Vec<char> = ['1', '#'].iter().flat_map(|d| digit_packets(*d, 60)).filter_map(|(_, p)| r.on_packet(77, &p)).collect();
+        let digits: Vec<char> = ['1', '#']
+            .iter()
+            .flat_map(|d| digit_packets(*d, 60))
+            .filter_map(|(_, p)| r.on_packet(77, &p))
+            .collect();
         assert_eq!(digits, ['1', '#']);
         assert_eq!(event_char(200), None);
     }

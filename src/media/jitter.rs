@@ -62,8 +62,15 @@ impl JitterBuffer {
             None => ts as u64 + (1u64 << 32),
             Some(last) => {
                 let base = last & !0xffff_ffff;
-                let candidates = [base.wrapping_sub(1 << 32) | ts as u64, base | ts as u64, (base + (1 << 32)) | ts as u64];
-                *candidates.iter().min_by_key(|c| (**c as i128 - last as i128).abs()).expect("three candidates")
+                let candidates = [
+                    base.wrapping_sub(1 << 32) | ts as u64,
+                    base | ts as u64,
+                    (base + (1 << 32)) | ts as u64,
+                ];
+                *candidates
+                    .iter()
+                    .min_by_key(|c| (**c as i128 - last as i128).abs())
+                    .expect("three candidates")
             }
         };
         if self.last_ext.map(|l| ext > l).unwrap_or(true) {

@@ -31,17 +31,27 @@ impl PortPool {
     pub fn new(min: u16, max: u16) -> Self {
         let first = min + (min % 2);
         let free: BTreeSet<u16> = (first..max).step_by(2).collect();
-        PortPool { inner: Arc::new(Mutex::new(PoolInner { next: first, free })) }
+        PortPool {
+            inner: Arc::new(Mutex::new(PoolInner { next: first, free })),
+        }
     }
 
     /// Leases the next free even port, rotating through the range so that ports are not
     /// reused at once (late packets of an old call must not reach a new one).
     pub fn lease(&self) -> Option<PortLease> {
         let mut g = self.inner.lock().ok()?;
-        let port = g.free.range(g.next..).next().copied().or_else(|| g.free.iter().next().copied())?;
+        let port = g
+            .free
+            .range(g.next..)
+            .next()
+            .copied()
+            .or_else(|| g.free.iter().next().copied())?;
         g.free.remove(&port);
         g.next = port.wrapping_add(2);
-        Some(PortLease { port, pool: self.clone() })
+        Some(PortLease {
+            port,
+            pool: self.clone(),
+        })
     }
 
     pub fn available(&self) -> usize {

@@ -24,8 +24,19 @@ impl RecvStats {
     /// Updates for one packet: `arrival_ts` is the arrival time in RTP timestamp units.
     pub fn on_packet(&mut self, ssrc: u32, seq: u16, rtp_ts: u32, arrival_ts: u32) {
         if !self.started || ssrc != self.ssrc {
-            let prior_lost = if self.started { self.prior_lost + self.cumulative_lost().max(0) } else { 0 };
-            *self = RecvStats { ssrc, base_seq: seq as u32, max_seq: seq, started: true, prior_lost, ..Default::default() };
+            let prior_lost = if self.started {
+                self.prior_lost + self.cumulative_lost().max(0)
+            } else {
+                0
+            };
+            *self = RecvStats {
+                ssrc,
+                base_seq: seq as u32,
+                max_seq: seq,
+                started: true,
+                prior_lost,
+                ..Default::default()
+            };
         }
         let delta = seq.wrapping_sub(self.max_seq);
         if delta != 0 && delta < 0x8000 {
@@ -39,7 +50,9 @@ impl RecvStats {
         if let Some(last) = self.last_transit {
             let d = (transit - last).unsigned_abs() as u32;
             // J += (|D| - J) / 16, in Q4.
-            self.jitter_q4 = self.jitter_q4.wrapping_add(d.wrapping_sub((self.jitter_q4 + 8) >> 4));
+            self.jitter_q4 = self
+                .jitter_q4
+                .wrapping_add(d.wrapping_sub((self.jitter_q4 + 8) >> 4));
         }
         self.last_transit = Some(transit);
     }
@@ -68,7 +81,7 @@ impl RecvStats {
         self.expected_prior = expected;
         self.received_prior = self.received;
         let lost_int = exp_int.saturating_sub(rec_int);
-        let fraction = if exp_int == 0 { 0 } else { ((lost_int << 8) / exp_int).min(255) as u8 };
+        let fraction = (lost_int << 8).checked_div(exp_int).unwrap_or(0).min(255) as u8;
         let lost = self.cumulative_lost().clamp(-0x80_0000, 0x7f_ffff) as i32;
         let (lsr, dlsr) = match self.last_sr {
             Some((mid, at)) => (mid, (((now_ms.saturating_sub(at)) * 65536) / 1000) as u32),
@@ -95,7 +108,15 @@ pub fn ntp_from_unix_micros(us: u64) -> u64 {
 
 /// Builds a compound SR (+ one report block if `block` is given) + SDES CNAME.
 #[allow(clippy::too_many_arguments)]
-pub fn sender_report(ssrc: u32, ntp: u64, rtp_ts: u32, packets: u32, octets: u32, block: Option<[u8; 24]>, cname: &str) -> Vec<u8> {
+pub fn sender_report(
+    ssrc: u32,
+    ntp: u64,
+    rtp_ts: u32,
+    packets: u32,
+    octets: u32,
+    block: Option<[u8; 24]>,
+    cname: &str,
+) -> Vec<u8> {
     let rc = block.is_some() as u8;
     let words = 6 + 6 * rc as u16;
     let mut v = Vec::with_capacity(80);
@@ -175,8 +196,10 @@ pub fn parse(b: &[u8]) -> Option<RtcpInfo> {
                     break;
                 }
                 let q = &p[s..s + 24];
-                let lost = i32::from_be_bytes([if q[5] & 0x80 != 0 { 0xff } else { 0 }, q[5], q[6], q[7]]);
-                info.blocks.push((q[4], lost, u32::from_be_bytes([q[12], q[13], q[14], q[15]])));
+                let lost =
+                    i32::from_be_bytes([if q[5] & 0x80 != 0 { 0xff } else { 0 }, q[5], q[6], q[7]]);
+                info.blocks
+                    .push((q[4], lost, u32::from_be_bytes([q[12], q[13], q[14], q[15]])));
             }
         }
         any = true;
@@ -199,7 +222,15 @@ mod tests {
         assert_eq!(s.expected(), 6);
         assert_eq!(s.cumulative_lost(), 1);
         let block = s.report_block(0);
-        let sr = sender_report(9, ntp_from_unix_micros(1_700_000_000_000_000), 1234, 10, 1600, Some(block), "voxdesk@test");
+        let sr = sender_report(
+            9,
+            ntp_from_unix_micros(1_700_000_000_000_000),
+            1234,
+            10,
+            1600,
+            Some(block),
+            "voxdesk@test",
+        );
         assert_eq!(sr.len() % 4, 0);
         let info = parse(&sr).unwrap();
         assert_eq!(info.sender_report.unwrap().0, 9);

@@ -68,7 +68,15 @@ impl<'a> RtpPacket<'a> {
 }
 
 /// Writes an RTP packet into `out` (cleared first).
-pub fn build(out: &mut Vec<u8>, marker: bool, pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) {
+pub fn build(
+    out: &mut Vec<u8>,
+    marker: bool,
+    pt: u8,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    payload: &[u8],
+) {
     out.clear();
     out.push(0x80);
     out.push((if marker { 0x80 } else { 0 }) | (pt & 0x7f));
@@ -88,7 +96,10 @@ mod tests {
         build(&mut b, true, 0, 65535, 160, 0xdeadbeef, &[1, 2, 3]);
         let p = RtpPacket::parse(&b).unwrap();
         assert!(p.marker);
-        assert_eq!((p.seq, p.timestamp, p.ssrc, p.payload), (65535, 160, 0xdeadbeef, &[1u8, 2, 3][..]));
+        assert_eq!(
+            (p.seq, p.timestamp, p.ssrc, p.payload),
+            (65535, 160, 0xdeadbeef, &[1u8, 2, 3][..])
+        );
         assert_eq!(RtpPacket::parse(&[0x80; 5]), Err(RtpError::Short));
         assert_eq!(RtpPacket::parse(&[0x40; 20]), Err(RtpError::Version));
         // CSRC count claims more than present.

@@ -79,7 +79,10 @@ pub struct MediaSetup {
 }
 
 /// Binds the RTP/RTCP sockets and starts the session task.
-pub async fn start(setup: MediaSetup, events: mpsc::Sender<MediaEvent>) -> std::io::Result<MediaHandle> {
+pub async fn start(
+    setup: MediaSetup,
+    events: mpsc::Sender<MediaEvent>,
+) -> std::io::Result<MediaHandle> {
     let port = setup.lease.port;
     let rtp_sock = UdpSocket::bind(SocketAddr::new(setup.bind, port)).await?;
     let rtcp_sock = UdpSocket::bind(SocketAddr::new(setup.bind, port + 1)).await?;
@@ -87,11 +90,17 @@ pub async fn start(setup: MediaSetup, events: mpsc::Sender<MediaEvent>) -> std::
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let span = tracing::Span::current();
     tokio::spawn(async move {
-        let summary = Session::new(setup, rtp_sock, rtcp_sock, events).run(cmd_rx).await;
+        let summary = Session::new(setup, rtp_sock, rtcp_sock, events)
+            .run(cmd_rx)
+            .await;
         let _ = done_tx.send(summary);
     });
     drop(span);
-    Ok(MediaHandle { port, cmd: cmd_tx, done: done_rx })
+    Ok(MediaHandle {
+        port,
+        cmd: cmd_tx,
+        done: done_rx,
+    })
 }
 
 struct Session {
@@ -130,8 +139,13 @@ struct Session {
 }
 
 impl Session {
-    fn new(s: MediaSetup, rtp: UdpSocket, rtcp: UdpSocket, events: mpsc::Sender<MediaEvent>) -> Session {
-        let frame_ts = (s.params.remote_ptime_ms.clamp(10, 60) * 8) as u32;
+    fn new(
+        s: MediaSetup,
+        rtp: UdpSocket,
+        rtcp: UdpSocket,
+        events: mpsc::Sender<MediaEvent>,
+    ) -> Session {
+        let frame_ts = s.params.remote_ptime_ms.clamp(10, 60) * 8;
         let depth = (s.jitter_ms / s.params.remote_ptime_ms.clamp(10, 60)).max(1) as usize;
         let recorder = s.record.as_ref().and_then(|p| match Recorder::create(p) {
             Ok(r) => Some(r),
@@ -144,7 +158,10 @@ impl Session {
             _lease: s.lease,
             rtp,
             rtcp,
-            rtcp_remote: s.params.remote.map(|a| SocketAddr::new(a.ip(), a.port() + 1)),
+            rtcp_remote: s
+                .params
+                .remote
+                .map(|a| SocketAddr::new(a.ip(), a.port() + 1)),
             jitter: JitterBuffer::new(frame_ts, depth, depth * 4 + 10),
             params: s.params,
             events,
@@ -356,7 +373,11 @@ impl Session {
     }
 
     async fn on_tick(&mut self) {
-        let rx = if self.params.recv { self.next_rx_frame() } else { vec![0; FRAME] };
+        let rx = if self.params.recv {
+            self.next_rx_frame()
+        } else {
+            vec![0; FRAME]
+        };
         if let Some(tx) = &self.bridge_out {
             let _ = tx.try_send(rx.clone());
         }
@@ -369,23 +390,43 @@ impl Session {
         }
         if self.params.send {
             if let Some(remote) = self.params.remote.filter(|r| !r.ip().is_unspecified()) {
-                if let (Some((marker, ev)), Some(pt)) = (self.digits.front().copied(), self.params.dtmf_pt) {
+                if let (Some((marker, ev)), Some(pt)) =
+                    (self.digits.front().copied(), self.params.dtmf_pt)
+                {
                     self.digits.pop_front();
                     if marker {
                         self.digit_ts = self.ts;
                     }
-                    rtp::build(&mut self.buf_out, marker, pt, self.seq, self.digit_ts, self.ssrc, &ev);
+                    rtp::build(
+                        &mut self.buf_out,
+                        marker,
+                        pt,
+                        self.seq,
+                        self.digit_ts,
+                        self.ssrc,
+                        &ev,
+                    );
                 } else {
                     self.digits.clear();
                     let mut enc = Vec::with_capacity(FRAME);
                     self.params.law.encode(&tx_pcm, &mut enc);
                     let marker = voiced && self.talkspurt;
                     self.talkspurt = !voiced;
-                    rtp::build(&mut self.buf_out, marker, self.params.payload_type, self.seq, self.ts, self.ssrc, &enc);
+                    rtp::build(
+                        &mut self.buf_out,
+                        marker,
+                        self.params.payload_type,
+                        self.seq,
+                        self.ts,
+                        self.ssrc,
+                        &enc,
+                    );
                 }
                 if self.rtp.send_to(&self.buf_out, remote).await.is_ok() {
                     self.sent_packets = self.sent_packets.wrapping_add(1);
-                    self.sent_octets = self.sent_octets.wrapping_add(self.buf_out.len() as u32 - 12);
+                    self.sent_octets = self
+                        .sent_octets
+                        .wrapping_add(self.buf_out.len() as u32 - 12);
                 }
                 self.seq = self.seq.wrapping_add(1);
             }
@@ -402,10 +443,26 @@ impl Session {
         if !self.params.send && self.rx_source.is_none() {
             return;
         }
-        let Some(to) = self.rtcp_remote.filter(|r| !r.ip().is_unspecified()) else { return };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
-        let block = (self.stats.received > 0).then(|| self.stats.report_block(self.started.elapsed().as_millis() as u64));
-        let sr = rtcp::sender_report(self.ssrc, rtcp::ntp_from_unix_micros(now), self.ts, self.sent_packets, self.sent_octets, block, &self.cname);
+        let Some(to) = self.rtcp_remote.filter(|r| !r.ip().is_unspecified()) else {
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        let block = (self.stats.received > 0).then(|| {
+            self.stats
+                .report_block(self.started.elapsed().as_millis() as u64)
+        });
+        let sr = rtcp::sender_report(
+            self.ssrc,
+            rtcp::ntp_from_unix_micros(now),
+            self.ts,
+            self.sent_packets,
+            self.sent_octets,
+            block,
+            &self.cname,
+        );
         let _ = self.rtcp.send_to(&sr, to).await;
     }
 }

@@ -16,31 +16,61 @@ pub enum WavError {
 
 /// Loads a WAV file as mono 16-bit PCM at `rate` Hz (channels are averaged).
 pub fn load_mono(path: &Path, rate: u32) -> Result<Vec<i16>, WavError> {
-    let reader = hound::WavReader::open(path).map_err(|source| WavError::Read { path: path.to_path_buf(), source })?;
+    let reader = hound::WavReader::open(path).map_err(|source| WavError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     decode_mono(reader, path, rate)
 }
 
 /// Like [`load_mono`] for WAV bytes in memory (`name` is used in errors).
 pub fn load_mono_bytes(bytes: &[u8], name: &str, rate: u32) -> Result<Vec<i16>, WavError> {
     let path = Path::new(name);
-    let reader = hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(|source| WavError::Read { path: path.to_path_buf(), source })?;
+    let reader =
+        hound::WavReader::new(std::io::Cursor::new(bytes)).map_err(|source| WavError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     decode_mono(reader, path, rate)
 }
 
-fn decode_mono<R: std::io::Read>(mut reader: hound::WavReader<R>, path: &Path, rate: u32) -> Result<Vec<i16>, WavError> {
-    let rerr = |source| WavError::Read { path: path.to_path_buf(), source };
+fn decode_mono<R: std::io::Read>(
+    mut reader: hound::WavReader<R>,
+    path: &Path,
+    rate: u32,
+) -> Result<Vec<i16>, WavError> {
+    let rerr = |source| WavError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
     let spec = reader.spec();
     let ch = spec.channels.max(1) as usize;
     let samples: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>().map_err(rerr)?,
+        hound::SampleFormat::Float => reader
+            .samples::<f32>()
+            .collect::<Result<_, _>>()
+            .map_err(rerr)?,
         hound::SampleFormat::Int => {
             let scale = 1.0 / (1i64 << (spec.bits_per_sample.clamp(8, 32) - 1)) as f32;
-            reader.samples::<i32>().map(|s| s.map(|v| v as f32 * scale)).collect::<Result<_, _>>().map_err(rerr)?
+            reader
+                .samples::<i32>()
+                .map(|s| s.map(|v| v as f32 * scale))
+                .collect::<Result<_, _>>()
+                .map_err(rerr)?
         }
     };
-    let mono: Vec<f32> = samples.chunks(ch).map(|c| c.iter().sum::<f32>() / c.len() as f32).collect();
-    let out = resample(&mono, spec.sample_rate, rate).map_err(|msg| WavError::Resample { path: path.to_path_buf(), msg })?;
-    Ok(out.iter().map(|&s| (s.clamp(-1.0, 1.0) * 32767.0) as i16).collect())
+    let mono: Vec<f32> = samples
+        .chunks(ch)
+        .map(|c| c.iter().sum::<f32>() / c.len() as f32)
+        .collect();
+    let out = resample(&mono, spec.sample_rate, rate).map_err(|msg| WavError::Resample {
+        path: path.to_path_buf(),
+        msg,
+    })?;
+    Ok(out
+        .iter()
+        .map(|&s| (s.clamp(-1.0, 1.0) * 32767.0) as i16)
+        .collect())
 }
 
 /// Resamples mono f32 audio with rubato's FFT resampler.
@@ -48,13 +78,16 @@ pub fn resample(input: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String> {
     if from == to || input.is_empty() {
         return Ok(input.to_vec());
     }
-    let mut r = FftFixedInOut::<f32>::new(from as usize, to as usize, 1024, 1).map_err(|e| e.to_string())?;
+    let mut r = FftFixedInOut::<f32>::new(from as usize, to as usize, 1024, 1)
+        .map_err(|e| e.to_string())?;
     let delay = r.output_delay();
     let mut out = Vec::with_capacity(input.len() * to as usize / from as usize + 2048);
     let mut pos = 0;
     while pos + r.input_frames_next() <= input.len() {
         let n = r.input_frames_next();
-        let o = r.process(&[&input[pos..pos + n]], None).map_err(|e| e.to_string())?;
+        let o = r
+            .process(&[&input[pos..pos + n]], None)
+            .map_err(|e| e.to_string())?;
         out.extend_from_slice(&o[0]);
         pos += n;
     }
@@ -83,9 +116,21 @@ impl Recorder {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let spec = hound::WavSpec { channels: 2, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-        let writer = hound::WavWriter::create(path, spec).map_err(|source| WavError::Write { path: path.to_path_buf(), source })?;
-        Ok(Recorder { writer: Some(writer), path: path.to_path_buf(), frames_since_flush: 0 })
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let writer = hound::WavWriter::create(path, spec).map_err(|source| WavError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Recorder {
+            writer: Some(writer),
+            path: path.to_path_buf(),
+            frames_since_flush: 0,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -94,12 +139,19 @@ impl Recorder {
 
     /// Writes one frame of each direction (equal lengths; the shorter is padded with silence).
     pub fn write(&mut self, rx: &[i16], tx: &[i16]) -> Result<(), WavError> {
-        let Some(w) = self.writer.as_mut() else { return Ok(()) };
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
         let n = rx.len().max(tx.len());
-        let werr = |source| WavError::Write { path: self.path.clone(), source };
+        let werr = |source| WavError::Write {
+            path: self.path.clone(),
+            source,
+        };
         for i in 0..n {
-            w.write_sample(rx.get(i).copied().unwrap_or(0)).map_err(werr)?;
-            w.write_sample(tx.get(i).copied().unwrap_or(0)).map_err(werr)?;
+            w.write_sample(rx.get(i).copied().unwrap_or(0))
+                .map_err(werr)?;
+            w.write_sample(tx.get(i).copied().unwrap_or(0))
+                .map_err(werr)?;
         }
         self.frames_since_flush += 1;
         // Keep the header valid on disk about once a second, so a crash loses little.
@@ -112,7 +164,10 @@ impl Recorder {
 
     pub fn finish(&mut self) -> Result<(), WavError> {
         if let Some(w) = self.writer.take() {
-            w.finalize().map_err(|source| WavError::Write { path: self.path.clone(), source })?;
+            w.finalize().map_err(|source| WavError::Write {
+                path: self.path.clone(),
+                source,
+            })?;
         }
         Ok(())
     }
@@ -131,11 +186,16 @@ mod tests {
     #[test]
     fn resample_keeps_length_and_frequency() {
         // 1 s of 440 Hz at 22050 Hz -> 8000 Hz.
-        let input: Vec<f32> = (0..22050).map(|i| (i as f32 * 440.0 * 2.0 * std::f32::consts::PI / 22050.0).sin() * 0.5).collect();
+        let input: Vec<f32> = (0..22050)
+            .map(|i| (i as f32 * 440.0 * 2.0 * std::f32::consts::PI / 22050.0).sin() * 0.5)
+            .collect();
         let out = resample(&input, 22050, 8000).unwrap();
         assert_eq!(out.len(), 8000);
         // Count zero crossings in the middle: ~880 per second.
-        let zc = out[1000..7000].windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count();
+        let zc = out[1000..7000]
+            .windows(2)
+            .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+            .count();
         assert!((650..670).contains(&zc), "zero crossings {zc}");
     }
 

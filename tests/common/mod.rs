@@ -32,15 +32,27 @@ pub fn free_media_port() -> u16 {
     loop {
         let p = free_port();
         let p = p - p % 2;
-        if UdpSocket::bind(("127.0.0.1", p)).is_ok() && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() && p > 1024 {
+        if UdpSocket::bind(("127.0.0.1", p)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
+            && p > 1024
+        {
             return p;
         }
     }
 }
 
 pub fn require(tool: &str) {
-    let ok = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status().map(|s| s.success()).unwrap_or(false);
-    assert!(ok, "{tool} is not installed: run scripts/setup.sh (it installs the test peers)");
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{tool} is not installed: run scripts/setup.sh (it installs the test peers)"
+    );
 }
 
 pub fn fixtures() -> PathBuf {
@@ -48,7 +60,9 @@ pub fn fixtures() -> PathBuf {
 }
 
 pub fn scenario(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
 }
 
 pub struct Server {
@@ -84,7 +98,11 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("start voxdesk");
-        let s = Server { port, dir, child: Some(child) };
+        let s = Server {
+            port,
+            dir,
+            child: Some(child),
+        };
         s.wait_ready();
         s
     }
@@ -92,7 +110,9 @@ impl Server {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Some(r) = self.udp_exchange(&options(self.port, "ready"), Duration::from_millis(300)) {
+            if let Some(r) =
+                self.udp_exchange(&options(self.port, "ready"), Duration::from_millis(300))
+            {
                 if r.starts_with("SIP/2.0 200") {
                     return;
                 }
@@ -141,7 +161,11 @@ impl Server {
                     return r;
                 }
             }
-            assert!(Instant::now() < deadline, "no ended call row; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "no ended call row; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -184,7 +208,10 @@ impl Server {
 }
 
 fn unsafe_kill(pid: u32, sig: i32) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 impl Drop for Server {
@@ -223,7 +250,10 @@ From: <sip:probe@127.0.0.1>;tag={tag}\r\nTo: <sip:bot@127.0.0.1>\r\nCall-ID: {ta
 }
 
 pub fn rand_u32() -> u32 {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     t ^ std::process::id().rotate_left(16)
 }
 
@@ -239,10 +269,22 @@ pub fn sipp(server_port: u16, scenario_name: &str, extra: &[&str]) -> Output {
         .arg(format!("127.0.0.1:{server_port}"))
         .arg("-sf")
         .arg(scenario(scenario_name))
-        .args(["-m", "1", "-i", "127.0.0.1", "-p", &local, "-mp", &media, "-nostdin", "-timeout", "45", "-timeout_error"])
+        .args([
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &local,
+            "-mp",
+            &media,
+            "-nostdin",
+            "-timeout",
+            "45",
+            "-timeout_error",
+        ])
         .args(extra);
-    let out = cmd.output().expect("run sipp");
-    out
+    cmd.output().expect("run sipp")
 }
 
 pub fn assert_sipp_ok(out: &Output, server: &Server) {
@@ -250,7 +292,15 @@ pub fn assert_sipp_ok(out: &Output, server: &Server) {
         panic!(
             "sipp failed ({}):\n{}\n{}\n---- voxdesk log ----\n{}",
             out.status,
-            String::from_utf8_lossy(&out.stdout).lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"),
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect::<Vec<_>>()
+                .join("\n"),
             String::from_utf8_lossy(&out.stderr),
             server.log()
         );
@@ -269,7 +319,9 @@ pub fn wav_rms(path: &Path, from_s: f32, to_s: f32) -> Vec<f32> {
     (0..ch)
         .map(|c| {
             let n = (b - a).max(1) as f64;
-            let sum: f64 = (a..b).map(|i| (samples[i * ch + c] as f64 / 32768.0).powi(2)).sum();
+            let sum: f64 = (a..b)
+                .map(|i| (samples[i * ch + c] as f64 / 32768.0).powi(2))
+                .sum();
             (sum / n).sqrt() as f32
         })
         .collect()
