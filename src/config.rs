@@ -493,6 +493,17 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_is_valid_and_matches_the_defaults() {
+        let c = Config::parse(include_str!("../voxdesk.toml")).unwrap();
+        c.validate().unwrap();
+        let d = Config::default();
+        assert_eq!(c.sip.port, d.sip.port);
+        assert_eq!(c.media.rtp_port_min, d.media.rtp_port_min);
+        assert_eq!(c.registrar.digest_algorithms, d.registrar.digest_algorithms);
+        assert!(c.demo_agents);
+    }
+
+    #[test]
     fn explicit_agents_replace_demo() {
         let c = Config::parse("[[agents]]\nusername = \"alice\"\nha1 = \"0123456789abcdef0123456789abcdef\"\nskills = [\"billing\"]\n").unwrap();
         c.validate().unwrap();

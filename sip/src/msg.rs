@@ -3,6 +3,7 @@
 use crate::error::SyntaxError;
 use crate::header::{split_list, CSeq, MediaType, NameAddr, Via};
 use crate::uri::Uri;
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Request methods; unknown ones are kept by name.
@@ -88,7 +89,8 @@ pub enum StartLine {
 /// One header field as received (compact names expanded to their long form).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    pub name: String,
+    /// The long form; well-known names are static (no allocation while parsing).
+    pub name: Cow<'static, str>,
     pub value: String,
 }
 
@@ -193,7 +195,7 @@ impl Message {
 
     pub fn push_header(&mut self, name: &str, value: impl Into<String>) {
         self.headers.push(Header {
-            name: name.to_string(),
+            name: crate::parse::canonical_name(name),
             value: value.into(),
         });
     }
@@ -320,7 +322,7 @@ impl Message {
             body: Vec::new(),
         };
         for h in &self.headers {
-            let n = h.name.as_str();
+            let n: &str = &h.name;
             if n.eq_ignore_ascii_case("Via")
                 || n.eq_ignore_ascii_case("From")
                 || n.eq_ignore_ascii_case("Call-ID")
@@ -341,7 +343,7 @@ impl Message {
                     }
                 }
                 r.headers.push(Header {
-                    name: "To".into(),
+                    name: Cow::Borrowed("To"),
                     value: v,
                 });
             }

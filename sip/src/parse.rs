@@ -4,6 +4,7 @@
 //! TCP byte stream and `parse_datagram` then parses each framed message.
 
 use crate::header::is_token;
+use std::borrow::Cow;
 use crate::msg::{Header, Message, Method, StartLine};
 use crate::uri::Uri;
 use thiserror::Error;
@@ -92,64 +93,87 @@ pub fn expand_compact(name: &str) -> Option<&'static str> {
     })
 }
 
-/// Canonical spelling for well-known header names (lookups are case-insensitive anyway).
-fn canonical_name(name: &str) -> String {
+/// Well-known header names in their canonical spelling.
+const KNOWN: &[&str] = &[
+    "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Max-Forwards", "Content-Length",
+    "Content-Type", "Route", "Record-Route", "Expires", "Authorization", "WWW-Authenticate",
+    "Proxy-Authenticate", "Proxy-Authorization", "Require", "Proxy-Require", "Supported",
+    "Unsupported", "Allow", "Accept", "User-Agent", "Server", "Session-Expires", "Min-SE",
+    "Min-Expires", "Date", "Subject", "Timestamp", "Event", "Refer-To", "Referred-By",
+    "Content-Encoding", "Accept-Encoding", "Accept-Language", "Content-Disposition",
+    "Organization", "Priority", "Warning", "Allow-Events", "Call-Info", "P-Asserted-Identity",
+];
+
+/// Canonical spelling for a header name (compact forms expanded); unknown names are kept.
+pub fn canonical_name(name: &str) -> Cow<'static, str> {
     if let Some(long) = expand_compact(name) {
-        return long.to_string();
+        return Cow::Borrowed(long);
     }
-    const KNOWN: &[&str] = &[
-        "Via",
-        "From",
-        "To",
-        "Call-ID",
-        "CSeq",
-        "Contact",
-        "Max-Forwards",
-        "Content-Length",
-        "Content-Type",
-        "Route",
-        "Record-Route",
-        "Expires",
-        "Authorization",
-        "WWW-Authenticate",
-        "Proxy-Authenticate",
-        "Proxy-Authorization",
-        "Require",
-        "Proxy-Require",
-        "Supported",
-        "Unsupported",
-        "Allow",
-        "Accept",
-        "User-Agent",
-        "Server",
-        "Session-Expires",
-        "Min-SE",
-        "Min-Expires",
-        "Date",
-        "Subject",
-        "Timestamp",
-        "Event",
-        "Refer-To",
-        "Referred-By",
-    ];
-    KNOWN
-        .iter()
-        .find(|k| k.eq_ignore_ascii_case(name))
-        .map(|k| k.to_string())
-        .unwrap_or_else(|| name.to_string())
+    // Exact canonical spelling is by far the most common: a length switch and one compare.
+    let mut lower = [0u8; 24];
+    if name.len() <= lower.len() {
+        for (d, b) in lower.iter_mut().zip(name.bytes()) {
+            *d = b.to_ascii_lowercase();
+        }
+        let known = match &lower[..name.len()] {
+            b"via" => "Via",
+            b"from" => "From",
+            b"to" => "To",
+            b"call-id" => "Call-ID",
+            b"cseq" => "CSeq",
+            b"contact" => "Contact",
+            b"max-forwards" => "Max-Forwards",
+            b"content-length" => "Content-Length",
+            b"content-type" => "Content-Type",
+            b"route" => "Route",
+            b"record-route" => "Record-Route",
+            b"expires" => "Expires",
+            b"authorization" => "Authorization",
+            b"user-agent" => "User-Agent",
+            b"allow" => "Allow",
+            b"supported" => "Supported",
+            b"require" => "Require",
+            b"server" => "Server",
+            b"session-expires" => "Session-Expires",
+            _ => "",
+        };
+        if !known.is_empty() {
+            return Cow::Borrowed(known);
+        }
+    }
+    for k in KNOWN {
+        if k.len() == name.len() && k.eq_ignore_ascii_case(name) {
+            return Cow::Borrowed(k);
+        }
+    }
+    Cow::Owned(name.to_string())
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
+}
+
+fn lflf() -> &'static memchr::memmem::Finder<'static> {
+    static F: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    F.get_or_init(|| memchr::memmem::Finder::new(b"\n\n"))
+}
+
+fn crlfcrlf() -> &'static memchr::memmem::Finder<'static> {
+    static F: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    F.get_or_init(|| memchr::memmem::Finder::new(b"\r\n\r\n"))
 }
 
 /// Locates the end of the header section: (index of the empty line, length of terminator).
+/// CRLF is the norm (a SIMD search); bare-LF line ends are accepted too.
 fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let crlf = find(buf, b"\r\n\r\n").map(|i| (i, 4));
-    let lf = find(buf, b"\n\n").map(|i| (i, 2));
+    let crlf = crlfcrlf().find(buf);
+    // Only look for a bare-LF blank line before the CRLF one (rare: LF-only senders).
+    let scope = &buf[..crlf.map(|i| i + 2).unwrap_or(buf.len())];
+    let lf = lflf().find(scope).map(|i| if i > 0 && buf[i - 1] == b'\r' { (i - 1, 3) } else { (i, 2) });
     match (crlf, lf) {
-        (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
-        (a, b) => a.or(b),
+        (_, Some(l)) => Some(l),
+        (Some(c), None) => Some((c, 4)),
+        (None, None) => memchr::memmem::find(buf, b"\n\r\n").map(|i| (i, 3)),
     }
 }
 
@@ -172,30 +196,39 @@ pub fn parse_datagram(buf: &[u8]) -> Result<Message, ParseError> {
         // A datagram whose headers run to its end: accept without the empty line.
         None => (buf, &buf[buf.len()..]),
     };
-    let text = String::from_utf8_lossy(head);
-    let mut lines: Vec<String> = Vec::new();
-    for raw in text.split('\n') {
-        let line = raw.strip_suffix('\r').unwrap_or(raw);
-        if line.starts_with(' ') || line.starts_with('\t') {
-            if lines.len() < 2 {
-                return Err(ParseError::new(
-                    "continuation line where a header was expected",
-                ));
-            }
-            let prev = lines.last_mut().expect("checked above");
-            prev.push(' ');
-            prev.push_str(line.trim_start());
-        } else {
-            lines.push(line.to_string());
-        }
-    }
-    let first = lines.first().cloned().unwrap_or_default();
-    let start_res = parse_start_line(&first);
+    let text: Cow<str> = match std::str::from_utf8(head) {
+        Ok(t) => Cow::Borrowed(t),
+        Err(_) => Cow::Owned(String::from_utf8_lossy(head).into_owned()),
+    };
+    // One SIMD pass finds every line end.
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
+    let mut lines = std::iter::from_fn(|| {
+        let end = ends.next()?;
+        let line = &text[start..end];
+        start = end + 1;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    });
+    let first = lines.next().unwrap_or_default();
+    let start_res = parse_start_line(first);
     let looks_like_request = !first.starts_with("SIP/") && first.contains(' ');
-    let mut headers = Vec::with_capacity(lines.len());
+    let mut headers: Vec<Header> = Vec::with_capacity(16);
     let mut header_err = None;
-    for line in lines.iter().skip(1) {
+    for line in lines {
         if line.is_empty() {
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            // Folded continuation (LWS): joins the previous header with one space.
+            match headers.last_mut() {
+                Some(h) => {
+                    h.value.push(' ');
+                    h.value.push_str(line.trim_ascii());
+                }
+                None => {
+                    header_err.get_or_insert_with(|| "continuation line where a header was expected".to_string());
+                }
+            }
             continue;
         }
         match parse_header_line(line) {
@@ -313,7 +346,8 @@ fn check_version(v: &str) -> Result<(), String> {
 
 fn parse_header_line(line: &str) -> Result<Header, String> {
     let colon = line
-        .find(':')
+        .bytes()
+        .position(|b| b == b':')
         .ok_or_else(|| format!("header line without a colon: {:?}", truncate(line)))?;
     let name = line[..colon].trim_end_matches([' ', '\t']);
     if !is_token(name) {
@@ -321,7 +355,7 @@ fn parse_header_line(line: &str) -> Result<Header, String> {
     }
     Ok(Header {
         name: canonical_name(name),
-        value: line[colon + 1..].trim_matches([' ', '\t']).to_string(),
+        value: line[colon + 1..].trim_ascii().to_string(),
     })
 }
 
