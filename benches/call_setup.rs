@@ -1,1 +1,257 @@
-fn main() {}
+//! Call setup and media relay figures.
+//!
+//! 1. Call setup: the real voxdesk binary on loopback, sipp placing INVITE -> 200 -> ACK ->
+//!    BYE calls at increasing rates; prints completed calls/s, failures and server CPU per call.
+//! 2. RTP relay: N bridged call pairs (two media legs each, G.711 both ways) inside this
+//!    process, fed by a load generator on other threads; prints relayed packets/s, the CPU the
+//!    media runtime used (its own threads only), packets/s per core and the jitter the relay
+//!    adds (p50/p99 of |inter-arrival - 20 ms| at the far end).
+//!
+//!   cargo bench --bench call_setup            (VOXDESK_BENCH_QUICK=1 for a short run)
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use voxdesk::media::g711::Law;
+use voxdesk::media::ports::PortPool;
+use voxdesk::media::session::{self, MediaCmd, MediaSetup, StreamParams};
+
+fn quick() -> bool {
+    std::env::var_os("VOXDESK_BENCH_QUICK").is_some()
+}
+
+fn clk_tck() -> f64 {
+    100.0
+}
+
+/// utime + stime of a process or thread, in seconds, from /proc.
+fn cpu_seconds(stat_path: &str) -> f64 {
+    let s = std::fs::read_to_string(stat_path).unwrap_or_default();
+    let after = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ut: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let st: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    (ut + st) / clk_tck()
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn call_setup() {
+    println!("== call setup: voxdesk + sipp on loopback (INVITE/200/ACK/BYE/200, no media) ==");
+    if Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
+        println!("sipp not installed (scripts/setup.sh): skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("voxdesk.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sip]\nbind = \"127.0.0.1\"\nport = {port}\nring_ms = 0\n[media]\nrtp_port_min = 40000\nrtp_port_max = 59999\nrecord = false\n[paths]\ndata_dir = \"{}\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_voxdesk"))
+        .args(["serve", "--log", "warn", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let stat = format!("/proc/{}/stat", server.id());
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/uac_bench.xml");
+    let rates: &[u32] = if quick() { &[100] } else { &[100, 200, 400, 800] };
+    for &rate in rates {
+        let total = if quick() { 300 } else { rate * 10 };
+        let cpu0 = cpu_seconds(&stat);
+        let t0 = Instant::now();
+        let out = Command::new("sipp")
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-sf", scenario, "-i", "127.0.0.1", "-p", &free_port().to_string(), "-nostdin", "-timeout", "120"])
+            .args(["-r", &rate.to_string(), "-m", &total.to_string(), "-l", "2000", "-max_socket", "4000"])
+            .output()
+            .unwrap();
+        let wall = t0.elapsed().as_secs_f64();
+        let cpu = cpu_seconds(&stat) - cpu0;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let count = |label: &str| -> u64 {
+            text.lines().filter(|l| l.contains(label)).last().and_then(|l| l.split('|').nth(2)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+        };
+        let ok = count("Successful call");
+        let failed = count("Failed call");
+        println!(
+            "offered {rate:>4} calls/s x {total:>5}: completed {:>7.1} calls/s, {ok} ok, {failed} failed, server CPU {:.2} ms/call ({:.0}% of a core)",
+            ok as f64 / wall,
+            cpu * 1000.0 / ok.max(1) as f64,
+            cpu / wall * 100.0
+        );
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+fn rtp_packet(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
+    let mut b = Vec::with_capacity(172);
+    voxdesk::media::rtp::build(&mut b, false, 0, seq, ts, ssrc, &[0x55; 160]);
+    b
+}
+
+fn relay(calls: usize, seconds: u64) {
+    let media_threads: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+    let mt = media_threads.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(move || {
+            if let Ok(p) = std::fs::read_link("/proc/thread-self") {
+                mt.lock().unwrap().push(format!("/proc/{}/stat", p.display()));
+            }
+        })
+        .build()
+        .unwrap();
+    let pool = PortPool::new(20000, 39999);
+    // Per call: generator sockets gA (caller) and gB (agent); legs A and B bridged.
+    let mut gens: Vec<(UdpSocket, SocketAddr, UdpSocket, SocketAddr)> = Vec::new();
+    let mut handles = Vec::new();
+    for _ in 0..calls {
+        let ga = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let gb = UdpSocket::bind("127.0.0.1:0").unwrap();
+        ga.set_nonblocking(true).unwrap();
+        gb.set_nonblocking(true).unwrap();
+        let mk = |remote: SocketAddr| StreamParams {
+            law: Law::Ulaw,
+            payload_type: 0,
+            dtmf_pt: None,
+            remote: Some(remote),
+            send: true,
+            recv: true,
+            remote_ptime_ms: 20,
+        };
+        let (a, b) = rt.block_on(async {
+            let (etx, _erx) = tokio::sync::mpsc::channel(8);
+            let (etx2, _erx2) = tokio::sync::mpsc::channel(8);
+            let setup = |remote, lease| MediaSetup {
+                lease,
+                bind: "127.0.0.1".parse().unwrap(),
+                params: mk(remote),
+                jitter_ms: 40,
+                rtp_timeout: Duration::from_secs(3600),
+                record: None,
+                cname: "bench".into(),
+            };
+            let a = session::start(setup(ga.local_addr().unwrap(), pool.lease().unwrap()), etx).await.unwrap();
+            let b = session::start(setup(gb.local_addr().unwrap(), pool.lease().unwrap()), etx2).await.unwrap();
+            let (t1, r1) = tokio::sync::mpsc::channel(16);
+            let (t2, r2) = tokio::sync::mpsc::channel(16);
+            a.cmd.send(MediaCmd::BridgeOut(Some(t1))).await.unwrap();
+            b.cmd.send(MediaCmd::BridgeIn(Some(r1))).await.unwrap();
+            b.cmd.send(MediaCmd::BridgeOut(Some(t2))).await.unwrap();
+            a.cmd.send(MediaCmd::BridgeIn(Some(r2))).await.unwrap();
+            std::mem::forget((_erx, _erx2));
+            (a, b)
+        });
+        gens.push((ga, SocketAddr::from(([127, 0, 0, 1], a.port)), gb, SocketAddr::from(([127, 0, 0, 1], b.port))));
+        handles.push((a, b));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let gens = Arc::new(gens);
+    // Generator: every 20 ms one packet per leg.
+    let g2 = gens.clone();
+    let s2 = stop.clone();
+    let generator = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut tick = 0u32;
+        while !s2.load(Ordering::Relaxed) {
+            for (i, (ga, a, gb, b)) in g2.iter().enumerate() {
+                let _ = ga.send_to(&rtp_packet(tick as u16, tick * 160, i as u32), a);
+                let _ = gb.send_to(&rtp_packet(tick as u16, tick * 160, 1_000_000 + i as u32), b);
+            }
+            tick += 1;
+            let next = start + Duration::from_millis(20 * tick as u64);
+            if let Some(d) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+        }
+    });
+    // Sink: what the legs send back to the generator sockets (the relayed audio).
+    let g3 = gens.clone();
+    let s3 = stop.clone();
+    let sink = std::thread::spawn(move || {
+        let mut last: Vec<Option<Instant>> = vec![None; g3.len() * 2];
+        let mut devs: Vec<f64> = Vec::new();
+        let mut packets = 0u64;
+        let mut buf = [0u8; 2048];
+        let measure_from = Instant::now() + Duration::from_secs(2);
+        while !s3.load(Ordering::Relaxed) {
+            let mut got = false;
+            for (i, (ga, _, gb, _)) in g3.iter().enumerate() {
+                for (j, s) in [ga, gb].into_iter().enumerate() {
+                    while let Ok((n, _)) = s.recv_from(&mut buf) {
+                        got = true;
+                        let now = Instant::now();
+                        if now < measure_from || n < 12 {
+                            continue;
+                        }
+                        packets += 1;
+                        let k = i * 2 + j;
+                        if let Some(prev) = last[k] {
+                            devs.push(((now - prev).as_secs_f64() * 1000.0 - 20.0).abs());
+                        }
+                        last[k] = Some(now);
+                    }
+                }
+            }
+            if !got {
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        }
+        (packets, devs)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let threads = media_threads.lock().unwrap().clone();
+    let cpu0: f64 = threads.iter().map(|t| cpu_seconds(t)).sum();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let cpu = threads.iter().map(|t| cpu_seconds(t)).sum::<f64>() - cpu0;
+    let wall = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    generator.join().unwrap();
+    let (packets, mut devs) = sink.join().unwrap();
+    devs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |p: f64| devs.get(((devs.len() as f64 * p) as usize).min(devs.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
+    let measured_s = wall + 0.0;
+    let pps = packets as f64 / measured_s;
+    let cores = cpu / wall;
+    println!(
+        "{calls:>4} bridged calls: relayed {pps:>8.0} pkt/s (expected {}), media CPU {:.2} cores -> {:.0} pkt/s per core, {:.0} calls per core; added jitter p50 {:.2} ms, p99 {:.2} ms",
+        calls * 2 * 50,
+        cores,
+        pps / cores.max(1e-9),
+        calls as f64 / cores.max(1e-9),
+        pct(0.5),
+        pct(0.99)
+    );
+    for (a, b) in handles {
+        let _ = a.cmd.try_send(MediaCmd::Stop);
+        let _ = b.cmd.try_send(MediaCmd::Stop);
+    }
+    drop(rt);
+}
+
+fn main() {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("machine: {} cores, load average {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), load.trim());
+    call_setup();
+    println!("== RTP relay: bridged G.711 legs in-process (load generator on separate threads) ==");
+    let sizes: &[usize] = if quick() { &[50] } else { &[50, 200, 500] };
+    for &n in sizes {
+        relay(n, if quick() { 3 } else { 8 });
+    }
+}
