@@ -37,12 +37,22 @@ fn cpu_seconds(stat_path: &str) -> f64 {
 }
 
 fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn call_setup() {
     println!("== call setup: voxdesk + sipp on loopback (INVITE/200/ACK/BYE/200, no media) ==");
-    if Command::new("sipp").arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
+    if Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
         println!("sipp not installed (scripts/setup.sh): skipped");
         return;
     }
@@ -67,22 +77,50 @@ fn call_setup() {
     std::thread::sleep(Duration::from_millis(700));
     let stat = format!("/proc/{}/stat", server.id());
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/uac_bench.xml");
-    let rates: &[u32] = if quick() { &[100] } else { &[100, 200, 400, 800] };
+    let rates: &[u32] = if quick() {
+        &[100]
+    } else {
+        &[100, 200, 400, 800]
+    };
     for &rate in rates {
         let total = if quick() { 300 } else { rate * 10 };
         let cpu0 = cpu_seconds(&stat);
         let t0 = Instant::now();
         let out = Command::new("sipp")
             .arg(format!("127.0.0.1:{port}"))
-            .args(["-sf", scenario, "-i", "127.0.0.1", "-p", &free_port().to_string(), "-nostdin", "-timeout", "120"])
-            .args(["-r", &rate.to_string(), "-m", &total.to_string(), "-l", "2000", "-max_socket", "4000"])
+            .args([
+                "-sf",
+                scenario,
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &free_port().to_string(),
+                "-nostdin",
+                "-timeout",
+                "120",
+            ])
+            .args([
+                "-r",
+                &rate.to_string(),
+                "-m",
+                &total.to_string(),
+                "-l",
+                "2000",
+                "-max_socket",
+                "4000",
+            ])
             .output()
             .unwrap();
         let wall = t0.elapsed().as_secs_f64();
         let cpu = cpu_seconds(&stat) - cpu0;
         let text = String::from_utf8_lossy(&out.stdout);
         let count = |label: &str| -> u64 {
-            text.lines().filter(|l| l.contains(label)).last().and_then(|l| l.split('|').nth(2)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+            text.lines()
+                .filter(|l| l.contains(label))
+                .last()
+                .and_then(|l| l.split('|').nth(2))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
         };
         let ok = count("Successful call");
         let failed = count("Failed call");
@@ -111,7 +149,9 @@ fn relay(calls: usize, seconds: u64) {
         .enable_all()
         .on_thread_start(move || {
             if let Ok(p) = std::fs::read_link("/proc/thread-self") {
-                mt.lock().unwrap().push(format!("/proc/{}/stat", p.display()));
+                mt.lock()
+                    .unwrap()
+                    .push(format!("/proc/{}/stat", p.display()));
             }
         })
         .build()
@@ -146,8 +186,12 @@ fn relay(calls: usize, seconds: u64) {
                 record: None,
                 cname: "bench".into(),
             };
-            let a = session::start(setup(ga.local_addr().unwrap(), pool.lease().unwrap()), etx).await.unwrap();
-            let b = session::start(setup(gb.local_addr().unwrap(), pool.lease().unwrap()), etx2).await.unwrap();
+            let a = session::start(setup(ga.local_addr().unwrap(), pool.lease().unwrap()), etx)
+                .await
+                .unwrap();
+            let b = session::start(setup(gb.local_addr().unwrap(), pool.lease().unwrap()), etx2)
+                .await
+                .unwrap();
             let (t1, r1) = tokio::sync::mpsc::channel(16);
             let (t2, r2) = tokio::sync::mpsc::channel(16);
             a.cmd.send(MediaCmd::BridgeOut(Some(t1))).await.unwrap();
@@ -157,7 +201,12 @@ fn relay(calls: usize, seconds: u64) {
             std::mem::forget((_erx, _erx2));
             (a, b)
         });
-        gens.push((ga, SocketAddr::from(([127, 0, 0, 1], a.port)), gb, SocketAddr::from(([127, 0, 0, 1], b.port))));
+        gens.push((
+            ga,
+            SocketAddr::from(([127, 0, 0, 1], a.port)),
+            gb,
+            SocketAddr::from(([127, 0, 0, 1], b.port)),
+        ));
         handles.push((a, b));
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -171,7 +220,10 @@ fn relay(calls: usize, seconds: u64) {
         while !s2.load(Ordering::Relaxed) {
             for (i, (ga, a, gb, b)) in g2.iter().enumerate() {
                 let _ = ga.send_to(&rtp_packet(tick as u16, tick * 160, i as u32), a);
-                let _ = gb.send_to(&rtp_packet(tick as u16, tick * 160, 1_000_000 + i as u32), b);
+                let _ = gb.send_to(
+                    &rtp_packet(tick as u16, tick * 160, 1_000_000 + i as u32),
+                    b,
+                );
             }
             tick += 1;
             let next = start + Duration::from_millis(20 * tick as u64);
@@ -225,7 +277,11 @@ fn relay(calls: usize, seconds: u64) {
     generator.join().unwrap();
     let (packets, mut devs) = sink.join().unwrap();
     devs.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let pct = |p: f64| devs.get(((devs.len() as f64 * p) as usize).min(devs.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
+    let pct = |p: f64| {
+        devs.get(((devs.len() as f64 * p) as usize).min(devs.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
     let measured_s = wall + 0.0;
     let pps = packets as f64 / measured_s;
     let cores = cpu / wall;
@@ -247,7 +303,13 @@ fn relay(calls: usize, seconds: u64) {
 
 fn main() {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("machine: {} cores, load average {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), load.trim());
+    println!(
+        "machine: {} cores, load average {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        load.trim()
+    );
     call_setup();
     println!("== RTP relay: bridged G.711 legs in-process (load generator on separate threads) ==");
     let sizes: &[usize] = if quick() { &[50] } else { &[50, 200, 500] };

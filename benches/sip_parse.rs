@@ -23,7 +23,8 @@ User-Agent: CarrierSBC/4.2\r\nContent-Type: application/sdp\r\nContent-Length: {
     let base = "Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK776asdhds;rport=5060;received=198.51.100.7\r\n\
 To: <sip:support@voxdesk.example.com>;tag=a6c85cf\r\nFrom: \"Alice Caller\" <sip:+14155550100@carrier.example.net>;tag=1928301774\r\n\
 Call-ID: a84b4c76e66710@pc33.example.net\r\n";
-    let trying = format!("SIP/2.0 100 Trying\r\n{base}CSeq: 314159 INVITE\r\nContent-Length: 0\r\n\r\n");
+    let trying =
+        format!("SIP/2.0 100 Trying\r\n{base}CSeq: 314159 INVITE\r\nContent-Length: 0\r\n\r\n");
     let ringing = format!("SIP/2.0 180 Ringing\r\n{base}CSeq: 314159 INVITE\r\nContact: <sip:voxdesk@192.0.2.10:5060>\r\nContent-Length: 0\r\n\r\n");
     let ok = format!(
         "SIP/2.0 200 OK\r\n{base}CSeq: 314159 INVITE\r\nContact: <sip:voxdesk@192.0.2.10:5060>\r\nSupported: timer\r\n\
@@ -34,7 +35,10 @@ Session-Expires: 1800;refresher=uac\r\nRequire: timer\r\nContent-Type: applicati
 To: <sip:support@voxdesk.example.com>;tag=a6c85cf\r\nFrom: \"Alice Caller\" <sip:+14155550100@carrier.example.net>;tag=1928301774\r\n\
 Call-ID: a84b4c76e66710@pc33.example.net\r\nCSeq: 314159 ACK\r\nContent-Length: 0\r\n\r\n"
         .to_string();
-    let bye = ack.replace("ACK sip", "BYE sip").replace("314159 ACK", "314160 BYE").replace("hdt", "hdu");
+    let bye = ack
+        .replace("ACK sip", "BYE sip")
+        .replace("314159 ACK", "314160 BYE")
+        .replace("hdt", "hdu");
     let bye_ok = format!("SIP/2.0 200 OK\r\n{base}CSeq: 314160 BYE\r\nContent-Length: 0\r\n\r\n");
     let register = "REGISTER sip:voxdesk.example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.2.3:5062;branch=z9hG4bKnashds7;rport\r\n\
 Max-Forwards: 70\r\nTo: \"Agent One\" <sip:agent1@voxdesk.example.com>\r\nFrom: \"Agent One\" <sip:agent1@voxdesk.example.com>;tag=456248\r\n\
@@ -43,7 +47,10 @@ Authorization: Digest username=\"agent1\", realm=\"voxdesk\", nonce=\"6553f1a2.9
 response=\"7bd6c1e3a9a44b7bc1c1a9e1f9cc4cd1\", algorithm=MD5, qop=auth, nc=00000001, cnonce=\"0a4f113b\"\r\n\
 User-Agent: baresip v1.0.0\r\nContent-Length: 0\r\n\r\n"
         .to_string();
-    [invite, trying, ringing, ok, ack, bye, bye_ok, register].into_iter().map(String::into_bytes).collect()
+    [invite, trying, ringing, ok, ack, bye, bye_ok, register]
+        .into_iter()
+        .map(String::into_bytes)
+        .collect()
 }
 
 fn rate(name: &str, msgs: &[Vec<u8>], mut f: impl FnMut(&[u8])) {
@@ -69,7 +76,10 @@ fn rate(name: &str, msgs: &[Vec<u8>], mut f: impl FnMut(&[u8])) {
 fn main() {
     let msgs = mix();
     let avg = msgs.iter().map(Vec::len).sum::<usize>() / msgs.len();
-    println!("sip_parse: {} message kinds, average {avg} bytes", msgs.len());
+    println!(
+        "sip_parse: {} message kinds, average {avg} bytes",
+        msgs.len()
+    );
     rate("parse", &msgs, |m| {
         std::hint::black_box(parse_datagram(std::hint::black_box(m)).unwrap());
     });

@@ -385,6 +385,19 @@ impl Endpoint {
                     self.reply(&key, &msg, 482, &[]);
                     return;
                 }
+                // A configured agent who is not registered: say so instead of the bot.
+                let user = msg
+                    .request_uri()
+                    .and_then(|u| u.as_sip())
+                    .and_then(|u| u.user_decoded())
+                    .unwrap_or_default();
+                if self.registrar.account(&user).is_some()
+                    && self.registrar.lookup(&user, now_ms()).is_empty()
+                {
+                    tracing::info!(agent = %user, "call to an agent who is not registered");
+                    self.reply(&key, &msg, 480, &[]);
+                    return;
+                }
                 self.start_call(key, msg, flow, call_id);
             }
             Method::Cancel => {

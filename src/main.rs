@@ -46,6 +46,12 @@ enum Command {
     },
     /// Check the configuration, database, prompts and ports, then exit.
     Doctor,
+    /// Print the most recent call detail records.
+    Calls {
+        /// How many calls to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
 }
 
 fn overrides(cli: &Cli) -> Overrides {
@@ -75,6 +81,7 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         None | Some(Command::Serve { .. }) => serve(&cli),
         Some(Command::Doctor) => doctor(&cli),
+        Some(Command::Calls { limit }) => calls(&cli, *limit),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -129,6 +136,48 @@ fn doctor(cli: &Cli) -> Result<()> {
         "models      {} (speech models arrive with the speech pipeline; nothing to check yet)",
         cfg.paths.models_dir.display()
     );
+    Ok(())
+}
+
+fn calls(cli: &Cli, limit: u32) -> Result<()> {
+    let cfg = load_config(cli)?;
+    let path = cfg.database_path();
+    anyhow::ensure!(
+        path.is_file(),
+        "no database at {} (has the server run here? see --data-dir)",
+        path.display()
+    );
+    let conn = voxdesk::store::open_connection(&path)?;
+    let mut st = conn.prepare(
+        "SELECT id, datetime(started_at_ms / 1000, 'unixepoch'), from_uri, to_uri, codec,
+                CASE WHEN answered_at_ms IS NULL THEN NULL ELSE (COALESCE(ended_at_ms, answered_at_ms) - answered_at_ms) / 1000.0 END,
+                COALESCE(end_reason, 'active'), dtmf, COALESCE(recording_path, '')
+         FROM calls ORDER BY started_at_ms DESC LIMIT ?1",
+    )?;
+    println!(
+        "{:<16}  {:<19}  {:<28}  {:<26}  {:<5}  {:>7}  {:<16}  {:<6}  recording",
+        "id", "started (UTC)", "from", "to", "codec", "talk s", "end", "dtmf"
+    );
+    let rows = st.query_map([limit], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, Option<String>>(4)?,
+            r.get::<_, Option<f64>>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, String>(7)?,
+            r.get::<_, String>(8)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, started, from, to, codec, talk, end, dtmf, rec) = row?;
+        let talk = talk
+            .map(|t| format!("{t:.1}"))
+            .unwrap_or_else(|| "-".into());
+        println!("{id:<16}  {started:<19}  {from:<28.28}  {to:<26.26}  {:<5}  {talk:>7}  {end:<16}  {dtmf:<6.6}  {rec}", codec.unwrap_or_default());
+    }
     Ok(())
 }
 

@@ -184,8 +184,13 @@ impl Transport {
                 self.inbound.send(Inbound { msg, flow }).await.is_ok()
             }
             Err(e) => {
-                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(%flow, reason = %e.reason, "malformed SIP message");
+                let n = self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                // A flood of garbage must not flood the log: the first ten, then every 1000th.
+                if n < 10 || n % 1000 == 0 {
+                    tracing::info!(%flow, reason = %e.reason, total = n + 1, "malformed SIP message");
+                } else {
+                    tracing::debug!(%flow, reason = %e.reason, "malformed SIP message");
+                }
                 if let Some(mut resp) = e.bad_request() {
                     // Answer where it came from (symmetric response, RFC 3581 behaviour).
                     resp.set_header("Server", format!("voxdesk/{}", env!("CARGO_PKG_VERSION")));

@@ -292,3 +292,17 @@ module sndfile.so\nmodule_app account.so\n",
         "both parties recorded: {rms:?}"
     );
 }
+
+#[test]
+fn calling_an_unregistered_agent_gets_480() {
+    let _g = serial();
+    let server = Server::start();
+    let inv = format!(
+        "INVITE sip:agent2@127.0.0.1:{p} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKa480{r}\r\nMax-Forwards: 70\r\n\
+From: <sip:c@127.0.0.1>;tag=x\r\nTo: <sip:agent2@127.0.0.1>\r\nCall-ID: {r}@a480\r\nCSeq: 1 INVITE\r\nContact: <sip:c@127.0.0.1:9>\r\nContent-Length: 0\r\n\r\n",
+        p = server.port,
+        r = rand_u32()
+    );
+    let r = server.udp_exchange(&inv, Duration::from_secs(2)).unwrap();
+    assert!(r.starts_with("SIP/2.0 480"), "{r}");
+}

@@ -4,9 +4,9 @@
 //! TCP byte stream and `parse_datagram` then parses each framed message.
 
 use crate::header::is_token;
-use std::borrow::Cow;
 use crate::msg::{Header, Message, Method, StartLine};
 use crate::uri::Uri;
+use std::borrow::Cow;
 use thiserror::Error;
 
 /// Largest header section accepted before giving up on a stream (bytes).
@@ -95,13 +95,49 @@ pub fn expand_compact(name: &str) -> Option<&'static str> {
 
 /// Well-known header names in their canonical spelling.
 const KNOWN: &[&str] = &[
-    "Via", "From", "To", "Call-ID", "CSeq", "Contact", "Max-Forwards", "Content-Length",
-    "Content-Type", "Route", "Record-Route", "Expires", "Authorization", "WWW-Authenticate",
-    "Proxy-Authenticate", "Proxy-Authorization", "Require", "Proxy-Require", "Supported",
-    "Unsupported", "Allow", "Accept", "User-Agent", "Server", "Session-Expires", "Min-SE",
-    "Min-Expires", "Date", "Subject", "Timestamp", "Event", "Refer-To", "Referred-By",
-    "Content-Encoding", "Accept-Encoding", "Accept-Language", "Content-Disposition",
-    "Organization", "Priority", "Warning", "Allow-Events", "Call-Info", "P-Asserted-Identity",
+    "Via",
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Contact",
+    "Max-Forwards",
+    "Content-Length",
+    "Content-Type",
+    "Route",
+    "Record-Route",
+    "Expires",
+    "Authorization",
+    "WWW-Authenticate",
+    "Proxy-Authenticate",
+    "Proxy-Authorization",
+    "Require",
+    "Proxy-Require",
+    "Supported",
+    "Unsupported",
+    "Allow",
+    "Accept",
+    "User-Agent",
+    "Server",
+    "Session-Expires",
+    "Min-SE",
+    "Min-Expires",
+    "Date",
+    "Subject",
+    "Timestamp",
+    "Event",
+    "Refer-To",
+    "Referred-By",
+    "Content-Encoding",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Content-Disposition",
+    "Organization",
+    "Priority",
+    "Warning",
+    "Allow-Events",
+    "Call-Info",
+    "P-Asserted-Identity",
 ];
 
 /// Canonical spelling for a header name (compact forms expanded); unknown names are kept.
@@ -169,7 +205,13 @@ fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
     let crlf = crlfcrlf().find(buf);
     // Only look for a bare-LF blank line before the CRLF one (rare: LF-only senders).
     let scope = &buf[..crlf.map(|i| i + 2).unwrap_or(buf.len())];
-    let lf = lflf().find(scope).map(|i| if i > 0 && buf[i - 1] == b'\r' { (i - 1, 3) } else { (i, 2) });
+    let lf = lflf().find(scope).map(|i| {
+        if i > 0 && buf[i - 1] == b'\r' {
+            (i - 1, 3)
+        } else {
+            (i, 2)
+        }
+    });
     match (crlf, lf) {
         (_, Some(l)) => Some(l),
         (Some(c), None) => Some((c, 4)),
@@ -226,7 +268,9 @@ pub fn parse_datagram(buf: &[u8]) -> Result<Message, ParseError> {
                     h.value.push_str(line.trim_ascii());
                 }
                 None => {
-                    header_err.get_or_insert_with(|| "continuation line where a header was expected".to_string());
+                    header_err.get_or_insert_with(|| {
+                        "continuation line where a header was expected".to_string()
+                    });
                 }
             }
             continue;

@@ -1,0 +1,97 @@
+//! The command line: clear errors for bad configuration, doctor, calls.
+
+use std::process::Command;
+
+fn voxdesk(args: &[&str], dir: &std::path::Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_voxdesk"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("VOXDESK_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn bad_config_fails_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[sip]\nprot = 5060\n", "prot"),
+        (
+            "[media]\nrtp_port_min = 30000\nrtp_port_max = 20000\n",
+            "media.rtp_port_min",
+        ),
+        (
+            "[media]\ngreeting = \"/nonexistent/hello.wav\"\n",
+            "media.greeting",
+        ),
+        (
+            "[sip]\nbind = \"0.0.0.0\"\npublic_address = \"192.0.2.1\"\n",
+            "demo agent",
+        ),
+        (
+            "[[agents]]\nusername = \"x\"\nha1 = \"short\"\n",
+            "agents[0].ha1",
+        ),
+        ("this is not toml", "voxdesk.toml"),
+    ];
+    for (text, needle) in cases {
+        let p = dir.path().join("voxdesk.toml");
+        std::fs::write(&p, text).unwrap();
+        for cmd in ["serve", "doctor"] {
+            let (ok, out) = voxdesk(&["--config", p.to_str().unwrap(), cmd], dir.path());
+            assert!(!ok, "{cmd} must fail for {text:?}");
+            assert!(
+                out.contains(needle),
+                "{cmd}: error for {text:?} should mention {needle:?}: {out}"
+            );
+            assert!(!out.contains("panicked"), "{out}");
+        }
+    }
+    let (ok, out) = voxdesk(
+        &["--config", "/nonexistent/voxdesk.toml", "serve"],
+        dir.path(),
+    );
+    assert!(!ok && out.contains("/nonexistent/voxdesk.toml"), "{out}");
+}
+
+#[test]
+fn doctor_and_calls_on_a_fresh_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = voxdesk(&["calls"], dir.path());
+    assert!(!ok && out.contains("no database"), "{out}");
+    let (ok, out) = voxdesk(&["doctor", "--data-dir", "state"], dir.path());
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("database    ok") && out.contains("schema version 1"),
+        "{out}"
+    );
+    assert!(out.contains("greeting    ok"), "{out}");
+    assert!(
+        dir.path().join("state/voxdesk.sqlite").is_file(),
+        "--data-dir is honoured"
+    );
+    let (ok, out) = voxdesk(&["calls", "--data-dir", "state"], dir.path());
+    assert!(ok && out.contains("started (UTC)"), "{out}");
+}
+
+#[test]
+fn a_bad_greeting_file_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("greeting.wav");
+    std::fs::write(&wav, b"RIFF....not a wav").unwrap();
+    let cfg = dir.path().join("voxdesk.toml");
+    std::fs::write(&cfg, format!("[media]\ngreeting = \"{}\"\n", wav.display())).unwrap();
+    let (ok, out) = voxdesk(&["--config", cfg.to_str().unwrap(), "doctor"], dir.path());
+    assert!(
+        !ok && out.contains("media.greeting") && out.contains("greeting.wav"),
+        "{out}"
+    );
+}
