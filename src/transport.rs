@@ -186,7 +186,7 @@ impl Transport {
             Err(e) => {
                 let n = self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                 // A flood of garbage must not flood the log: the first ten, then every 1000th.
-                if n < 10 || n % 1000 == 0 {
+                if n < 10 || n.is_multiple_of(1000) {
                     tracing::info!(%flow, reason = %e.reason, total = n + 1, "malformed SIP message");
                 } else {
                     tracing::debug!(%flow, reason = %e.reason, "malformed SIP message");
