@@ -116,8 +116,7 @@ fn call_setup() {
         let text = String::from_utf8_lossy(&out.stdout);
         let count = |label: &str| -> u64 {
             text.lines()
-                .filter(|l| l.contains(label))
-                .last()
+                .rfind(|l| l.contains(label))
                 .and_then(|l| l.split('|').nth(2))
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(0)
