@@ -381,7 +381,14 @@ impl Session {
         if let Some(tx) = &self.bridge_out {
             let _ = tx.try_send(rx.clone());
         }
-        let (tx_pcm, voiced) = self.next_tx_frame();
+        // While a digit is being sent, the audio source waits (a prompt is not skipped).
+        let sending_digit =
+            self.params.send && self.params.dtmf_pt.is_some() && !self.digits.is_empty();
+        let (tx_pcm, voiced) = if sending_digit {
+            (vec![0; FRAME], false)
+        } else {
+            self.next_tx_frame()
+        };
         if let Some(rec) = self.recorder.as_mut() {
             if let Err(e) = rec.write(&rx, &tx_pcm) {
                 tracing::error!(error = %e, "recording stopped");

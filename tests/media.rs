@@ -1,0 +1,148 @@
+//! A media session on real loopback sockets: RFC 4733 digits out and in, symmetric RTP
+//! latching, garbage RTP, RTP timeout, prompt playback, recording.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use voxdesk::media::dtmf::DtmfReceiver;
+use voxdesk::media::g711::Law;
+use voxdesk::media::ports::PortPool;
+use voxdesk::media::rtp::{self, RtpPacket};
+use voxdesk::media::session::{self, MediaCmd, MediaEvent, MediaSetup, StreamParams};
+
+fn params(remote: SocketAddr) -> StreamParams {
+    StreamParams {
+        law: Law::Ulaw,
+        payload_type: 0,
+        dtmf_pt: Some(101),
+        remote: Some(remote),
+        send: true,
+        recv: true,
+        remote_ptime_ms: 20,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digits_latching_garbage_timeout_and_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    peer.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // The SDP said one port; the peer really sends from another (NAT): we must latch.
+    let sdp_addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let pool = PortPool::new(36000, 36100);
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel(32);
+    let rec = dir.path().join("call.wav");
+    let m = session::start(
+        MediaSetup {
+            lease: pool.lease().unwrap(),
+            bind: "127.0.0.1".parse().unwrap(),
+            params: params(sdp_addr),
+            jitter_ms: 40,
+            rtp_timeout: Duration::from_millis(600),
+            record: Some(rec.clone()),
+            cname: "test".into(),
+        },
+        ev_tx,
+    )
+    .await
+    .unwrap();
+    let ours: SocketAddr = format!("127.0.0.1:{}", m.port).parse().unwrap();
+    // Garbage first: ignored, no latch.
+    peer.send_to(b"\x00\x01garbage", ours).unwrap();
+    // Then 40 packets of a 1 kHz tone at -6 dBFS, then '5' as RFC 4733.
+    let mut buf = Vec::new();
+    for i in 0..40u32 {
+        let pcm: Vec<i16> = (0..160)
+            .map(|k| {
+                (((i * 160 + k) as f32 * 2.0 * std::f32::consts::PI / 8.0).sin() * 16000.0) as i16
+            })
+            .collect();
+        let mut enc = Vec::new();
+        Law::Ulaw.encode(&pcm, &mut enc);
+        rtp::build(&mut buf, i == 0, 0, i as u16, i * 160, 77, &enc);
+        peer.send_to(&buf, ours).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (k, (marker, ev)) in voxdesk::media::dtmf::digit_packets('5', 60)
+        .into_iter()
+        .enumerate()
+    {
+        rtp::build(&mut buf, marker, 101, 40 + k as u16, 40 * 160, 77, &ev);
+        peer.send_to(&buf, ours).unwrap();
+    }
+    let mut latched = false;
+    let mut digit = None;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline && digit.is_none() {
+        if let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), ev_rx.recv()).await {
+            match e {
+                MediaEvent::Latched(a) => latched = a == peer.local_addr().unwrap(),
+                MediaEvent::Dtmf(d) => digit = Some(d),
+                _ => {}
+            }
+        }
+    }
+    assert!(latched, "latched onto the real source");
+    assert_eq!(digit, Some('5'));
+    // Our RTP now comes to the peer's real address; send a digit and decode it there.
+    m.cmd.send(MediaCmd::SendDigit('#')).await.unwrap();
+    m.cmd
+        .send(MediaCmd::Play(Arc::new(vec![8000; 1600])))
+        .await
+        .unwrap();
+    let got = tokio::task::spawn_blocking(move || {
+        let mut r = DtmfReceiver::default();
+        let mut b = [0u8; 2048];
+        let end = Instant::now() + Duration::from_secs(3);
+        let mut digits = Vec::new();
+        let mut loud = 0;
+        while Instant::now() < end {
+            if let Ok((n, _)) = peer.recv_from(&mut b) {
+                let p = RtpPacket::parse(&b[..n]).unwrap();
+                if p.payload_type == 101 {
+                    digits.extend(r.on_packet(p.timestamp, p.payload));
+                } else if p
+                    .payload
+                    .iter()
+                    .any(|&c| voxdesk::media::g711::ulaw_to_linear(c).abs() > 4000)
+                {
+                    loud += 1;
+                }
+            }
+            if !digits.is_empty() && loud > 5 {
+                break;
+            }
+        }
+        (digits, loud)
+    })
+    .await
+    .unwrap();
+    assert_eq!(got.0, vec!['#'], "RFC 4733 digit sent once");
+    assert!(got.1 > 5, "the prompt is played to the latched address");
+    // Silence from the peer: one RtpTimeout event.
+    let timeout = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            if let Some(MediaEvent::RtpTimeout) = ev_rx.recv().await {
+                return true;
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(timeout, "RTP timeout reported");
+    m.cmd.send(MediaCmd::Stop).await.unwrap();
+    let summary = m.done.await.unwrap();
+    assert!(summary.packets_in >= 40, "{summary:?}");
+    assert!(summary.packets_out > 20, "{summary:?}");
+    // The recording holds the tone on the left channel.
+    let mut r = hound::WavReader::open(&rec).unwrap();
+    assert_eq!(r.spec().channels, 2);
+    let left_peak = r
+        .samples::<i16>()
+        .step_by(2)
+        .map(|s| s.unwrap().unsigned_abs())
+        .max()
+        .unwrap();
+    assert!(left_peak > 10_000, "tone recorded: peak {left_peak}");
+}
