@@ -75,6 +75,17 @@ fn rate(name: &str, msgs: &[Vec<u8>], mut f: impl FnMut(&[u8])) {
 
 fn main() {
     let msgs = mix();
+    if let Some(n) = std::env::var("SIP_PARSE_COUNT")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        for i in 0..n {
+            std::hint::black_box(
+                parse_datagram(std::hint::black_box(&msgs[i % msgs.len()])).unwrap(),
+            );
+        }
+        return;
+    }
     let avg = msgs.iter().map(Vec::len).sum::<usize>() / msgs.len();
     println!(
         "sip_parse: {} message kinds, average {avg} bytes",

@@ -99,7 +99,7 @@ pub fn stamp_via(msg: &mut Message, src: SocketAddr) {
     }
     let mut all = vec![via.to_string()];
     all.extend(values.into_iter().skip(1));
-    msg.headers[pos].value = all.join(", ");
+    msg.headers[pos].value = all.join(", ").into();
 }
 
 /// Binds the SIP UDP socket with a large receive buffer, so that a burst (a flood of

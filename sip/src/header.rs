@@ -6,11 +6,11 @@ use std::fmt;
 
 /// RFC 3261 `token` characters.
 pub fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+    crate::chars::TOKEN[b as usize]
 }
 
 pub fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(is_token_char)
+    !s.is_empty() && crate::chars::all(s, &crate::chars::TOKEN)
 }
 
 /// Splits a header value on top-level commas (outside quotes and `<...>`).

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod chars;
 pub mod dialog;
 pub mod error;
 pub mod header;

@@ -3,6 +3,7 @@
 use crate::error::SyntaxError;
 use crate::header::{split_list, CSeq, MediaType, NameAddr, Via};
 use crate::uri::Uri;
+use compact_str::CompactString;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
@@ -77,10 +78,10 @@ pub enum StartLine {
     Request {
         method: Method,
         uri: Uri,
-        version: String,
+        version: Cow<'static, str>,
     },
     Response {
-        version: String,
+        version: Cow<'static, str>,
         code: u16,
         reason: String,
     },
@@ -91,7 +92,8 @@ pub enum StartLine {
 pub struct Header {
     /// The long form; well-known names are static (no allocation while parsing).
     pub name: Cow<'static, str>,
-    pub value: String,
+    /// Short values (most of them) are stored inline, without an allocation.
+    pub value: CompactString,
 }
 
 /// A parsed SIP message. Header values are kept as text; typed accessors parse on demand.
@@ -193,7 +195,7 @@ impl Message {
             .collect()
     }
 
-    pub fn push_header(&mut self, name: &str, value: impl Into<String>) {
+    pub fn push_header(&mut self, name: &str, value: impl Into<CompactString>) {
         self.headers.push(Header {
             name: crate::parse::canonical_name(name),
             value: value.into(),
@@ -201,7 +203,7 @@ impl Message {
     }
 
     /// Replaces every header of that name with one value (appended if absent).
-    pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
+    pub fn set_header(&mut self, name: &str, value: impl Into<CompactString>) {
         let value = value.into();
         if let Some(pos) = self
             .headers

@@ -146,6 +146,31 @@ pub fn canonical_name(name: &str) -> Cow<'static, str> {
         return Cow::Borrowed(long);
     }
     // Exact canonical spelling is by far the most common: a length switch and one compare.
+    let exact = match name {
+        "Via" => "Via",
+        "From" => "From",
+        "To" => "To",
+        "Call-ID" => "Call-ID",
+        "CSeq" => "CSeq",
+        "Contact" => "Contact",
+        "Max-Forwards" => "Max-Forwards",
+        "Content-Length" => "Content-Length",
+        "Content-Type" => "Content-Type",
+        "Route" => "Route",
+        "Record-Route" => "Record-Route",
+        "Expires" => "Expires",
+        "Authorization" => "Authorization",
+        "User-Agent" => "User-Agent",
+        "Allow" => "Allow",
+        "Supported" => "Supported",
+        "Require" => "Require",
+        "Server" => "Server",
+        "Session-Expires" => "Session-Expires",
+        _ => "",
+    };
+    if !exact.is_empty() {
+        return Cow::Borrowed(exact);
+    }
     let mut lower = [0u8; 24];
     if name.len() <= lower.len() {
         for (d, b) in lower.iter_mut().zip(name.bytes()) {
@@ -233,22 +258,58 @@ pub fn parse_datagram(buf: &[u8]) -> Result<Message, ParseError> {
     if buf.is_empty() {
         return Err(ParseError::new("empty message"));
     }
-    let (head, rest) = match head_end(buf) {
-        Some((i, n)) => (&buf[..i], &buf[i + n..]),
+    // One SIMD pass over the line ends finds the header section and every header line.
+    const MAX_LINES: usize = 256;
+    let mut ends = [0u32; MAX_LINES];
+    let mut nlines = 0;
+    let mut line_start = 0;
+    let mut head_len = buf.len();
+    let mut body_start = buf.len();
+    for nl in memchr::memchr_iter(b'\n', buf) {
+        let cr = nl > line_start && buf[nl - 1] == b'\r';
+        if nl == line_start || (cr && nl == line_start + 1) {
+            head_len = line_start;
+            body_start = nl + 1;
+            break;
+        }
+        if nlines == MAX_LINES {
+            return Err(ParseError::new("too many header lines"));
+        }
+        ends[nlines] = nl as u32;
+        nlines += 1;
+        line_start = nl + 1;
+    }
+    if head_len == buf.len() && line_start < buf.len() {
         // A datagram whose headers run to its end: accept without the empty line.
-        None => (buf, &buf[buf.len()..]),
-    };
+        if nlines == MAX_LINES {
+            return Err(ParseError::new("too many header lines"));
+        }
+        ends[nlines] = buf.len() as u32;
+        nlines += 1;
+    }
+    let (head, rest) = (&buf[..head_len.min(buf.len())], &buf[body_start..]);
     let text: Cow<str> = match std::str::from_utf8(head) {
         Ok(t) => Cow::Borrowed(t),
         Err(_) => Cow::Owned(String::from_utf8_lossy(head).into_owned()),
     };
-    // One SIMD pass finds every line end.
+    // Lossy conversion may change lengths: then split the text itself.
+    let same_len = text.len() == head.len();
+    let mut idx = 0;
     let mut start = 0;
-    let mut ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
+    let mut fallback = text.split('\n');
     let mut lines = std::iter::from_fn(|| {
-        let end = ends.next()?;
-        let line = &text[start..end];
-        start = end + 1;
+        let line = if same_len {
+            if idx >= nlines {
+                return None;
+            }
+            let end = (ends[idx] as usize).min(text.len());
+            idx += 1;
+            let l = &text[start.min(end)..end];
+            start = end + 1;
+            l
+        } else {
+            fallback.next()?
+        };
         Some(line.strip_suffix('\r').unwrap_or(line))
     });
     let first = lines.next().unwrap_or_default();
@@ -294,14 +355,19 @@ pub fn parse_datagram(buf: &[u8]) -> Result<Message, ParseError> {
     if let Some(e) = header_err {
         return Err(fail(e, headers));
     }
-    let cls: Vec<&Header> = headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("Content-Length"))
-        .collect();
-    let body = match cls.as_slice() {
-        [] => rest.to_vec(),
-        [one] => {
-            let v = one.value.trim();
+    // Content-Length: at most one (RFC 4475 mcl01); names are canonical, so compare exactly.
+    let mut cl: Option<&str> = None;
+    let mut cl_count = 0;
+    for h in &headers {
+        if h.name == "Content-Length" {
+            cl_count += 1;
+            cl = Some(h.value.as_str());
+        }
+    }
+    let body = match (cl_count, cl) {
+        (0, _) => rest.to_vec(),
+        (1, Some(v)) => {
+            let v = v.trim();
             if v.is_empty() || v.len() > 9 || !v.bytes().all(|b| b.is_ascii_digit()) {
                 let reason = format!("invalid Content-Length {v:?}");
                 return Err(fail(reason, headers));
@@ -345,14 +411,19 @@ fn parse_start_line(line: &str) -> Result<StartLine, String> {
             return Err(format!("status code out of range: {code}"));
         }
         return Ok(StartLine::Response {
-            version: format!("SIP/{ver}"),
+            version: version_of(ver),
             code,
             reason: reason.to_string(),
         });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version (single spaces, no trailing space)
-    let parts: Vec<&str> = line.split(' ').collect();
-    if parts.len() != 3 {
+    let mut it = line.split(' ');
+    let parts = [
+        it.next().unwrap_or(""),
+        it.next().unwrap_or(""),
+        it.next().unwrap_or(""),
+    ];
+    if parts[2].is_empty() || it.next().is_some() {
         return Err("malformed request line (expected METHOD SP URI SP SIP/2.0)".into());
     }
     if !is_token(parts[0]) {
@@ -367,8 +438,16 @@ fn parse_start_line(line: &str) -> Result<StartLine, String> {
     Ok(StartLine::Request {
         method: Method::from_token(parts[0]),
         uri,
-        version: format!("SIP/{ver}"),
+        version: version_of(ver),
     })
+}
+
+fn version_of(ver: &str) -> Cow<'static, str> {
+    if ver == "2.0" {
+        Cow::Borrowed("SIP/2.0")
+    } else {
+        Cow::Owned(format!("SIP/{ver}"))
+    }
 }
 
 fn check_version(v: &str) -> Result<(), String> {
@@ -399,7 +478,7 @@ fn parse_header_line(line: &str) -> Result<Header, String> {
     }
     Ok(Header {
         name: canonical_name(name),
-        value: line[colon + 1..].trim_ascii().to_string(),
+        value: compact_str::CompactString::from(line[colon + 1..].trim_ascii()),
     })
 }
 

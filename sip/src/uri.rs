@@ -1,5 +1,6 @@
 //! SIP URIs (RFC 3261 §19.1, RFC 5118 IPv6 references) and other URI schemes.
 
+use crate::chars;
 use crate::error::{bad, SyntaxError};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -42,9 +43,7 @@ impl Host {
                 return Ok(Host::V4(a));
             }
         }
-        let valid = s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+        let valid = chars::all(s, &chars::HOSTNAME);
         if !valid {
             return bad(format!("invalid host name: {s}"));
         }
@@ -162,14 +161,10 @@ impl SipUri {
                 if u.is_empty() {
                     return bad("empty user part in SIP URI");
                 }
-                check_chars(u, "user", |b| {
-                    is_unreserved(b) || b"&=+$,;?/".contains(&b) || b == b'%' || b >= 0x80
-                })?;
+                check_class(u, "user", &chars::USER)?;
                 check_escapes(u)?;
                 if let Some(p) = p {
-                    check_chars(p, "password", |b| {
-                        is_unreserved(b) || b"&=+$,".contains(&b) || b == b'%'
-                    })?;
+                    check_class(p, "password", &chars::PASSWORD)?;
                     check_escapes(p)?;
                 }
                 (Some(u.to_string()), p.map(str::to_string))
@@ -185,9 +180,7 @@ impl SipUri {
                 if p.is_empty() {
                     return bad("empty URI parameter");
                 }
-                check_chars(p, "URI parameter", |b| {
-                    is_unreserved(b) || b"[]/:&+$=%".contains(&b)
-                })?;
+                check_class(p, "URI parameter", &chars::URI_PARAM)?;
                 check_escapes(p)?;
                 let (n, v) = match p.find('=') {
                     Some(i) => (&p[..i], Some(p[i + 1..].to_string())),
@@ -203,9 +196,7 @@ impl SipUri {
         if let Some(hp) = headers_part {
             for h in hp.split('&') {
                 let (n, v) = h.split_once('=').unwrap_or((h, ""));
-                check_chars(h, "URI header", |b| {
-                    is_unreserved(b) || b"[]/?:+$=%".contains(&b)
-                })?;
+                check_class(h, "URI header", &chars::URI_HEADER)?;
                 check_escapes(h)?;
                 headers.push((n.to_string(), v.to_string()));
             }
@@ -270,8 +261,8 @@ pub(crate) fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b)
 }
 
-fn check_chars(s: &str, what: &str, ok: impl Fn(u8) -> bool) -> Result<(), SyntaxError> {
-    match s.bytes().find(|&b| !ok(b)) {
+fn check_class(s: &str, what: &str, table: &[bool; 256]) -> Result<(), SyntaxError> {
+    match chars::first_not(s, table) {
         Some(b) => bad(format!("invalid character {:?} in {what}", b as char)),
         None => Ok(()),
     }
