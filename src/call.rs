@@ -231,6 +231,27 @@ pub async fn run_inbound(
 }
 
 impl Call {
+    fn local_media(&self, port: u16) -> LocalMedia {
+        LocalMedia {
+            address: self.ctx.shared.advertised.clone(),
+            port,
+            codecs: codecs(&self.ctx.shared.cfg),
+            session_id: rand::random::<u32>() as u64,
+            session_version: 1,
+        }
+    }
+
+    /// 503 with Retry-After for a call we cannot take (no ports, socket errors).
+    async fn unavailable(&mut self, end: &str) {
+        self.reject(
+            503,
+            "Service Unavailable",
+            end,
+            &[("Retry-After", "5".into())],
+        )
+        .await
+    }
+
     fn response(&self, code: u16, reason: &str) -> Message {
         let mut r = self.invite.response(code, reason, Some(&self.local_tag));
         r.push_header("Server", self.ctx.shared.server_header.clone());
@@ -274,22 +295,9 @@ impl Call {
         }
         let Some(lease) = self.ctx.shared.ports.lease() else {
             tracing::warn!("no free RTP port");
-            return self
-                .reject(
-                    503,
-                    "Service Unavailable",
-                    "no-rtp-ports",
-                    &[("Retry-After", "5".into())],
-                )
-                .await;
+            return self.unavailable("no-rtp-ports").await;
         };
-        let local = LocalMedia {
-            address: self.ctx.shared.advertised.clone(),
-            port: lease.port,
-            codecs: codecs(&self.ctx.shared.cfg),
-            session_id: rand::random::<u32>() as u64,
-            session_version: 1,
-        };
+        let local = self.local_media(lease.port);
         let offer_ptime;
         let offer_body = match voxdesk_sip::body::sdp_body(&self.invite) {
             Ok(b) => b,
@@ -375,14 +383,7 @@ impl Call {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot open RTP socket");
-                return self
-                    .reject(
-                        503,
-                        "Service Unavailable",
-                        "rtp-socket-error",
-                        &[("Retry-After", "5".into())],
-                    )
-                    .await;
+                return self.unavailable("rtp-socket-error").await;
             }
         }
         self.local = Some(local);
@@ -896,17 +897,9 @@ impl Call {
     async fn dial_agent(&mut self) {
         let (username, binding) = self.agents.remove(0);
         let Some(lease) = self.ctx.shared.ports.lease() else {
-            return self
-                .reject(503, "Service Unavailable", "no-rtp-ports", &[])
-                .await;
+            return self.unavailable("no-rtp-ports").await;
         };
-        let local = LocalMedia {
-            address: self.ctx.shared.advertised.clone(),
-            port: lease.port,
-            codecs: codecs(&self.ctx.shared.cfg),
-            session_id: rand::random::<u32>() as u64,
-            session_version: 1,
-        };
+        let local = self.local_media(lease.port);
         let (ev_tx, ev_rx) = mpsc::channel(64);
         let setup = MediaSetup {
             lease,
@@ -927,10 +920,9 @@ impl Call {
         };
         let media = match session::start(setup, ev_tx).await {
             Ok(m) => m,
-            Err(_) => {
-                return self
-                    .reject(503, "Service Unavailable", "rtp-socket-error", &[])
-                    .await
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open RTP socket for the agent leg");
+                return self.unavailable("rtp-socket-error").await;
             }
         };
         let flow = binding.flow.clone();

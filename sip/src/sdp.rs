@@ -339,6 +339,32 @@ pub struct LocalMedia {
     pub session_version: u64,
 }
 
+impl LocalMedia {
+    /// A session description from us holding these media sections.
+    pub fn session(&self, media: Vec<Media>) -> SessionDescription {
+        let addr_type = if self.address.contains(':') {
+            "IP6"
+        } else {
+            "IP4"
+        };
+        SessionDescription {
+            origin: format!(
+                "voxdesk {} {} IN {addr_type} {}",
+                self.session_id, self.session_version, self.address
+            ),
+            session_name: "voxdesk".into(),
+            connection: Some(Connection {
+                addr_type: addr_type.into(),
+                address: self.address.clone(),
+            }),
+            other: Vec::new(),
+            times: vec!["0 0".into()],
+            attributes: Vec::new(),
+            media,
+        }
+    }
+}
+
 /// The negotiated audio stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
@@ -465,36 +491,12 @@ pub fn answer(
             SdpError::NoAudio
         });
     };
-    let addr_type = if local.address.contains(':') {
-        "IP6"
-    } else {
-        "IP4"
-    };
-    let sd = SessionDescription {
-        origin: format!(
-            "voxdesk {} {} IN {addr_type} {}",
-            local.session_id, local.session_version, local.address
-        ),
-        session_name: "voxdesk".into(),
-        connection: Some(Connection {
-            addr_type: addr_type.into(),
-            address: local.address.clone(),
-        }),
-        other: Vec::new(),
-        times: vec!["0 0".into()],
-        attributes: Vec::new(),
-        media,
-    };
+    let sd = local.session(media);
     Ok((sd, neg))
 }
 
 /// Builds an offer for a new outgoing call.
 pub fn offer(local: &LocalMedia, dtmf_pt: u8) -> SessionDescription {
-    let addr_type = if local.address.contains(':') {
-        "IP6"
-    } else {
-        "IP4"
-    };
     let mut formats: Vec<String> = local
         .codecs
         .iter()
@@ -518,29 +520,15 @@ pub fn offer(local: &LocalMedia, dtmf_pt: u8) -> SessionDescription {
     attributes.push(("fmtp".into(), Some(format!("{dtmf_pt} 0-16"))));
     attributes.push(("ptime".into(), Some("20".into())));
     attributes.push(("sendrecv".into(), None));
-    SessionDescription {
-        origin: format!(
-            "voxdesk {} {} IN {addr_type} {}",
-            local.session_id, local.session_version, local.address
-        ),
-        session_name: "voxdesk".into(),
-        connection: Some(Connection {
-            addr_type: addr_type.into(),
-            address: local.address.clone(),
-        }),
+    local.session(vec![Media {
+        kind: "audio".into(),
+        port: local.port,
+        proto: "RTP/AVP".into(),
+        formats,
+        connection: None,
         other: Vec::new(),
-        times: vec!["0 0".into()],
-        attributes: Vec::new(),
-        media: vec![Media {
-            kind: "audio".into(),
-            port: local.port,
-            proto: "RTP/AVP".into(),
-            formats,
-            connection: None,
-            other: Vec::new(),
-            attributes,
-        }],
-    }
+        attributes,
+    }])
 }
 
 /// Reads the negotiated stream out of an answer to our offer.
