@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use voxdesk_sip::dialog::{negotiate_session_timer, Dialog, SessionTimer, SessionTimerAnswer};
+use voxdesk_sip::dialog::{
+    negotiate_session_timer, Dialog, SessionTimerAction, SessionTimerAnswer, SessionTimerState,
+};
 use voxdesk_sip::sdp::{
     self, Codec, Direction, LocalMedia, Negotiated, SdpError, SessionDescription,
 };
@@ -126,7 +128,9 @@ struct Call {
     media: Option<MediaHandle>,
     media_events: Option<mpsc::Receiver<MediaEvent>>,
     pending_2xx: Option<Pending2xx>,
-    session_timer: Option<(SessionTimer, Instant)>,
+    session_timer: Option<SessionTimerState>,
+    /// Origin of the call's monotonic clock for the sans-IO timers.
+    clock: Instant,
     bye_deadline: Option<Instant>,
     end_reason: Option<String>,
     agents: Vec<(String, Binding)>,
@@ -221,6 +225,7 @@ pub async fn run_inbound(
         media_events: None,
         pending_2xx: None,
         session_timer: None,
+        clock: Instant::now(),
         bye_deadline: None,
         end_reason: None,
         agents,
@@ -286,10 +291,7 @@ impl Call {
                     .await;
             }
             SessionTimerAnswer::Use { timer, .. } => {
-                self.session_timer = Some((
-                    timer,
-                    Instant::now() + Duration::from_secs(timer.interval_secs as u64),
-                ));
+                self.session_timer = Some(SessionTimerState::new(timer, self.clock.elapsed()));
             }
             SessionTimerAnswer::None => {}
         }
@@ -494,9 +496,9 @@ impl Call {
         if let Some(p) = &self.pending_2xx {
             d = d.min(p.next_at).min(p.give_up_at);
         }
-        if let Some((_, exp)) = &self.session_timer {
+        if let Some(st) = &self.session_timer {
             if self.state == State::Confirmed {
-                d = d.min(*exp);
+                d = d.min(self.clock + st.deadline());
             }
         }
         if let Some(b) = self.bye_deadline {
@@ -524,15 +526,17 @@ impl Call {
                 self.ctx.respond(&key, msg).await;
             }
         }
-        if let Some((timer, exp)) = self.session_timer {
-            if self.state == State::Confirmed && now >= exp {
-                if timer.remote_refreshes {
-                    tracing::info!("session timer expired without refresh");
-                    self.hangup("session-expired").await;
-                } else {
-                    self.refresh_session().await;
-                }
+        let action = match self.session_timer.as_mut() {
+            Some(st) if self.state == State::Confirmed => st.on_timer(now - self.clock),
+            _ => None,
+        };
+        match action {
+            Some(SessionTimerAction::Expired) => {
+                tracing::info!("session timer expired without refresh");
+                self.hangup("session-expired").await;
             }
+            Some(SessionTimerAction::Refresh) => self.refresh_session().await,
+            None => {}
         }
         if let Some(b) = self.bye_deadline {
             if now >= b {
@@ -541,9 +545,9 @@ impl Call {
         }
     }
 
-    /// We are the refresher: send an UPDATE halfway through each interval.
+    /// We are the refresher: send an UPDATE (the timer fires halfway through each interval).
     async fn refresh_session(&mut self) {
-        let Some((timer, _)) = self.session_timer else {
+        let Some(st) = self.session_timer else {
             return;
         };
         let Some(d) = self.dialog.as_mut() else {
@@ -552,14 +556,10 @@ impl Call {
         let mut upd = d.request(Method::Update, &self.ctx.shared.via(&self.flow));
         upd.push_header(
             "Session-Expires",
-            format!("{};refresher=uas", timer.interval_secs),
+            format!("{};refresher=uas", st.timer.interval_secs),
         );
         upd.push_header("Supported", SUPPORTED);
         self.ctx.request(&self.sip_call_id, upd, &self.flow).await;
-        self.session_timer = Some((
-            timer,
-            Instant::now() + Duration::from_secs(timer.interval_secs as u64 / 2),
-        ));
     }
 
     async fn on_input(&mut self, i: CallInput) {
@@ -705,17 +705,16 @@ impl Call {
                         for (n, v) in headers {
                             ok.push_header(&n, v);
                         }
-                        self.session_timer = Some((
-                            timer,
-                            Instant::now() + Duration::from_secs(timer.interval_secs as u64),
-                        ));
+                        let now = self.clock.elapsed();
+                        match self.session_timer.as_mut() {
+                            Some(st) => st.refreshed(timer, now),
+                            None => self.session_timer = Some(SessionTimerState::new(timer, now)),
+                        }
                     }
                     SessionTimerAnswer::None => {
-                        if let Some((t, _)) = self.session_timer {
-                            self.session_timer = Some((
-                                t,
-                                Instant::now() + Duration::from_secs(t.interval_secs as u64),
-                            ));
+                        let now = self.clock.elapsed();
+                        if let Some(st) = self.session_timer.as_mut() {
+                            st.refreshed(st.timer, now);
                         }
                     }
                 }

@@ -70,7 +70,11 @@ fn cancel_before_answer_gets_487() {
 fn rtp_timeout_ends_the_call_with_bye() {
     let _g = serial();
     let server = Server::start_with("", "rtp_timeout_secs = 2", "");
-    let out = sipp(server.port, "uac_wait_bye.xml", &[]);
+    let out = sipp(
+        server.port,
+        "uac_wait_bye.xml",
+        &["-key", "session_expires", "1800"],
+    );
     assert_sipp_ok(&out, &server);
     let row = server.wait_call_ended();
     assert_eq!(row.end_reason.as_deref(), Some("rtp-timeout"), "{row:?}");
@@ -153,7 +157,13 @@ fn graceful_shutdown_sends_bye_and_flushes_cdr() {
     let _g = serial();
     let mut server = Server::start();
     let port = server.port;
-    let caller = std::thread::spawn(move || sipp(port, "uac_wait_bye.xml", &[]));
+    let caller = std::thread::spawn(move || {
+        sipp(
+            port,
+            "uac_wait_bye.xml",
+            &["-key", "session_expires", "1800"],
+        )
+    });
     // Wait until the call is up.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while server.last_call().and_then(|c| c.answered_at_ms).is_none() {
@@ -305,4 +315,26 @@ From: <sip:c@127.0.0.1>;tag=x\r\nTo: <sip:agent2@127.0.0.1>\r\nCall-ID: {r}@a480
     );
     let r = server.udp_exchange(&inv, Duration::from_secs(2)).unwrap();
     assert!(r.starts_with("SIP/2.0 480"), "{r}");
+}
+
+/// RFC 4028: the caller asked to refresh every 90 s and never does; voxdesk ends the call
+/// with BYE after 90 - min(32, 90/3) = 60 s. Runs beside the other peer tests (own ports,
+/// no media), so it does not take the serial lock.
+#[test]
+fn session_timer_expiry_sends_bye() {
+    let server = Server::start_with("", "rtp_timeout_secs = 600", "");
+    let out = sipp(
+        server.port,
+        "uac_wait_bye.xml",
+        &["-key", "session_expires", "90", "-timeout", "120"],
+    );
+    assert_sipp_ok(&out, &server);
+    let row = server.wait_call_ended();
+    assert_eq!(
+        row.end_reason.as_deref(),
+        Some("session-expired"),
+        "{row:?}"
+    );
+    let secs = (row.ended_at_ms.unwrap() - row.answered_at_ms.unwrap()) as f64 / 1000.0;
+    assert!((59.0..65.0).contains(&secs), "BYE after {secs} s");
 }

@@ -206,6 +206,63 @@ pub struct SessionTimer {
     pub remote_refreshes: bool,
 }
 
+/// What a running session timer asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionTimerAction {
+    /// We are the refresher: send a refresh (UPDATE or re-INVITE) now.
+    Refresh,
+    /// The remote refresher missed its refresh: end the session with BYE (RFC 4028 §10).
+    Expired,
+}
+
+/// A negotiated session timer over time, sans-IO (RFC 4028 §10). `now` is any monotonic
+/// clock the caller uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimerState {
+    pub timer: SessionTimer,
+    last_refresh: std::time::Duration,
+}
+
+impl SessionTimerState {
+    pub fn new(timer: SessionTimer, now: std::time::Duration) -> Self {
+        SessionTimerState {
+            timer,
+            last_refresh: now,
+        }
+    }
+
+    /// A refresh (re-INVITE/UPDATE) succeeded, possibly renegotiating the timer.
+    pub fn refreshed(&mut self, timer: SessionTimer, now: std::time::Duration) {
+        self.timer = timer;
+        self.last_refresh = now;
+    }
+
+    /// When [`on_timer`](Self::on_timer) has something to do: half the interval after the
+    /// last refresh when we refresh; when the remote refreshes, the interval minus
+    /// min(32 s, interval / 3), the RFC's grace before BYE.
+    pub fn deadline(&self) -> std::time::Duration {
+        let interval = std::time::Duration::from_secs(self.timer.interval_secs as u64);
+        if self.timer.remote_refreshes {
+            let grace = std::time::Duration::from_secs(32).min(interval / 3);
+            self.last_refresh + interval - grace
+        } else {
+            self.last_refresh + interval / 2
+        }
+    }
+
+    pub fn on_timer(&mut self, now: std::time::Duration) -> Option<SessionTimerAction> {
+        if now < self.deadline() {
+            return None;
+        }
+        if self.timer.remote_refreshes {
+            Some(SessionTimerAction::Expired)
+        } else {
+            self.last_refresh = now;
+            Some(SessionTimerAction::Refresh)
+        }
+    }
+}
+
 /// Outcome of the UAS side of session-timer negotiation for an INVITE/UPDATE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionTimerAnswer {
@@ -316,6 +373,45 @@ Record-Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\nContact: <sip:
             version: "SIP/2.0".into(),
         };
         assert_eq!(d.accept_remote_cseq(&lower), Err(500));
+    }
+
+    #[test]
+    fn session_timer_state_on_a_virtual_clock() {
+        use std::time::Duration;
+        let s = |n| Duration::from_secs(n);
+        // Remote refreshes every 600 s: BYE at 600 - 32 = 568 s without a refresh.
+        let mut st = SessionTimerState::new(
+            SessionTimer {
+                interval_secs: 600,
+                remote_refreshes: true,
+            },
+            s(0),
+        );
+        assert_eq!(st.deadline(), s(568));
+        assert_eq!(st.on_timer(s(300)), None);
+        st.refreshed(st.timer, s(300));
+        assert_eq!(st.on_timer(s(867)), None);
+        assert_eq!(st.on_timer(s(868)), Some(SessionTimerAction::Expired));
+        // Short interval: the grace is a third of it (90 -> 60 s).
+        let st = SessionTimerState::new(
+            SessionTimer {
+                interval_secs: 90,
+                remote_refreshes: true,
+            },
+            s(0),
+        );
+        assert_eq!(st.deadline(), s(60));
+        // We refresh: at half the interval, again and again.
+        let mut st = SessionTimerState::new(
+            SessionTimer {
+                interval_secs: 1800,
+                remote_refreshes: false,
+            },
+            s(0),
+        );
+        assert_eq!(st.on_timer(s(899)), None);
+        assert_eq!(st.on_timer(s(900)), Some(SessionTimerAction::Refresh));
+        assert_eq!(st.deadline(), s(1800));
     }
 
     #[test]

@@ -264,7 +264,7 @@ pub fn sipp(server_port: u16, scenario_name: &str, extra: &[&str]) -> Output {
     let media = free_media_port().to_string();
     let mut cmd = Command::new("timeout");
     cmd.current_dir(fixtures())
-        .arg("60")
+        .arg("150")
         .arg("sipp")
         .arg(format!("127.0.0.1:{server_port}"))
         .arg("-sf")
