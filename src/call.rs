@@ -357,13 +357,6 @@ impl Call {
                 remote_ptime_ms: 20,
             },
         };
-        let record = self.ctx.shared.cfg.media.record.then(|| {
-            self.ctx
-                .shared
-                .cfg
-                .recordings_dir()
-                .join(format!("{}.wav", self.ctx.id))
-        });
         let (ev_tx, ev_rx) = mpsc::channel(64);
         let setup = MediaSetup {
             lease,
@@ -374,14 +367,14 @@ impl Call {
             },
             jitter_ms: self.ctx.shared.cfg.media.jitter_ms,
             rtp_timeout: Duration::from_secs(self.ctx.shared.cfg.media.rtp_timeout_secs),
-            record: record.clone(),
+            // Recording starts when the call is answered.
+            record: None,
             cname: format!("voxdesk-{}", self.ctx.id),
         };
         match session::start(setup, ev_tx).await {
             Ok(h) => {
                 self.media = Some(h);
                 self.media_events = Some(ev_rx);
-                self.recording = record;
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot open RTP socket");
@@ -440,6 +433,18 @@ impl Call {
             give_up_at: now + 64 * T1,
         });
         self.state = State::WaitAck;
+        if self.ctx.shared.cfg.media.record {
+            let path = self
+                .ctx
+                .shared
+                .cfg
+                .recordings_dir()
+                .join(format!("{}.wav", self.ctx.id));
+            if let Some(m) = &self.media {
+                let _ = m.cmd.send(MediaCmd::Record(path.clone())).await;
+            }
+            self.recording = Some(path);
+        }
         let codec = self
             .negotiated
             .as_ref()

@@ -64,6 +64,12 @@ fn cancel_before_answer_gets_487() {
     let row = server.wait_call_ended();
     assert_eq!(row.end_reason.as_deref(), Some("caller-cancel"), "{row:?}");
     assert!(row.answered_at_ms.is_none());
+    assert!(row.recording_path.is_none());
+    let recordings = server.dir.path().join("data/recordings");
+    let n = std::fs::read_dir(&recordings)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(n, 0, "an unanswered call leaves no recording");
 }
 
 #[test]

@@ -85,6 +85,22 @@ impl Law {
         }
     }
 
+    #[inline]
+    pub fn encode_one(self, s: i16) -> u8 {
+        match self {
+            Law::Ulaw => linear_to_ulaw(s),
+            Law::Alaw => linear_to_alaw(s),
+        }
+    }
+
+    #[inline]
+    pub fn decode_one(self, b: u8) -> i16 {
+        match self {
+            Law::Ulaw => ulaw_to_linear(b),
+            Law::Alaw => alaw_to_linear(b),
+        }
+    }
+
     /// The code for digital silence.
     pub fn silence(self) -> u8 {
         match self {

@@ -14,16 +14,18 @@ use super::rtp::{self, RtpPacket};
 use super::wav::Recorder;
 use crate::store::MediaSummary;
 use std::collections::VecDeque;
+use std::net::UdpSocket;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 /// Samples per 20 ms frame at 8 kHz.
 pub const FRAME: usize = 160;
 pub type Pcm = Vec<i16>;
+/// One 20 ms frame, passed by value (no allocation on the audio path).
+pub type Frame = [i16; FRAME];
 
 /// Negotiated stream parameters.
 #[derive(Debug, Clone)]
@@ -47,9 +49,11 @@ pub enum MediaCmd {
     SendDigit(char),
     Update(StreamParams),
     /// Send decoded caller audio to another leg.
-    BridgeOut(Option<mpsc::Sender<Pcm>>),
+    BridgeOut(Option<mpsc::Sender<Frame>>),
     /// Play audio received from another leg.
-    BridgeIn(Option<mpsc::Receiver<Pcm>>),
+    BridgeIn(Option<mpsc::Receiver<Frame>>),
+    /// Start recording both directions to this WAV (from now on).
+    Record(PathBuf),
     Stop,
 }
 
@@ -84,8 +88,12 @@ pub async fn start(
     events: mpsc::Sender<MediaEvent>,
 ) -> std::io::Result<MediaHandle> {
     let port = setup.lease.port;
-    let rtp_sock = UdpSocket::bind(SocketAddr::new(setup.bind, port)).await?;
-    let rtcp_sock = UdpSocket::bind(SocketAddr::new(setup.bind, port + 1)).await?;
+    // Plain non-blocking sockets, drained once per 20 ms tick: the session wakes 50 times a
+    // second whatever the packet rate, instead of once per packet.
+    let rtp_sock = UdpSocket::bind(SocketAddr::new(setup.bind, port))?;
+    let rtcp_sock = UdpSocket::bind(SocketAddr::new(setup.bind, port + 1))?;
+    rtp_sock.set_nonblocking(true)?;
+    rtcp_sock.set_nonblocking(true)?;
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let span = tracing::Span::current();
@@ -120,8 +128,8 @@ struct Session {
     timeout: Duration,
     timed_out: bool,
     prompts: VecDeque<(Arc<Pcm>, usize)>,
-    bridge_out: Option<mpsc::Sender<Pcm>>,
-    bridge_in: Option<mpsc::Receiver<Pcm>>,
+    bridge_out: Option<mpsc::Sender<Frame>>,
+    bridge_in: Option<mpsc::Receiver<Frame>>,
     bridge_buf: VecDeque<i16>,
     digits: VecDeque<(bool, [u8; 4])>,
     digit_ts: u32,
@@ -198,22 +206,13 @@ impl Session {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut rtcp_tick = tokio::time::interval(Duration::from_secs(5));
         rtcp_tick.tick().await;
-        let mut rbuf = vec![0u8; 2048];
-        let mut cbuf = vec![0u8; 1500];
         loop {
             tokio::select! {
-                r = self.rtp.recv_from(&mut rbuf) => {
-                    if let Ok((n, from)) = r {
-                        self.on_rtp(&rbuf[..n], from).await;
-                    }
+                _ = tick.tick() => {
+                    self.drain_sockets();
+                    self.on_tick();
                 }
-                r = self.rtcp.recv_from(&mut cbuf) => {
-                    if let Ok((n, from)) = r {
-                        self.on_rtcp(&cbuf[..n], from);
-                    }
-                }
-                _ = tick.tick() => self.on_tick().await,
-                _ = rtcp_tick.tick() => self.send_rtcp().await,
+                _ = rtcp_tick.tick() => self.send_rtcp(),
                 c = cmds.recv() => match c {
                     None | Some(MediaCmd::Stop) => break,
                     Some(c) => self.on_cmd(c),
@@ -254,11 +253,33 @@ impl Session {
                 self.bridge_in = rx;
                 self.bridge_buf.clear();
             }
+            MediaCmd::Record(path) => match Recorder::create(&path) {
+                Ok(r) => self.recorder = Some(r),
+                Err(e) => tracing::error!(error = %e, "recording disabled for this call"),
+            },
             MediaCmd::Stop => {}
         }
     }
 
-    async fn on_rtp(&mut self, b: &[u8], from: SocketAddr) {
+    /// Takes every datagram that arrived since the last tick.
+    fn drain_sockets(&mut self) {
+        let mut buf = [0u8; 2048];
+        // Bounded, so a flood cannot starve the tick (50 ms of 10 ms packets is 5).
+        for _ in 0..64 {
+            match self.rtp.recv_from(&mut buf) {
+                Ok((n, from)) => self.on_rtp(&buf[..n], from),
+                Err(_) => break,
+            }
+        }
+        for _ in 0..8 {
+            match self.rtcp.recv_from(&mut buf) {
+                Ok((n, from)) => self.on_rtcp(&buf[..n], from),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn on_rtp(&mut self, b: &[u8], from: SocketAddr) {
         let Ok(p) = RtpPacket::parse(b) else {
             tracing::debug!(%from, len = b.len(), "ignored a non-RTP datagram");
             return;
@@ -283,7 +304,9 @@ impl Session {
         self.packets_in += 1;
         if Some(p.payload_type) == self.params.dtmf_pt {
             if let Some(d) = self.dtmf_rx.on_packet(p.timestamp, p.payload) {
-                let _ = self.events.send(MediaEvent::Dtmf(d)).await;
+                if self.events.try_send(MediaEvent::Dtmf(d)).is_err() {
+                    tracing::warn!(digit = %d, "call not reading media events; digit dropped");
+                }
             }
         } else if p.payload_type == self.params.payload_type {
             // Loss and jitter are measured on the audio stream only.
@@ -309,13 +332,13 @@ impl Session {
         }
     }
 
-    fn next_rx_frame(&mut self) -> Pcm {
+    fn next_rx_frame(&mut self) -> Frame {
+        let mut out = [0i16; FRAME];
         while self.rx_fifo.len() < FRAME {
             match self.jitter.pop() {
                 Playout::Frame(f) => {
-                    let mut pcm = Vec::with_capacity(f.len());
-                    self.params.law.decode(&f, &mut pcm);
-                    self.rx_fifo.extend(pcm);
+                    let law = self.params.law;
+                    self.rx_fifo.extend(f.iter().map(|&b| law.decode_one(b)));
                 }
                 Playout::Missing => {
                     let n = (self.params.remote_ptime_ms.clamp(10, 60) * 8) as usize;
@@ -324,40 +347,46 @@ impl Session {
                 Playout::Idle => break,
             }
         }
-        if self.rx_fifo.len() < FRAME {
-            return vec![0; FRAME];
+        if self.rx_fifo.len() >= FRAME {
+            for (o, s) in out.iter_mut().zip(self.rx_fifo.drain(..FRAME)) {
+                *o = s;
+            }
         }
-        self.rx_fifo.drain(..FRAME).collect()
+        out
     }
 
-    fn comfort_noise(&mut self, out: &mut Pcm) {
+    fn comfort_noise(&mut self) -> Frame {
         // Low-level white noise (~ -70 dBFS) so the line never sounds dead.
-        out.clear();
-        for _ in 0..FRAME {
+        let mut out = [0i16; FRAME];
+        for o in out.iter_mut() {
             self.noise_state ^= self.noise_state << 13;
             self.noise_state ^= self.noise_state >> 17;
             self.noise_state ^= self.noise_state << 5;
-            out.push(((self.noise_state >> 16) as i16) >> 11);
+            *o = ((self.noise_state >> 16) as i16) >> 11;
         }
+        out
     }
 
-    fn next_tx_frame(&mut self) -> (Pcm, bool) {
+    fn next_tx_frame(&mut self) -> (Frame, bool) {
+        let mut f = [0i16; FRAME];
         if let Some(rx) = self.bridge_in.as_mut() {
-            while let Ok(f) = rx.try_recv() {
-                self.bridge_buf.extend(f);
+            while let Ok(fr) = rx.try_recv() {
+                self.bridge_buf.extend(fr);
             }
             // Bound the bridge backlog to ~100 ms.
             while self.bridge_buf.len() > FRAME * 5 {
                 self.bridge_buf.drain(..FRAME);
             }
             if self.bridge_buf.len() >= FRAME {
-                return (self.bridge_buf.drain(..FRAME).collect(), true);
+                for (o, s) in f.iter_mut().zip(self.bridge_buf.drain(..FRAME)) {
+                    *o = s;
+                }
+                return (f, true);
             }
         }
         if let Some((p, pos)) = self.prompts.front_mut() {
             let end = (*pos + FRAME).min(p.len());
-            let mut f = p[*pos..end].to_vec();
-            f.resize(FRAME, 0);
+            f[..end - *pos].copy_from_slice(&p[*pos..end]);
             *pos = end;
             if end >= p.len() {
                 self.prompts.pop_front();
@@ -367,25 +396,23 @@ impl Session {
             }
             return (f, true);
         }
-        let mut f = Vec::with_capacity(FRAME);
-        self.comfort_noise(&mut f);
-        (f, false)
+        (self.comfort_noise(), false)
     }
 
-    async fn on_tick(&mut self) {
+    fn on_tick(&mut self) {
         let rx = if self.params.recv {
             self.next_rx_frame()
         } else {
-            vec![0; FRAME]
+            [0; FRAME]
         };
         if let Some(tx) = &self.bridge_out {
-            let _ = tx.try_send(rx.clone());
+            let _ = tx.try_send(rx);
         }
         // While a digit is being sent, the audio source waits (a prompt is not skipped).
         let sending_digit =
             self.params.send && self.params.dtmf_pt.is_some() && !self.digits.is_empty();
         let (tx_pcm, voiced) = if sending_digit {
-            (vec![0; FRAME], false)
+            ([0; FRAME], false)
         } else {
             self.next_tx_frame()
         };
@@ -415,8 +442,10 @@ impl Session {
                     );
                 } else {
                     self.digits.clear();
-                    let mut enc = Vec::with_capacity(FRAME);
-                    self.params.law.encode(&tx_pcm, &mut enc);
+                    let mut enc = [0u8; FRAME];
+                    for (e, &x) in enc.iter_mut().zip(tx_pcm.iter()) {
+                        *e = self.params.law.encode_one(x);
+                    }
                     let marker = voiced && self.talkspurt;
                     self.talkspurt = !voiced;
                     rtp::build(
@@ -429,7 +458,7 @@ impl Session {
                         &enc,
                     );
                 }
-                if self.rtp.send_to(&self.buf_out, remote).await.is_ok() {
+                if self.rtp.send_to(&self.buf_out, remote).is_ok() {
                     self.sent_packets = self.sent_packets.wrapping_add(1);
                     self.sent_octets = self
                         .sent_octets
@@ -441,11 +470,11 @@ impl Session {
         self.ts = self.ts.wrapping_add(FRAME as u32);
         if self.params.recv && !self.timed_out && self.last_rx.elapsed() > self.timeout {
             self.timed_out = true;
-            let _ = self.events.send(MediaEvent::RtpTimeout).await;
+            let _ = self.events.try_send(MediaEvent::RtpTimeout);
         }
     }
 
-    async fn send_rtcp(&mut self) {
+    fn send_rtcp(&mut self) {
         // Nothing goes out before the call is answered or the peer has sent media.
         if !self.params.send && self.rx_source.is_none() {
             return;
@@ -470,6 +499,6 @@ impl Session {
             block,
             &self.cname,
         );
-        let _ = self.rtcp.send_to(&sr, to).await;
+        let _ = self.rtcp.send_to(&sr, to);
     }
 }
