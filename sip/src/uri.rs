@@ -2,13 +2,15 @@
 
 use crate::chars;
 use crate::error::{bad, SyntaxError};
+use compact_str::CompactString;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// The host part of a SIP URI or Via.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Host {
-    Name(String),
+    /// Lower-cased; short names are stored inline.
+    Name(CompactString),
     V4(Ipv4Addr),
     V6(Ipv6Addr),
 }
@@ -47,7 +49,9 @@ impl Host {
         if !valid {
             return bad(format!("invalid host name: {s}"));
         }
-        Ok(Host::Name(s.to_ascii_lowercase()))
+        let mut name = CompactString::from(s);
+        name.make_ascii_lowercase();
+        Ok(Host::Name(name))
     }
 
     /// Parses a host that may be an unbracketed IPv6 address (Via `received`, RFC 5118 §4.5).
@@ -87,7 +91,7 @@ pub type Param = (String, Option<String>);
 pub struct SipUri {
     pub scheme: Scheme,
     /// The user part as received (still percent-escaped).
-    pub user: Option<String>,
+    pub user: Option<CompactString>,
     pub password: Option<String>,
     pub host: Host,
     pub port: Option<u16>,
@@ -101,7 +105,7 @@ impl SipUri {
     pub fn new(user: Option<&str>, host: Host, port: Option<u16>) -> SipUri {
         SipUri {
             scheme: Scheme::Sip,
-            user: user.map(str::to_string),
+            user: user.map(CompactString::from),
             password: None,
             host,
             port,
@@ -167,7 +171,7 @@ impl SipUri {
                     check_class(p, "password", &chars::PASSWORD)?;
                     check_escapes(p)?;
                 }
-                (Some(u.to_string()), p.map(str::to_string))
+                (Some(CompactString::from(u)), p.map(str::to_string))
             }
         };
         // hostport, then ;params
