@@ -1,0 +1,266 @@
+//! The agent leg of a call (B2BUA): ring a registered agent's softphone, bridge media when
+//! it answers, pass hang-ups across, cancel or BYE it when the caller goes.
+
+use super::{stream_params, Call, State};
+use crate::endpoint::{new_tag, ALLOW};
+use crate::media::g711::Law;
+use crate::media::session::{self, MediaCmd, MediaEvent, MediaHandle, MediaSetup, StreamParams};
+use crate::transport::Flow;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use voxdesk_sip::dialog::Dialog;
+use voxdesk_sip::sdp::{self, LocalMedia, SessionDescription};
+use voxdesk_sip::txn::TxKey;
+use voxdesk_sip::{Message, Method};
+
+/// The outbound leg to an agent's softphone.
+pub(super) struct AgentLeg {
+    pub(super) username: String,
+    pub(super) call_id: String,
+    pub(super) invite: Message,
+    pub(super) key: Option<TxKey>,
+    pub(super) flow: Flow,
+    pub(super) dialog: Option<Dialog>,
+    pub(super) media: MediaHandle,
+    pub(super) events: mpsc::Receiver<MediaEvent>,
+    pub(super) local: LocalMedia,
+    pub(super) answered: bool,
+    pub(super) bye_sent: bool,
+}
+
+impl Call {
+    pub(super) async fn dial_agent(&mut self) {
+        let (username, binding) = self.agents.remove(0);
+        let Some(lease) = self.ctx.shared.ports.lease() else {
+            return self.unavailable("no-rtp-ports").await;
+        };
+        let local = self.local_media(lease.port);
+        let (ev_tx, ev_rx) = mpsc::channel(64);
+        let setup = MediaSetup {
+            lease,
+            bind: self.ctx.shared.bind_ip,
+            params: StreamParams {
+                law: Law::Ulaw,
+                payload_type: 0,
+                dtmf_pt: Some(101),
+                remote: None,
+                send: false,
+                recv: true,
+                remote_ptime_ms: 20,
+            },
+            jitter_ms: self.ctx.shared.cfg.media.jitter_ms,
+            rtp_timeout: Duration::from_secs(self.ctx.shared.cfg.media.rtp_timeout_secs),
+            record: None,
+            cname: format!("voxdesk-{}-agent", self.ctx.id),
+        };
+        let media = match session::start(setup, ev_tx).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot open RTP socket for the agent leg");
+                return self.unavailable("rtp-socket-error").await;
+            }
+        };
+        let flow = binding.flow.clone();
+        let call_id = format!("{}-agent@voxdesk", self.ctx.id);
+        let caller = self.invite.from_addr().ok();
+        let mut inv = Message::request(Method::Invite, binding.uri.clone());
+        inv.push_header("Via", self.ctx.shared.via(&flow));
+        inv.push_header("Max-Forwards", "70");
+        let display = caller
+            .as_ref()
+            .and_then(|c| c.display.clone())
+            .unwrap_or_default()
+            .replace('"', "");
+        let caller_user = caller
+            .as_ref()
+            .and_then(|c| c.uri.as_sip().and_then(|u| u.user.clone()))
+            .unwrap_or_else(|| "caller".into());
+        inv.push_header(
+            "From",
+            format!(
+                "\"{display}\" <sip:{caller_user}@{}>;tag={}",
+                self.ctx.shared.advertised_host(),
+                new_tag()
+            ),
+        );
+        inv.push_header("To", format!("<{}>", binding.uri));
+        inv.push_header("Call-ID", call_id.clone());
+        inv.push_header("CSeq", "1 INVITE");
+        inv.push_header("Contact", self.ctx.shared.contact(&flow));
+        inv.push_header("Allow", ALLOW);
+        inv.push_header("Subject", format!("Call from {caller_user}"));
+        inv.push_header("User-Agent", self.ctx.shared.server_header.clone());
+        inv.push_header("Content-Type", "application/sdp");
+        inv.body = sdp::offer(&local, 101).to_bytes();
+        tracing::info!(agent = %username, contact = %binding.contact, "ringing agent");
+        self.agent = Some(AgentLeg {
+            username,
+            call_id,
+            invite: inv.clone(),
+            key: None,
+            flow: flow.clone(),
+            dialog: None,
+            media,
+            events: ev_rx,
+            local,
+            answered: false,
+            bye_sent: false,
+        });
+        let key = voxdesk_sip::txn::client_key_for_request(&inv);
+        if let Some(a) = self.agent.as_mut() {
+            a.key = key;
+        }
+        self.ctx.request(&self.sip_call_id, inv, &flow).await;
+    }
+
+    pub(super) async fn on_agent_response(&mut self, msg: Message) {
+        let code = msg.status().unwrap_or(0);
+        let Some(a) = self.agent.as_mut() else { return };
+        if msg.cseq().map(|c| c.method != "INVITE").unwrap_or(true) {
+            return;
+        }
+        match code {
+            100..=199 => {}
+            200..=299 => {
+                let dialog = match Dialog::uac(&a.invite, &msg) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "agent answered with an unusable 2xx");
+                        return self.agent_failed(502).await;
+                    }
+                };
+                let ack = dialog.ack(1, &self.ctx.shared.via(&a.flow));
+                let flow = a.flow.clone();
+                if a.dialog.is_some() {
+                    // A retransmitted 2xx: re-ACK only.
+                    return self.ctx.request(&self.sip_call_id, ack, &flow).await;
+                }
+                let neg = SessionDescription::parse(&msg.body)
+                    .ok()
+                    .and_then(|sd| sdp::accept_answer(&sd, &a.local).ok());
+                a.dialog = Some(dialog);
+                a.answered = true;
+                self.ctx.request(&self.sip_call_id, ack, &flow).await;
+                let Some(neg) = neg else {
+                    tracing::warn!("agent's answer SDP unusable");
+                    return self.agent_failed(488).await;
+                };
+                if let Some(a) = self.agent.as_ref() {
+                    let _ = a
+                        .media
+                        .cmd
+                        .send(MediaCmd::Update(stream_params(&neg, 20)))
+                        .await;
+                    tracing::info!(agent = %a.username, codec = neg.codec.name(), "agent answered");
+                }
+                // Now answer the caller and bridge.
+                self.answer().await;
+            }
+            _ => self.agent_failed(code).await,
+        }
+    }
+
+    pub(super) async fn agent_failed(&mut self, code: u16) {
+        tracing::info!(code, "agent leg failed");
+        if let Some(a) = self.agent.take() {
+            let _ = a.media.cmd.send(MediaCmd::Stop).await;
+        }
+        if self.state == State::Ringing {
+            let (c, reason) = if code == 486 || code == 600 {
+                (486, "Busy Here")
+            } else {
+                (480, "Temporarily Unavailable")
+            };
+            self.reject(c, reason, &format!("agent-{code}"), &[]).await;
+        }
+    }
+
+    pub(super) async fn bridge(&mut self) {
+        let (Some(m), Some(a)) = (&self.media, &self.agent) else {
+            return;
+        };
+        let (to_agent_tx, to_agent_rx) = mpsc::channel(16);
+        let (to_caller_tx, to_caller_rx) = mpsc::channel(16);
+        let _ = m.cmd.send(MediaCmd::BridgeOut(Some(to_agent_tx))).await;
+        let _ = m.cmd.send(MediaCmd::BridgeIn(Some(to_caller_rx))).await;
+        let _ = a
+            .media
+            .cmd
+            .send(MediaCmd::BridgeOut(Some(to_caller_tx)))
+            .await;
+        let _ = a
+            .media
+            .cmd
+            .send(MediaCmd::BridgeIn(Some(to_agent_rx)))
+            .await;
+        tracing::info!(agent = %a.username, "caller and agent bridged");
+    }
+
+    pub(super) async fn on_agent_request(&mut self, key: TxKey, msg: Message) {
+        let Some(a) = self.agent.as_mut() else { return };
+        let method = msg.method().cloned();
+        let mut ok = msg.response(200, "OK", None);
+        ok.push_header("Server", self.ctx.shared.server_header.clone());
+        if method == Some(Method::Bye) {
+            tracing::info!(agent = %a.username, "agent hung up");
+            a.bye_sent = true; // the agent's dialog is over: no BYE from us on it
+            self.ctx.respond(&key, ok).await;
+            self.end_reason.get_or_insert_with(|| "agent-bye".into());
+            self.hangup("agent-bye").await;
+        } else if method == Some(Method::Invite) || method == Some(Method::Update) {
+            // Agent-side re-INVITE (hold, refresh): answer with our current offer.
+            ok.push_header("Contact", self.ctx.shared.contact(&a.flow));
+            if !msg.body.is_empty() {
+                if let Ok((ans, neg)) = SessionDescription::parse(&msg.body)
+                    .map_err(|_| ())
+                    .and_then(|o| sdp::answer(&o, &a.local).map_err(|_| ()))
+                {
+                    let _ = a
+                        .media
+                        .cmd
+                        .send(MediaCmd::Update(stream_params(&neg, neg.ptime_ms)))
+                        .await;
+                    ok.push_header("Content-Type", "application/sdp");
+                    ok.body = ans.to_bytes();
+                }
+            }
+            self.ctx.respond(&key, ok).await;
+        } else {
+            self.ctx.respond(&key, ok).await;
+        }
+    }
+
+    pub(super) async fn bye_agent(&mut self) {
+        let sip_call_id = self.sip_call_id.clone();
+        let Some(a) = self.agent.as_mut() else { return };
+        if a.bye_sent {
+            return;
+        }
+        a.bye_sent = true;
+        if let Some(d) = a.dialog.as_mut() {
+            let bye = d.request(Method::Bye, &self.ctx.shared.via(&a.flow));
+            let flow = a.flow.clone();
+            self.ctx.request(&sip_call_id, bye, &flow).await;
+        }
+    }
+
+    pub(super) async fn cancel_agent(&mut self) {
+        let sip_call_id = self.sip_call_id.clone();
+        let Some(a) = self.agent.as_mut() else { return };
+        if a.answered || a.bye_sent {
+            return self.bye_agent().await;
+        }
+        a.bye_sent = true;
+        // CANCEL: same Request-URI, Call-ID, From, To, CSeq number and top Via as the INVITE.
+        let inv = &a.invite;
+        let mut c = Message::request(Method::Cancel, inv.request_uri().cloned().expect("request"));
+        for n in ["Via", "Max-Forwards", "From", "To", "Call-ID"] {
+            if let Some(v) = inv.header(n) {
+                c.push_header(n, v);
+            }
+        }
+        c.push_header("CSeq", "1 CANCEL");
+        let flow = a.flow.clone();
+        self.ctx.request(&sip_call_id, c, &flow).await;
+    }
+}

@@ -1,0 +1,465 @@
+//! One call's actor: owns its SIP dialog(s) and media leg(s), plays the greeting, records,
+//! logs DTMF, hangs up on `#`, answers re-INVITE/UPDATE/INFO, enforces session timers and
+//! RTP timeouts, and writes the CDR as events happen. A call to a registered agent's
+//! extension is bridged to that agent's softphone (B2BUA).
+
+use crate::endpoint::{new_tag, CoreMsg, Shared, SUPPORTED};
+use crate::media::g711::Law;
+use crate::media::session::{MediaCmd, MediaEvent, MediaHandle, StreamParams};
+use crate::registrar::Binding;
+use crate::store::{now_ms, MediaSummary, NewCall};
+use crate::transport::Flow;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use voxdesk_sip::dialog::{Dialog, SessionTimerAction, SessionTimerState};
+use voxdesk_sip::sdp::{Codec, Direction, LocalMedia, Negotiated, SessionDescription};
+use voxdesk_sip::txn::TxKey;
+use voxdesk_sip::{Message, Method};
+
+mod agent;
+mod answer;
+mod in_dialog;
+use agent::AgentLeg;
+
+/// Inputs from the endpoint.
+#[derive(Debug)]
+pub enum CallInput {
+    Request {
+        key: TxKey,
+        msg: Message,
+        flow: Flow,
+    },
+    Ack {
+        msg: Message,
+    },
+    Response {
+        key: TxKey,
+        msg: Message,
+    },
+    Stray2xx {
+        msg: Message,
+    },
+    Timeout {
+        key: TxKey,
+    },
+    Cancel {
+        invite_key: TxKey,
+    },
+    Shutdown,
+}
+
+#[derive(Clone)]
+pub struct CallCtx {
+    pub shared: Arc<Shared>,
+    pub core: mpsc::Sender<CoreMsg>,
+    pub id: String,
+}
+
+impl CallCtx {
+    async fn respond(&self, key: &TxKey, msg: Message) {
+        let _ = self
+            .core
+            .send(CoreMsg::Respond {
+                key: key.clone(),
+                msg,
+            })
+            .await;
+    }
+    async fn request(&self, owner: &str, msg: Message, flow: &Flow) {
+        let _ = self
+            .core
+            .send(CoreMsg::Request {
+                call: owner.to_string(),
+                msg,
+                flow: flow.clone(),
+            })
+            .await;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Ringing,
+    WaitAck,
+    Confirmed,
+    Ending,
+    Done,
+}
+
+struct Pending2xx {
+    key: TxKey,
+    msg: Message,
+    next_at: Instant,
+    interval: Duration,
+    give_up_at: Instant,
+    cseq: u32,
+}
+
+struct Call {
+    ctx: CallCtx,
+    sip_call_id: String,
+    invite_key: TxKey,
+    invite: Message,
+    flow: Flow,
+    local_tag: String,
+    state: State,
+    answer_at: Instant,
+    dialog: Option<Dialog>,
+    local: Option<LocalMedia>,
+    answer_sdp: Option<SessionDescription>,
+    negotiated: Option<Negotiated>,
+    media: Option<MediaHandle>,
+    media_events: Option<mpsc::Receiver<MediaEvent>>,
+    pending_2xx: Option<Pending2xx>,
+    session_timer: Option<SessionTimerState>,
+    /// Origin of the call's monotonic clock for the sans-IO timers.
+    clock: Instant,
+    bye_deadline: Option<Instant>,
+    end_reason: Option<String>,
+    agents: Vec<(String, Binding)>,
+    agent: Option<AgentLeg>,
+    recording: Option<std::path::PathBuf>,
+}
+
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+
+fn codecs(cfg: &crate::config::Config) -> Vec<Codec> {
+    cfg.media
+        .codecs
+        .iter()
+        .filter_map(|c| match c.to_ascii_uppercase().as_str() {
+            "PCMU" => Some(Codec::Pcmu),
+            "PCMA" => Some(Codec::Pcma),
+            _ => None,
+        })
+        .collect()
+}
+
+fn stream_params(n: &Negotiated, ptime: u32) -> StreamParams {
+    let remote = n.remote.as_ref().and_then(|(ip, port)| {
+        ip.parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, *port))
+    });
+    StreamParams {
+        law: if n.codec == Codec::Pcma {
+            Law::Alaw
+        } else {
+            Law::Ulaw
+        },
+        payload_type: n.codec.payload_type(),
+        dtmf_pt: n.dtmf_pt,
+        remote,
+        send: matches!(n.direction, Direction::SendRecv | Direction::SendOnly),
+        recv: matches!(n.direction, Direction::SendRecv | Direction::RecvOnly),
+        remote_ptime_ms: ptime,
+    }
+}
+
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs an inbound call from its INVITE to the end.
+pub async fn run_inbound(
+    ctx: CallCtx,
+    key: TxKey,
+    invite: Message,
+    flow: Flow,
+    rx: mpsc::Receiver<CallInput>,
+    agents: Vec<(String, Binding)>,
+) {
+    let from = invite.from_addr().ok();
+    let sip_call_id = invite.call_id().unwrap_or_default().to_string();
+    ctx.shared.store.call_started(&NewCall {
+        id: ctx.id.clone(),
+        sip_call_id: sip_call_id.clone(),
+        direction: "inbound".into(),
+        from_uri: from.as_ref().map(|f| f.uri.to_string()).unwrap_or_default(),
+        from_display: from.as_ref().and_then(|f| f.display.clone()),
+        to_uri: invite
+            .request_uri()
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
+        remote_addr: flow.addr().to_string(),
+        transport: flow.transport().into(),
+        started_at_ms: now_ms(),
+    });
+    tracing::info!(from = %from.as_ref().map(|f| f.uri.to_string()).unwrap_or_default(), sip_call_id = %sip_call_id, %flow, "incoming call");
+    let ring = Duration::from_millis(ctx.shared.cfg.sip.ring_ms);
+    let mut call = Call {
+        ctx,
+        sip_call_id,
+        invite_key: key,
+        invite,
+        flow,
+        local_tag: new_tag(),
+        state: State::Ringing,
+        answer_at: Instant::now() + ring,
+        dialog: None,
+        local: None,
+        answer_sdp: None,
+        negotiated: None,
+        media: None,
+        media_events: None,
+        pending_2xx: None,
+        session_timer: None,
+        clock: Instant::now(),
+        bye_deadline: None,
+        end_reason: None,
+        agents,
+        agent: None,
+        recording: None,
+    };
+    call.run(rx).await;
+}
+
+impl Call {
+    async fn run(&mut self, mut rx: mpsc::Receiver<CallInput>) {
+        self.prepare().await;
+        while self.state != State::Done {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                i = rx.recv() => match i {
+                    Some(i) => self.on_input(i).await,
+                    None => { self.end_reason.get_or_insert_with(|| "internal".into()); break; }
+                },
+                e = recv_opt(&mut self.media_events) => if let Some(e) = e { self.on_media(e).await },
+                e = async { match self.agent.as_mut() { Some(a) => a.events.recv().await, None => std::future::pending().await } } => {
+                    if let Some(MediaEvent::RtpTimeout) = e { self.hangup("agent-rtp-timeout").await }
+                }
+                _ = tokio::time::sleep_until(deadline) => self.on_timer().await,
+            }
+        }
+        self.finish().await;
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let mut d = far;
+        if self.state == State::Ringing && self.agent.is_none() {
+            d = d.min(self.answer_at);
+        }
+        if let Some(p) = &self.pending_2xx {
+            d = d.min(p.next_at).min(p.give_up_at);
+        }
+        if let Some(st) = &self.session_timer {
+            if self.state == State::Confirmed {
+                d = d.min(self.clock + st.deadline());
+            }
+        }
+        if let Some(b) = self.bye_deadline {
+            d = d.min(b);
+        }
+        d
+    }
+
+    async fn on_timer(&mut self) {
+        let now = Instant::now();
+        if self.state == State::Ringing && self.agent.is_none() && now >= self.answer_at {
+            self.answer().await;
+        }
+        if let Some(p) = self.pending_2xx.as_mut() {
+            if now >= p.give_up_at {
+                self.pending_2xx = None;
+                tracing::warn!("no ACK for our 2xx within 64*T1");
+                if self.state == State::WaitAck {
+                    self.hangup("no-ack").await;
+                }
+            } else if now >= p.next_at {
+                p.interval = (p.interval * 2).min(T2);
+                p.next_at = now + p.interval;
+                let (key, msg) = (p.key.clone(), p.msg.clone());
+                self.ctx.respond(&key, msg).await;
+            }
+        }
+        let action = match self.session_timer.as_mut() {
+            Some(st) if self.state == State::Confirmed => st.on_timer(now - self.clock),
+            _ => None,
+        };
+        match action {
+            Some(SessionTimerAction::Expired) => {
+                tracing::info!("session timer expired without refresh");
+                self.hangup("session-expired").await;
+            }
+            Some(SessionTimerAction::Refresh) => self.refresh_session().await,
+            None => {}
+        }
+        if let Some(b) = self.bye_deadline {
+            if now >= b {
+                self.state = State::Done;
+            }
+        }
+    }
+
+    /// We are the refresher: send an UPDATE (the timer fires halfway through each interval).
+    async fn refresh_session(&mut self) {
+        let Some(st) = self.session_timer else {
+            return;
+        };
+        let Some(d) = self.dialog.as_mut() else {
+            return;
+        };
+        let mut upd = d.request(Method::Update, &self.ctx.shared.via(&self.flow));
+        upd.push_header(
+            "Session-Expires",
+            format!("{};refresher=uas", st.timer.interval_secs),
+        );
+        upd.push_header("Supported", SUPPORTED);
+        self.ctx.request(&self.sip_call_id, upd, &self.flow).await;
+    }
+
+    async fn on_input(&mut self, i: CallInput) {
+        match i {
+            CallInput::Cancel { invite_key }
+                if invite_key == self.invite_key && self.state == State::Ringing =>
+            {
+                tracing::info!("caller cancelled");
+                self.cancel_agent().await;
+                self.reject(487, "Request Terminated", "caller-cancel", &[])
+                    .await;
+            }
+            CallInput::Cancel { .. } => {}
+            CallInput::Shutdown => match self.state {
+                State::Ringing => {
+                    self.cancel_agent().await;
+                    self.reject(
+                        503,
+                        "Service Unavailable",
+                        "server-shutdown",
+                        &[("Retry-After", "30".into())],
+                    )
+                    .await
+                }
+                State::WaitAck | State::Confirmed => self.hangup("server-shutdown").await,
+                _ => self.state = State::Done,
+            },
+            CallInput::Ack { msg } => self.on_ack(msg).await,
+            CallInput::Request { key, msg, flow } => self.on_request(key, msg, flow).await,
+            CallInput::Response { key, msg } => self.on_response(key, msg).await,
+            CallInput::Stray2xx { msg } => self.on_stray_2xx(msg).await,
+            CallInput::Timeout { key } => {
+                if self.agent.as_ref().and_then(|a| a.key.as_ref()) == Some(&key) {
+                    self.agent_failed(408).await;
+                } else if self.state == State::Ending {
+                    self.state = State::Done;
+                } else if key.server {
+                    tracing::warn!("INVITE transaction timed out");
+                    self.hangup("transaction-timeout").await;
+                }
+            }
+        }
+    }
+
+    async fn on_media(&mut self, e: MediaEvent) {
+        match e {
+            MediaEvent::Dtmf(d) => self.on_digit(d).await,
+            MediaEvent::RtpTimeout => {
+                if self.state == State::Confirmed {
+                    tracing::warn!("no RTP from the caller: ending the call");
+                    self.hangup("rtp-timeout").await;
+                }
+            }
+            MediaEvent::PlaybackDone => tracing::debug!("prompt finished"),
+            MediaEvent::Latched(addr) => tracing::debug!(%addr, "RTP source latched"),
+        }
+    }
+
+    async fn on_digit(&mut self, d: char) {
+        tracing::info!(digit = %d, "DTMF");
+        self.ctx.shared.store.call_dtmf(&self.ctx.id, d);
+        if d == '#'
+            && matches!(self.state, State::Confirmed | State::WaitAck)
+            && self.agent.is_none()
+        {
+            self.hangup("caller-hash").await;
+        }
+    }
+
+    /// Sends BYE (on every established leg) and waits briefly for the answers.
+    async fn hangup(&mut self, reason: &str) {
+        if matches!(self.state, State::Ending | State::Done) {
+            return;
+        }
+        self.end_reason.get_or_insert_with(|| reason.to_string());
+        self.bye_agent().await;
+        let Some(d) = self.dialog.as_mut() else {
+            self.state = State::Done;
+            return;
+        };
+        tracing::info!(reason, "hanging up");
+        let bye = d.request(Method::Bye, &self.ctx.shared.via(&self.flow));
+        self.ctx.request(&self.sip_call_id, bye, &self.flow).await;
+        self.pending_2xx = None;
+        self.state = State::Ending;
+        self.bye_deadline = Some(Instant::now() + Duration::from_secs(5));
+    }
+
+    async fn on_response(&mut self, key: TxKey, msg: Message) {
+        if self.agent.as_ref().and_then(|a| a.key.as_ref()) == Some(&key) {
+            return self.on_agent_response(msg).await;
+        }
+        let code = msg.status().unwrap_or(0);
+        let method = msg.cseq().map(|c| c.method).unwrap_or_default();
+        if method == "BYE" && code >= 200 {
+            if self.state == State::Ending
+                && self
+                    .agent
+                    .as_ref()
+                    .map(|a| !a.bye_sent || msg.call_id() != Some(a.call_id.as_str()))
+                    .unwrap_or(true)
+            {
+                self.state = State::Done;
+            }
+        } else if method == "UPDATE" && code >= 300 {
+            tracing::warn!(code, "session refresh failed");
+            self.hangup("session-refresh-failed").await;
+        }
+    }
+
+    async fn on_stray_2xx(&mut self, msg: Message) {
+        // Retransmitted 2xx for the agent leg's INVITE: ACK again.
+        if let Some(a) = self.agent.as_ref() {
+            if let (Some(d), Ok(c)) = (&a.dialog, msg.cseq()) {
+                if msg.call_id() == Some(a.call_id.as_str()) && c.method == "INVITE" {
+                    let ack = d.ack(c.seq, &self.ctx.shared.via(&a.flow));
+                    let flow = a.flow.clone();
+                    self.ctx.request(&self.sip_call_id, ack, &flow).await;
+                }
+            }
+        }
+    }
+
+    async fn finish(&mut self) {
+        self.cancel_agent().await;
+        let mut summary: Option<MediaSummary> = None;
+        if let Some(m) = self.media.take() {
+            let _ = m.cmd.send(MediaCmd::Stop).await;
+            summary = tokio::time::timeout(Duration::from_secs(2), m.done)
+                .await
+                .ok()
+                .and_then(|r| r.ok());
+        }
+        if let Some(a) = self.agent.take() {
+            let _ = a.media.cmd.send(MediaCmd::Stop).await;
+        }
+        let reason = self.end_reason.clone().unwrap_or_else(|| "normal".into());
+        tracing::info!(%reason, packets_in = summary.as_ref().map(|s| s.packets_in).unwrap_or(0), "call ended");
+        self.ctx
+            .shared
+            .store
+            .call_ended(&self.ctx.id, now_ms(), &reason, summary);
+        let mut ids = vec![self.sip_call_id.clone()];
+        if let Some(a) = &self.agent {
+            ids.push(a.call_id.clone());
+        }
+        let _ = self.ctx.core.send(CoreMsg::Ended { call_ids: ids }).await;
+    }
+}
