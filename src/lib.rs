@@ -8,3 +8,4 @@ pub mod prompts;
 pub mod registrar;
 pub mod store;
 pub mod transport;
+pub mod speech;
