@@ -6,6 +6,6 @@ pub mod endpoint;
 pub mod media;
 pub mod prompts;
 pub mod registrar;
+pub mod speech;
 pub mod store;
 pub mod transport;
-pub mod speech;

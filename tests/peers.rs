@@ -29,9 +29,28 @@ fn call_with_rtp_dtmf_and_hangup_on_pound() {
         (secs - talk_s).abs() < 1.0,
         "recording {secs:.2} s vs call {talk_s:.2} s"
     );
-    let rms = wav_rms(&wav, 0.5, 3.5);
-    assert!(rms[0] > 0.02, "caller speech recorded: rms {rms:?}");
-    assert!(rms[1] > 0.02, "greeting recorded: rms {rms:?}");
+    // Left = caller, right = greeting. The greeting plays until the caller talks over it
+    // (barge-in), then stops in the same media tick: only comfort noise follows.
+    let greeting = wav_rms(&wav, 0.2, 1.3);
+    assert!(
+        greeting[1] > 0.02,
+        "greeting recorded before the caller spoke: {greeting:?}"
+    );
+    let onset = first_frame_above(&wav, 0, 1.0, 0.003).expect("caller speech in the left channel");
+    let stopped = first_quiet_frame(&wav, 1, onset).expect("the greeting stopped");
+    let latency_ms = ((stopped - onset) * 1000.0).round();
+    eprintln!("barge-in: greeting stopped {latency_ms} ms after the caller onset (media timeline)");
+    assert!(
+        latency_ms <= 120.0,
+        "greeting stopped {latency_ms} ms after the caller onset"
+    );
+    let after = wav_rms(&wav, onset + 0.3, onset + 3.0);
+    assert!(after[0] > 0.02, "caller speech recorded: {after:?}");
+    assert!(
+        after[1] < 0.003,
+        "no greeting after the barge-in: {after:?}"
+    );
+    assert!(server.log().contains("caller barged in"), "barge-in logged");
     let quiet = wav_rms(&wav, secs - 0.4, secs);
     assert!(
         quiet[0] < 0.01,

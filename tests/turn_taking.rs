@@ -7,12 +7,20 @@ use voxdesk::speech::turn::{TurnConfig, TurnDetector, TurnEvent};
 use voxdesk::speech::vad::{level_dbfs, EnergyVad, Vad};
 
 fn caller_speech() -> Vec<i16> {
-    let ul = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/caller-hello.ul")).unwrap();
+    let ul = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/caller-hello.ul"
+    ))
+    .unwrap();
     ul.into_iter().map(ulaw_to_linear).collect()
 }
 
 fn agent_speech() -> Vec<i16> {
-    let mut r = hound::WavReader::open(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/agent-hello.wav")).unwrap();
+    let mut r = hound::WavReader::open(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/agent-hello.wav"
+    ))
+    .unwrap();
     r.samples::<i16>().map(|s| s.unwrap()).collect()
 }
 
@@ -29,8 +37,16 @@ fn with_noise(mut pcm: Vec<i16>, amp: f32) -> Vec<i16> {
 
 /// First and last 20 ms frame of the clean signal above -40 dBFS, in ms.
 fn speech_bounds(clean: &[i16], offset_ms: u64) -> (u64, u64) {
-    let loud: Vec<usize> = clean.chunks(160).enumerate().filter(|(_, f)| level_dbfs(f) > -40.0).map(|(i, _)| i).collect();
-    (offset_ms + *loud.first().unwrap() as u64 * 20, offset_ms + (*loud.last().unwrap() as u64 + 1) * 20)
+    let loud: Vec<usize> = clean
+        .chunks(160)
+        .enumerate()
+        .filter(|(_, f)| level_dbfs(f) > -40.0)
+        .map(|(i, _)| i)
+        .collect();
+    (
+        offset_ms + *loud.first().unwrap() as u64 * 20,
+        offset_ms + (*loud.last().unwrap() as u64 + 1) * 20,
+    )
 }
 
 fn events(pcm: &[i16], bot_speaking: bool) -> Vec<(u64, TurnEvent)> {
@@ -41,7 +57,8 @@ fn events(pcm: &[i16], bot_speaking: bool) -> Vec<(u64, TurnEvent)> {
         .enumerate()
         .filter_map(|(i, f)| {
             let now = Duration::from_millis(i as u64 * 20);
-            turn.on_frame(vad.score(f) > 0.5, now).map(|e| (i as u64 * 20 + 20, e))
+            turn.on_frame(vad.score(f) > 0.5, now)
+                .map(|e| (i as u64 * 20 + 20, e))
         })
         .collect()
 }
@@ -72,11 +89,20 @@ fn one_turn_per_utterance_on_a_noisy_line() {
     let (s2, e2) = speech_bounds(&agent_speech(), second_at);
     for ((start, end, decided_at), (s, e)) in turns.iter().zip([(s1, e1), (s2, e2)]) {
         let (start, end) = (start.as_millis() as i64, end.as_millis() as i64);
-        assert!(start <= s as i64 && start >= s as i64 - 300, "turn start {start} vs speech {s}");
-        assert!((end - e as i64).abs() <= 200, "turn end {end} vs speech end {e}");
+        assert!(
+            start <= s as i64 && start >= s as i64 - 300,
+            "turn start {start} vs speech {s}"
+        );
+        assert!(
+            (end - e as i64).abs() <= 200,
+            "turn end {end} vs speech end {e}"
+        );
         // End-of-turn delay: the configured 700 ms hangover after the last voiced frame.
         let delay = *decided_at as i64 - end;
-        assert!((680..=760).contains(&delay), "end-of-turn decided {delay} ms after the voice");
+        assert!(
+            (680..=760).contains(&delay),
+            "end-of-turn decided {delay} ms after the voice"
+        );
     }
 }
 
@@ -86,7 +112,19 @@ fn barge_in_on_real_speech_within_100ms() {
     let onset = speech_bounds(&caller_speech(), 500).0;
     line.extend(caller_speech());
     let ev = events(&with_noise(line, 180.0), true);
-    let at = ev.iter().find(|(_, e)| matches!(e, TurnEvent::BargeIn { .. })).map(|(t, _)| *t).expect("a barge-in");
-    assert!(at >= onset && at - onset <= 100, "barge-in {} ms after the onset {onset} ({ev:?})", at as i64 - onset as i64);
-    assert!(ev.iter().all(|(t, e)| *t >= onset || matches!(e, TurnEvent::Noise { .. })), "{ev:?}");
+    let at = ev
+        .iter()
+        .find(|(_, e)| matches!(e, TurnEvent::BargeIn { .. }))
+        .map(|(t, _)| *t)
+        .expect("a barge-in");
+    assert!(
+        at >= onset && at - onset <= 100,
+        "barge-in {} ms after the onset {onset} ({ev:?})",
+        at as i64 - onset as i64
+    );
+    assert!(
+        ev.iter()
+            .all(|(t, e)| *t >= onset || matches!(e, TurnEvent::Noise { .. })),
+        "{ev:?}"
+    );
 }

@@ -19,6 +19,8 @@ use voxdesk_sip::sdp::{Codec, Direction, LocalMedia, Negotiated, SessionDescript
 use voxdesk_sip::txn::TxKey;
 use voxdesk_sip::{Message, Method};
 
+use crate::speech::turn::TurnEvent;
+
 mod agent;
 mod answer;
 mod in_dialog;
@@ -369,6 +371,22 @@ impl Call {
             }
             MediaEvent::PlaybackDone => tracing::debug!("prompt finished"),
             MediaEvent::Latched(addr) => tracing::debug!(%addr, "RTP source latched"),
+            MediaEvent::Turn(t) => match t {
+                TurnEvent::BargeIn { at } => tracing::info!(
+                    at_ms = at.as_millis() as u64,
+                    "caller barged in: playback paused"
+                ),
+                TurnEvent::FalseBargeIn { .. } => {
+                    tracing::info!("false barge-in: playback resumed")
+                }
+                TurnEvent::TurnEnded { start, end, reason } => tracing::info!(
+                    start_ms = start.as_millis() as u64,
+                    end_ms = end.as_millis() as u64,
+                    ?reason,
+                    "caller turn"
+                ),
+                _ => tracing::debug!(?t, "turn-taking"),
+            },
         }
     }
 

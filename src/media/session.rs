@@ -12,6 +12,8 @@ use super::ports::PortLease;
 use super::rtcp::{self, RecvStats};
 use super::rtp::{self, RtpPacket};
 use super::wav::Recorder;
+use crate::speech::turn::{TurnConfig, TurnDetector, TurnEvent};
+use crate::speech::vad::{EnergyVad, Vad};
 use crate::store::MediaSummary;
 use std::collections::VecDeque;
 use std::net::UdpSocket;
@@ -64,6 +66,8 @@ pub enum MediaEvent {
     PlaybackDone,
     /// The remote moved (symmetric RTP latch).
     Latched(SocketAddr),
+    /// Turn-taking on the caller's audio (barge-in already acted on: playback paused).
+    Turn(TurnEvent),
 }
 
 pub struct MediaHandle {
@@ -128,6 +132,11 @@ struct Session {
     timeout: Duration,
     timed_out: bool,
     prompts: VecDeque<(Arc<Pcm>, usize)>,
+    /// Prompts paused by a barge-in, resumed if it was a false one.
+    paused: VecDeque<(Arc<Pcm>, usize)>,
+    vad: EnergyVad,
+    turns: TurnDetector,
+    frames: u64,
     bridge_out: Option<mpsc::Sender<Frame>>,
     bridge_in: Option<mpsc::Receiver<Frame>>,
     bridge_buf: VecDeque<i16>,
@@ -182,6 +191,10 @@ impl Session {
             timeout: s.rtp_timeout,
             timed_out: false,
             prompts: VecDeque::new(),
+            paused: VecDeque::new(),
+            vad: EnergyVad::default(),
+            turns: TurnDetector::new(TurnConfig::default()),
+            frames: 0,
             bridge_out: None,
             bridge_in: None,
             bridge_buf: VecDeque::new(),
@@ -235,7 +248,10 @@ impl Session {
     fn on_cmd(&mut self, c: MediaCmd) {
         match c {
             MediaCmd::Play(p) => self.prompts.push_back((p, 0)),
-            MediaCmd::StopPlayback => self.prompts.clear(),
+            MediaCmd::StopPlayback => {
+                self.prompts.clear();
+                self.paused.clear();
+            }
             MediaCmd::SendDigit(d) => self.digits.extend(dtmf::digit_packets(d, 100)),
             MediaCmd::Update(p) => {
                 if p.remote != self.params.remote {
@@ -355,6 +371,28 @@ impl Session {
         out
     }
 
+    /// VAD + turn-taking on the caller's audio. Barge-in stops our prompt here, in the same
+    /// tick (no round trip through the call); a false barge-in resumes it.
+    fn take_turns(&mut self, rx: &Frame) {
+        let now = Duration::from_millis(self.frames * 20);
+        self.frames += 1;
+        if !self.params.recv || self.bridge_in.is_some() {
+            return; // on hold, or a person is talking to the caller
+        }
+        self.turns.set_bot_speaking(!self.prompts.is_empty());
+        let voiced = self.vad.score(rx) > 0.5;
+        let Some(ev) = self.turns.on_frame(voiced, now) else {
+            return;
+        };
+        match ev {
+            TurnEvent::BargeIn { .. } => self.paused = std::mem::take(&mut self.prompts),
+            TurnEvent::FalseBargeIn { .. } => self.prompts = std::mem::take(&mut self.paused),
+            TurnEvent::SpeechStarted { .. } => self.paused.clear(),
+            _ => {}
+        }
+        let _ = self.events.try_send(MediaEvent::Turn(ev));
+    }
+
     fn comfort_noise(&mut self) -> Frame {
         // Low-level white noise (~ -70 dBFS) so the line never sounds dead.
         let mut out = [0i16; FRAME];
@@ -405,6 +443,7 @@ impl Session {
         } else {
             [0; FRAME]
         };
+        self.take_turns(&rx);
         if let Some(tx) = &self.bridge_out {
             let _ = tx.try_send(rx);
         }

@@ -48,7 +48,11 @@ pub enum TurnEvent {
     /// A short sound that was not speech.
     Noise { start: Duration, len: Duration },
     /// The caller's turn is over: transcribe `start..end` (pre-roll included).
-    TurnEnded { start: Duration, end: Duration, reason: EndReason },
+    TurnEnded {
+        start: Duration,
+        end: Duration,
+        reason: EndReason,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +65,16 @@ pub enum EndReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Idle,
-    Onset { start: Duration, voiced: Duration, last_voice: Duration, barged: bool },
-    Speaking { start: Duration, last_voice: Duration },
+    Onset {
+        start: Duration,
+        voiced: Duration,
+        last_voice: Duration,
+        barged: bool,
+    },
+    Speaking {
+        start: Duration,
+        last_voice: Duration,
+    },
 }
 
 pub struct TurnDetector {
@@ -74,7 +86,12 @@ pub struct TurnDetector {
 
 impl TurnDetector {
     pub fn new(cfg: TurnConfig) -> Self {
-        TurnDetector { cfg, state: State::Idle, bot_speaking: false, frame: Duration::from_millis(20) }
+        TurnDetector {
+            cfg,
+            state: State::Idle,
+            bot_speaking: false,
+            frame: Duration::from_millis(20),
+        }
     }
 
     /// Tell the detector whether our prompt/answer is playing (barge-in applies then).
@@ -97,17 +114,35 @@ impl TurnDetector {
         match self.state {
             State::Idle => {
                 if voiced {
-                    self.state = State::Onset { start: now, voiced: self.frame, last_voice: frame_end, barged: false };
+                    self.state = State::Onset {
+                        start: now,
+                        voiced: self.frame,
+                        last_voice: frame_end,
+                        barged: false,
+                    };
                     return self.check_barge_in();
                 }
                 None
             }
-            State::Onset { start, voiced: v, last_voice, barged } => {
+            State::Onset {
+                start,
+                voiced: v,
+                last_voice,
+                barged,
+            } => {
                 if voiced {
                     let v = v + self.frame;
-                    self.state = State::Onset { start, voiced: v, last_voice: frame_end, barged };
+                    self.state = State::Onset {
+                        start,
+                        voiced: v,
+                        last_voice: frame_end,
+                        barged,
+                    };
                     if v >= Self::ms(c.min_speech_ms) {
-                        self.state = State::Speaking { start, last_voice: frame_end };
+                        self.state = State::Speaking {
+                            start,
+                            last_voice: frame_end,
+                        };
                         let pre = start.saturating_sub(Self::ms(c.pre_roll_ms));
                         return Some(TurnEvent::SpeechStarted { start: pre });
                     }
@@ -118,7 +153,10 @@ impl TurnDetector {
                     return Some(if barged {
                         TurnEvent::FalseBargeIn { at: frame_end }
                     } else {
-                        TurnEvent::Noise { start, len: last_voice - start }
+                        TurnEvent::Noise {
+                            start,
+                            len: last_voice - start,
+                        }
                     });
                 }
                 None
@@ -129,11 +167,19 @@ impl TurnDetector {
                 let pre = start.saturating_sub(Self::ms(c.pre_roll_ms));
                 if frame_end.saturating_sub(start) >= Self::ms(c.max_turn_ms) {
                     self.state = State::Idle;
-                    return Some(TurnEvent::TurnEnded { start: pre, end: frame_end, reason: EndReason::MaxLength });
+                    return Some(TurnEvent::TurnEnded {
+                        start: pre,
+                        end: frame_end,
+                        reason: EndReason::MaxLength,
+                    });
                 }
                 if frame_end.saturating_sub(last_voice) >= Self::ms(c.end_silence_ms) {
                     self.state = State::Idle;
-                    return Some(TurnEvent::TurnEnded { start: pre, end: last_voice, reason: EndReason::Silence });
+                    return Some(TurnEvent::TurnEnded {
+                        start: pre,
+                        end: last_voice,
+                        reason: EndReason::Silence,
+                    });
                 }
                 None
             }
@@ -141,9 +187,20 @@ impl TurnDetector {
     }
 
     fn check_barge_in(&mut self) -> Option<TurnEvent> {
-        if let State::Onset { start, voiced, last_voice, barged: false } = self.state {
+        if let State::Onset {
+            start,
+            voiced,
+            last_voice,
+            barged: false,
+        } = self.state
+        {
             if self.bot_speaking && voiced >= Self::ms(self.cfg.barge_in_ms) {
-                self.state = State::Onset { start, voiced, last_voice, barged: true };
+                self.state = State::Onset {
+                    start,
+                    voiced,
+                    last_voice,
+                    barged: true,
+                };
                 return Some(TurnEvent::BargeIn { at: last_voice });
             }
         }
@@ -157,7 +214,11 @@ impl TurnDetector {
             if now.saturating_sub(last_voice) >= Self::ms(self.cfg.early_end_silence_ms) {
                 self.state = State::Idle;
                 let pre = start.saturating_sub(Self::ms(self.cfg.pre_roll_ms));
-                return Some(TurnEvent::TurnEnded { start: pre, end: last_voice, reason: EndReason::StableTranscript });
+                return Some(TurnEvent::TurnEnded {
+                    start: pre,
+                    end: last_voice,
+                    reason: EndReason::StableTranscript,
+                });
             }
         }
         None
@@ -175,7 +236,8 @@ mod tests {
             .enumerate()
             .filter_map(|(i, c)| {
                 let now = Duration::from_millis(t0 + 20 * i as u64);
-                d.on_frame(c == '#', now).map(|e| (now.as_millis() as u64, e))
+                d.on_frame(c == '#', now)
+                    .map(|e| (now.as_millis() as u64, e))
             })
             .collect()
     }
@@ -188,12 +250,26 @@ mod tests {
     fn a_turn_with_pauses_between_words() {
         let mut d = TurnDetector::new(TurnConfig::default());
         // 0.4 s silence, 0.6 s speech, 0.3 s pause, 0.4 s speech, then silence.
-        let p = format!("{}{}{}{}{}", ".".repeat(20), "#".repeat(30), ".".repeat(15), "#".repeat(20), ".".repeat(50));
+        let p = format!(
+            "{}{}{}{}{}",
+            ".".repeat(20),
+            "#".repeat(30),
+            ".".repeat(15),
+            "#".repeat(20),
+            ".".repeat(50)
+        );
         let ev = run(&mut d, &p, 0);
         assert_eq!(ev.len(), 2, "{ev:?}");
         assert_eq!(ev[0].1, TurnEvent::SpeechStarted { start: ms(200) });
         // Voice ended at 1.7 s; the turn ends 700 ms later.
-        assert_eq!(ev[1].1, TurnEvent::TurnEnded { start: ms(200), end: ms(1700), reason: EndReason::Silence });
+        assert_eq!(
+            ev[1].1,
+            TurnEvent::TurnEnded {
+                start: ms(200),
+                end: ms(1700),
+                reason: EndReason::Silence
+            }
+        );
         assert_eq!(ev[1].0 + 20, 2400);
     }
 
@@ -203,7 +279,16 @@ mod tests {
         d.set_bot_speaking(true);
         let ev = run(&mut d, &format!("{}{}", "###", ".".repeat(10)), 0);
         // Decided once the gap exceeds onset_gap_ms (voice ended at 60 ms).
-        assert_eq!(ev, vec![(120, TurnEvent::Noise { start: ms(0), len: ms(60) })]);
+        assert_eq!(
+            ev,
+            vec![(
+                120,
+                TurnEvent::Noise {
+                    start: ms(0),
+                    len: ms(60)
+                }
+            )]
+        );
     }
 
     #[test]
@@ -213,17 +298,36 @@ mod tests {
         // 140 ms of voice over the bot: interrupt at 80 ms, then it was nothing.
         let ev = run(&mut d, &format!("{}{}", "#######", ".".repeat(10)), 1000);
         assert_eq!(ev[0].1, TurnEvent::BargeIn { at: ms(1080) });
-        assert!(ev[0].1 == TurnEvent::BargeIn { at: ms(1080) } && ev[0].0 + 20 - 1000 <= 100, "stop within 100 ms of onset");
+        assert!(
+            ev[0].1 == TurnEvent::BargeIn { at: ms(1080) } && ev[0].0 + 20 - 1000 <= 100,
+            "stop within 100 ms of onset"
+        );
         assert!(matches!(ev[1].1, TurnEvent::FalseBargeIn { .. }), "{ev:?}");
         // Real speech over the bot: barge-in, then a turn.
-        let ev = run(&mut d, &format!("{}{}", "#".repeat(40), ".".repeat(40)), 5000);
+        let ev = run(
+            &mut d,
+            &format!("{}{}", "#".repeat(40), ".".repeat(40)),
+            5000,
+        );
         assert!(matches!(ev[0].1, TurnEvent::BargeIn { .. }));
         assert!(matches!(ev[1].1, TurnEvent::SpeechStarted { .. }));
-        assert!(matches!(ev[2].1, TurnEvent::TurnEnded { reason: EndReason::Silence, .. }));
+        assert!(matches!(
+            ev[2].1,
+            TurnEvent::TurnEnded {
+                reason: EndReason::Silence,
+                ..
+            }
+        ));
         // Without the bot speaking there is no barge-in event.
         d.set_bot_speaking(false);
-        let ev = run(&mut d, &format!("{}{}", "#".repeat(20), ".".repeat(40)), 9000);
-        assert!(!ev.iter().any(|(_, e)| matches!(e, TurnEvent::BargeIn { .. })));
+        let ev = run(
+            &mut d,
+            &format!("{}{}", "#".repeat(20), ".".repeat(40)),
+            9000,
+        );
+        assert!(!ev
+            .iter()
+            .any(|(_, e)| matches!(e, TurnEvent::BargeIn { .. })));
     }
 
     #[test]
@@ -234,10 +338,27 @@ mod tests {
         // Voice ended at 600 ms; at 900 ms the transcript is stable: end now, not at 1300.
         assert_eq!(
             d.on_stable_transcript(ms(900)),
-            Some(TurnEvent::TurnEnded { start: ms(0), end: ms(600), reason: EndReason::StableTranscript })
+            Some(TurnEvent::TurnEnded {
+                start: ms(0),
+                end: ms(600),
+                reason: EndReason::StableTranscript
+            })
         );
-        let mut d = TurnDetector::new(TurnConfig { max_turn_ms: 1000, ..TurnConfig::default() });
+        let mut d = TurnDetector::new(TurnConfig {
+            max_turn_ms: 1000,
+            ..TurnConfig::default()
+        });
         let ev = run(&mut d, &"#".repeat(60), 0);
-        assert!(ev.iter().any(|(t, e)| *t == 980 && matches!(e, TurnEvent::TurnEnded { reason: EndReason::MaxLength, .. })), "{ev:?}");
+        assert!(
+            ev.iter().any(|(t, e)| *t == 980
+                && matches!(
+                    e,
+                    TurnEvent::TurnEnded {
+                        reason: EndReason::MaxLength,
+                        ..
+                    }
+                )),
+            "{ev:?}"
+        );
     }
 }

@@ -20,7 +20,10 @@ pub struct EnergyVadConfig {
 
 impl Default for EnergyVadConfig {
     fn default() -> Self {
-        EnergyVadConfig { threshold_db: 10.0, min_level_dbfs: -50.0 }
+        EnergyVadConfig {
+            threshold_db: 10.0,
+            min_level_dbfs: -50.0,
+        }
     }
 }
 
@@ -49,13 +52,20 @@ pub fn zero_crossing_rate(frame: &[i16]) -> f32 {
     if frame.len() < 2 {
         return 0.0;
     }
-    let z = frame.windows(2).filter(|w| (w[0] >= 0) != (w[1] >= 0)).count();
+    let z = frame
+        .windows(2)
+        .filter(|w| (w[0] >= 0) != (w[1] >= 0))
+        .count();
     z as f32 / (frame.len() - 1) as f32
 }
 
 impl EnergyVad {
     pub fn new(cfg: EnergyVadConfig) -> Self {
-        EnergyVad { floor_db: -100.0, cfg, history: std::collections::VecDeque::with_capacity(WINDOW) }
+        EnergyVad {
+            floor_db: -100.0,
+            cfg,
+            history: std::collections::VecDeque::with_capacity(WINDOW),
+        }
     }
 
     pub fn noise_floor_dbfs(&self) -> f32 {
@@ -99,7 +109,12 @@ mod tests {
     use super::*;
 
     fn tone(freq: f32, amp: f32, n: usize, phase0: usize) -> Vec<i16> {
-        (0..n).map(|i| ((((phase0 + i) as f32) * freq * 2.0 * std::f32::consts::PI / 8000.0).sin() * amp) as i16).collect()
+        (0..n)
+            .map(|i| {
+                ((((phase0 + i) as f32) * freq * 2.0 * std::f32::consts::PI / 8000.0).sin() * amp)
+                    as i16
+            })
+            .collect()
     }
 
     fn noise(amp: f32, n: usize, seed: &mut u32) -> Vec<i16> {
