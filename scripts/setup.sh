@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what voxdesk needs to build, run and test on Debian 12 (idempotent):
 #   - a C toolchain (the bundled SQLite is compiled from source),
-#   - the real SIP peers the tests drive: sipp (Debian sip-tester) and baresip.
+#   - the real SIP peers the tests drive: sipp (Debian sip-tester) and baresip,
+#   - libespeak-ng (phonemes for the Piper text-to-speech voices; linked into voxdesk).
 # The Rust toolchain itself comes from rustup (https://rustup.rs).
 set -euo pipefail
 
@@ -9,6 +10,7 @@ need=()
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
+dpkg -s libespeak-ng-dev >/dev/null 2>&1 || need+=(libespeak-ng-dev)
 
 if ((${#need[@]})); then
   sudo=""

@@ -1,0 +1,158 @@
+//! Text-to-speech with a Piper voice (ONNX + .onnx.json) run through ONNX Runtime (`ort`,
+//! loaded dynamically from the shared library the model fetch step installs), phonemes from
+//! espeak-ng. One inference per sentence so audio can stream.
+
+use super::espeak;
+use crate::media::wav::resample;
+use ort::session::Session;
+use ort::value::Tensor;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum TtsError {
+    #[error(
+        "ONNX Runtime library {path}: {msg} (run scripts/fetch-models.sh, or set VOXDESK_ORT_LIB)"
+    )]
+    Runtime { path: PathBuf, msg: String },
+    #[error("Piper voice {path}: {msg}")]
+    Voice { path: PathBuf, msg: String },
+    #[error("phonemes: {0}")]
+    Phonemes(#[from] espeak::EspeakError),
+    #[error("synthesis failed: {0}")]
+    Inference(String),
+}
+
+/// Something that turns text into 8 kHz speech, sentence by sentence.
+pub trait Tts: Send + Sync {
+    fn synthesize(&self, text: &str) -> Result<Vec<i16>, TtsError>;
+}
+
+static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+
+/// Loads ONNX Runtime from `lib` once per process.
+pub fn runtime(lib: &Path) -> Result<&'static ort::environment::Environment, TtsError> {
+    let env = ENV.get_or_init(|| {
+        ort::init_from(lib)
+            .map_err(|e| e.to_string())?
+            .with_name("voxdesk")
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    env.as_ref().map_err(|msg| TtsError::Runtime {
+        path: lib.to_path_buf(),
+        msg: msg.clone(),
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct VoiceJson {
+    audio: AudioJson,
+    espeak: EspeakJson,
+    inference: InferenceJson,
+    phoneme_id_map: HashMap<String, Vec<i64>>,
+}
+#[derive(serde::Deserialize)]
+struct AudioJson {
+    sample_rate: u32,
+}
+#[derive(serde::Deserialize)]
+struct EspeakJson {
+    voice: String,
+}
+#[derive(serde::Deserialize)]
+struct InferenceJson {
+    noise_scale: f32,
+    length_scale: f32,
+    noise_w: f32,
+}
+
+pub struct PiperVoice {
+    session: Mutex<Session>,
+    cfg: VoiceJson,
+}
+
+impl PiperVoice {
+    /// Loads `model` (.onnx) and its `model.json` (`<model>.json`) with ONNX Runtime `lib`.
+    pub fn load(lib: &Path, model: &Path) -> Result<PiperVoice, TtsError> {
+        let env = runtime(lib)?;
+        let verr = |msg: String| TtsError::Voice {
+            path: model.to_path_buf(),
+            msg,
+        };
+        let json_path = PathBuf::from(format!("{}.json", model.display()));
+        let text = std::fs::read_to_string(&json_path)
+            .map_err(|e| verr(format!("{}: {e}", json_path.display())))?;
+        let cfg: VoiceJson = serde_json::from_str(&text)
+            .map_err(|e| verr(format!("{}: {e}", json_path.display())))?;
+        let session = Session::builder(env)
+            .map_err(|e| verr(e.to_string()))?
+            .with_intra_threads(1)
+            .map_err(|e| verr(e.to_string()))?
+            .commit_from_file(model)
+            .map_err(|e| verr(e.to_string()))?;
+        Ok(PiperVoice {
+            session: Mutex::new(session),
+            cfg,
+        })
+    }
+
+    pub fn sample_rate(&self) -> u32 {
+        self.cfg.audio.sample_rate
+    }
+
+    /// Phoneme ids the Piper way: `^`, each phoneme followed by the pad `_`, then `$`.
+    pub fn phoneme_ids(&self, phonemes: &str) -> Vec<i64> {
+        let map = &self.cfg.phoneme_id_map;
+        let mut ids: Vec<i64> = map.get("^").cloned().unwrap_or_default();
+        let pad = map.get("_").cloned().unwrap_or_default();
+        let mut buf = [0u8; 4];
+        for c in phonemes.chars() {
+            if let Some(id) = map.get(c.encode_utf8(&mut buf) as &str) {
+                ids.extend(id);
+                ids.extend(&pad);
+            }
+        }
+        ids.extend(map.get("$").cloned().unwrap_or_default());
+        ids
+    }
+
+    /// Synthesises at the voice's own rate (float samples).
+    pub fn synthesize_native(&self, text: &str) -> Result<Vec<f32>, TtsError> {
+        let phonemes = espeak::phonemize(text, &self.cfg.espeak.voice)?;
+        let ids = self.phoneme_ids(&phonemes);
+        if ids.len() < 3 {
+            return Ok(Vec::new());
+        }
+        let n = ids.len();
+        let ierr = |e: ort::Error| TtsError::Inference(e.to_string());
+        let input = Tensor::from_array(([1usize, n], ids)).map_err(ierr)?;
+        let lengths = Tensor::from_array(([1usize], vec![n as i64])).map_err(ierr)?;
+        let i = &self.cfg.inference;
+        let scales = Tensor::from_array(([3usize], vec![i.noise_scale, i.length_scale, i.noise_w]))
+            .map_err(ierr)?;
+        let mut session = self
+            .session
+            .lock()
+            .map_err(|_| TtsError::Inference("voice poisoned".into()))?;
+        let outputs = session
+            .run(ort::inputs!["input" => input, "input_lengths" => lengths, "scales" => scales])
+            .map_err(ierr)?;
+        let audio = outputs[0].try_extract_array::<f32>().map_err(ierr)?;
+        Ok(audio.iter().copied().collect())
+    }
+}
+
+impl Tts for PiperVoice {
+    /// 8 kHz 16-bit speech for `text`.
+    fn synthesize(&self, text: &str) -> Result<Vec<i16>, TtsError> {
+        let native = self.synthesize_native(text)?;
+        let at8k = resample(&native, self.sample_rate(), 8000).map_err(TtsError::Inference)?;
+        Ok(at8k
+            .iter()
+            .map(|&s| (s.clamp(-1.0, 1.0) * 32767.0) as i16)
+            .collect())
+    }
+}
