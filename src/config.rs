@@ -33,6 +33,7 @@ pub struct Config {
     pub paths: PathsConfig,
     pub registrar: RegistrarConfig,
     pub session_timer: SessionTimerConfig,
+    pub models: ModelsConfig,
     pub agents: Vec<AgentAccount>,
     /// Set when the agent list is the built-in demo one.
     #[serde(skip)]
@@ -93,6 +94,25 @@ pub struct RegistrarConfig {
     /// baresip 1.0 (libre) refuses the whole 401 if any challenge is SHA-256. Use
     /// ["SHA-256", "MD5"] when every phone supports RFC 8760.
     pub digest_algorithms: Vec<String>,
+}
+
+/// Model files, relative to `paths.models_dir` unless absolute.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// ONNX Runtime shared library (loaded at run time).
+    pub onnxruntime: PathBuf,
+    /// Piper voice (.onnx, with its .onnx.json beside it).
+    pub tts_voice: PathBuf,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            onnxruntime: PathBuf::from("onnxruntime/libonnxruntime.so.1.31.1"),
+            tts_voice: PathBuf::from("piper/en_US-joe-medium.onnx"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -183,6 +203,7 @@ impl Default for Config {
             paths: PathsConfig::default(),
             registrar: RegistrarConfig::default(),
             session_timer: SessionTimerConfig::default(),
+            models: ModelsConfig::default(),
             agents: demo_agents(),
             demo_agents: true,
         }
@@ -437,6 +458,15 @@ impl Config {
 
     pub fn recordings_dir(&self) -> PathBuf {
         self.paths.data_dir.join("recordings")
+    }
+
+    /// A model path from `[models]`, resolved against `paths.models_dir`.
+    pub fn model_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.paths.models_dir.join(p)
+        }
     }
 
     pub fn database_path(&self) -> PathBuf {

