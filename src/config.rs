@@ -34,6 +34,7 @@ pub struct Config {
     pub registrar: RegistrarConfig,
     pub session_timer: SessionTimerConfig,
     pub models: ModelsConfig,
+    pub prompts: PromptsConfig,
     pub agents: Vec<AgentAccount>,
     /// Set when the agent list is the built-in demo one.
     #[serde(skip)]
@@ -94,6 +95,22 @@ pub struct RegistrarConfig {
     /// baresip 1.0 (libre) refuses the whole 401 if any challenge is SHA-256. Use
     /// ["SHA-256", "MD5"] when every phone supports RFC 8760.
     pub digest_algorithms: Vec<String>,
+}
+
+/// What the bot says, as text (rendered with the TTS voice at start-up).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromptsConfig {
+    /// Spoken on answer: AI disclosure and recording notice belong here.
+    pub greeting: String,
+}
+
+impl Default for PromptsConfig {
+    fn default() -> Self {
+        PromptsConfig {
+            greeting: "Thank you for calling. You are speaking with an automated assistant, and this call may be recorded. Press the pound key to hang up.".into(),
+        }
+    }
 }
 
 /// Model files, relative to `paths.models_dir` unless absolute.
@@ -204,6 +221,7 @@ impl Default for Config {
             registrar: RegistrarConfig::default(),
             session_timer: SessionTimerConfig::default(),
             models: ModelsConfig::default(),
+            prompts: PromptsConfig::default(),
             agents: demo_agents(),
             demo_agents: true,
         }
@@ -389,6 +407,9 @@ impl Config {
                 "registrar.digest_algorithms",
                 "list one or both of \"MD5\", \"SHA-256\"",
             ));
+        }
+        if self.prompts.greeting.trim().is_empty() {
+            return Err(invalid("prompts.greeting", "must not be empty"));
         }
         if self.session_timer.min_se < 90 {
             return Err(invalid(

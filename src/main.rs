@@ -113,8 +113,11 @@ fn doctor(cli: &Cli) -> Result<()> {
         cfg.database_path().display(),
         voxdesk::store::schema_version(&conn)?
     );
-    let g = voxdesk::prompts::greeting(&cfg)?;
-    println!("greeting    ok ({:.1} s at 8 kHz)", g.len() as f32 / 8000.0);
+    let (g, source) = voxdesk::prompts::greeting(&cfg)?;
+    println!(
+        "greeting    ok ({:.1} s at 8 kHz, from the {source})",
+        g.len() as f32 / 8000.0
+    );
     let probe = std::net::UdpSocket::bind((cfg.sip.bind.as_str(), cfg.sip.port));
     match probe {
         Ok(_) => println!("sip port    ok ({}:{} is free)", cfg.sip.bind, cfg.sip.port),
@@ -202,7 +205,19 @@ async fn run(cfg: Config) -> Result<()> {
         .with_context(|| format!("cannot create data dir {}", cfg.paths.data_dir.display()))?;
     let store = Store::open(&cfg.database_path())?;
     store.close_orphans(now_ms());
-    let greeting = Arc::new(voxdesk::prompts::greeting(&cfg)?);
+    let (greeting, source) = {
+        let cfg = cfg.clone();
+        tokio::task::spawn_blocking(move || voxdesk::prompts::greeting(&cfg)).await??
+    };
+    match &source {
+        voxdesk::prompts::Source::Builtin { why } => {
+            tracing::warn!(%why, "greeting: using the built-in recording (run scripts/fetch-models.sh for the voice)")
+        }
+        s => {
+            tracing::info!(source = %s, seconds = greeting.len() as f32 / 8000.0, "greeting rendered")
+        }
+    }
+    let greeting = Arc::new(greeting);
     let bind_ip: std::net::IpAddr = cfg.sip.bind.parse().context("sip.bind")?;
     let (in_tx, in_rx) = tokio::sync::mpsc::channel(4096);
     let addr = std::net::SocketAddr::new(bind_ip, cfg.sip.port);

@@ -8,7 +8,7 @@ use std::time::Duration;
 #[test]
 fn call_with_rtp_dtmf_and_hangup_on_pound() {
     let _g = serial();
-    let server = Server::start();
+    let server = Server::start_with_models("", "", "");
     let out = sipp(server.port, "uac_call.xml", &[]);
     assert_sipp_ok(&out, &server);
     let row = server.wait_call_ended();
@@ -51,6 +51,12 @@ fn call_with_rtp_dtmf_and_hangup_on_pound() {
         "no greeting after the barge-in: {after:?}"
     );
     assert!(server.log().contains("caller barged in"), "barge-in logged");
+    assert!(
+        server
+            .log()
+            .contains("greeting rendered source=Piper voice"),
+        "the greeting is spoken by the TTS voice"
+    );
     let quiet = wav_rms(&wav, secs - 0.4, secs);
     assert!(
         quiet[0] < 0.01,

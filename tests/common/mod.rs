@@ -77,15 +77,27 @@ impl Server {
         Server::start_with("", "", "")
     }
 
-    /// Starts voxdesk with extra keys for [sip] and [media] and extra tables at the end.
+    /// Starts voxdesk with extra keys for [sip] and [media] and extra tables at the end,
+    /// without model files (the built-in greeting; starts in milliseconds).
     pub fn start_with(sip_keys: &str, media_keys: &str, tables: &str) -> Server {
+        Server::launch(sip_keys, media_keys, tables, false)
+    }
+
+    /// Like [`start_with`](Self::start_with) with the fetched models (./models): the
+    /// greeting is rendered by the Piper voice at start-up.
+    pub fn start_with_models(sip_keys: &str, media_keys: &str, tables: &str) -> Server {
+        Server::launch(sip_keys, media_keys, tables, true)
+    }
+
+    fn launch(sip_keys: &str, media_keys: &str, tables: &str, models: bool) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let base = 30000 + (RTP_BASE.fetch_add(1, Ordering::SeqCst) % 40) * 400;
         let cfg = format!(
-            "[sip]\nbind = \"127.0.0.1\"\nport = {port}\n{sip_keys}\n\n[media]\nrtp_port_min = {base}\nrtp_port_max = {}\n{media_keys}\n\n[paths]\ndata_dir = \"{}\"\n\n{tables}\n",
+            "[sip]\nbind = \"127.0.0.1\"\nport = {port}\n{sip_keys}\n\n[media]\nrtp_port_min = {base}\nrtp_port_max = {}\n{media_keys}\n\n[paths]\ndata_dir = \"{}\"\nmodels_dir = \"{}\"\n\n{tables}\n",
             base + 398,
-            dir.path().join("data").display()
+            dir.path().join("data").display(),
+            if models { PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models") } else { dir.path().join("no-models") }.display()
         );
         let cfg_path = dir.path().join("voxdesk.toml");
         std::fs::write(&cfg_path, cfg).unwrap();
