@@ -3,7 +3,6 @@
 
 use super::{stream_params, Call, State};
 use crate::endpoint::{new_tag, ALLOW};
-use crate::media::g711::Law;
 use crate::media::session::{self, MediaCmd, MediaEvent, MediaHandle, MediaSetup, StreamParams};
 use crate::transport::Flow;
 use std::time::Duration;
@@ -39,15 +38,7 @@ impl Call {
         let setup = MediaSetup {
             lease,
             bind: self.ctx.shared.bind_ip,
-            params: StreamParams {
-                law: Law::Ulaw,
-                payload_type: 0,
-                dtmf_pt: Some(101),
-                remote: None,
-                send: false,
-                recv: true,
-                remote_ptime_ms: 20,
-            },
+            params: StreamParams::awaiting_answer(),
             jitter_ms: self.ctx.shared.cfg.media.jitter_ms,
             rtp_timeout: Duration::from_secs(self.ctx.shared.cfg.media.rtp_timeout_secs),
             record: None,

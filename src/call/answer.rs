@@ -3,7 +3,6 @@
 
 use super::{codecs, stream_params, Call, Pending2xx, State, T1};
 use crate::endpoint::{ALLOW, SUPPORTED};
-use crate::media::g711::Law;
 use crate::media::session::{self, MediaCmd, MediaSetup, StreamParams};
 use crate::store::now_ms;
 use std::time::Duration;
@@ -131,15 +130,7 @@ impl Call {
         }
         let params = match &self.negotiated {
             Some(n) => stream_params(n, offer_ptime),
-            None => StreamParams {
-                law: Law::Ulaw,
-                payload_type: 0,
-                dtmf_pt: Some(101),
-                remote: None,
-                send: false,
-                recv: true,
-                remote_ptime_ms: 20,
-            },
+            None => StreamParams::awaiting_answer(),
         };
         let (ev_tx, ev_rx) = mpsc::channel(64);
         let setup = MediaSetup {

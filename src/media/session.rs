@@ -43,6 +43,21 @@ pub struct StreamParams {
     pub remote_ptime_ms: u32,
 }
 
+impl StreamParams {
+    /// Before any SDP answer: receive-only, PCMU and telephone-event 101 expected.
+    pub fn awaiting_answer() -> StreamParams {
+        StreamParams {
+            law: Law::Ulaw,
+            payload_type: 0,
+            dtmf_pt: Some(101),
+            remote: None,
+            send: false,
+            recv: true,
+            remote_ptime_ms: 20,
+        }
+    }
+}
+
 pub enum MediaCmd {
     /// Queue a prompt (8 kHz mono PCM).
     Play(Arc<Pcm>),
