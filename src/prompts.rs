@@ -38,7 +38,13 @@ pub fn greeting(cfg: &Config) -> Result<(Vec<i16>, Source)> {
         &cfg.model_path(&cfg.models.onnxruntime),
         &cfg.model_path(&cfg.models.tts_voice),
     );
-    let why = match voice.and_then(|v| v.synthesize(&cfg.prompts.greeting)) {
+    // Sentence by sentence, the way answers will stream during a call.
+    let render = |v: PiperVoice| -> Result<Vec<i16>, crate::speech::tts::TtsError> {
+        let mut pcm = Vec::new();
+        v.synthesize_streaming(&cfg.prompts.greeting, &mut |s| pcm.extend(s))?;
+        Ok(pcm)
+    };
+    let why = match voice.and_then(render) {
         Ok(pcm) if !pcm.is_empty() => return Ok((pcm, Source::Tts)),
         Ok(_) => "the voice produced no audio".to_string(),
         Err(e) => e.to_string(),

@@ -50,6 +50,25 @@ fn piper_speaks_a_sentence() {
         text.len()
     );
     assert!(rms > 0.02, "speech, not silence: rms {rms}");
+    // Streaming: the first sentence arrives before the whole text is rendered.
+    let t2 = std::time::Instant::now();
+    let mut first = None;
+    let mut total = 0;
+    voice
+        .synthesize_streaming(
+            "Thank you for calling. Your bill is ready. Is there anything else?",
+            &mut |s| {
+                first.get_or_insert(t2.elapsed());
+                total += s.len();
+            },
+        )
+        .unwrap();
+    let all = t2.elapsed();
+    eprintln!(
+        "piper streaming: first sentence after {:?}, all 3 after {all:?}",
+        first.unwrap()
+    );
+    assert!(first.unwrap() < all && total > 16_000);
     if let Some(out) = std::env::var_os("VOXDESK_TTS_OUT") {
         let spec = hound::WavSpec {
             channels: 1,

@@ -28,6 +28,66 @@ pub enum TtsError {
 /// Something that turns text into 8 kHz speech, sentence by sentence.
 pub trait Tts: Send + Sync {
     fn synthesize(&self, text: &str) -> Result<Vec<i16>, TtsError>;
+
+    /// Renders `text` one sentence at a time, handing each one over as soon as it is ready,
+    /// so that playback of the first sentence can start while the rest render.
+    fn synthesize_streaming(
+        &self,
+        text: &str,
+        on_sentence: &mut dyn FnMut(Vec<i16>),
+    ) -> Result<(), TtsError> {
+        for s in sentences(text) {
+            on_sentence(self.synthesize(s)?);
+        }
+        Ok(())
+    }
+}
+
+/// Splits text after sentence-ending punctuation (., !, ?, and the CJK 。！？), keeping it.
+pub fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let end = i + c.len_utf8();
+        let cjk = matches!(c, '。' | '！' | '？');
+        let latin_end = matches!(c, '.' | '!' | '?')
+            && chars.peek().map(|(_, n)| n.is_whitespace()).unwrap_or(true);
+        if cjk || latin_end {
+            let s = text[start..end].trim();
+            if !s.is_empty() {
+                out.push(s);
+            }
+            start = end;
+        }
+    }
+    let rest = text[start..].trim();
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentence_split() {
+        assert_eq!(
+            sentences("Thank you for calling. Your balance is 12.50 dollars! Anything else?"),
+            [
+                "Thank you for calling.",
+                "Your balance is 12.50 dollars!",
+                "Anything else?"
+            ]
+        );
+        assert_eq!(
+            sentences("您好。请问有什么可以帮您？谢谢"),
+            ["您好。", "请问有什么可以帮您？", "谢谢"]
+        );
+        assert!(sentences("  ").is_empty());
+    }
 }
 
 static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
