@@ -138,6 +138,10 @@ struct Session {
     events: mpsc::Sender<MediaEvent>,
     jitter: JitterBuffer,
     rx_fifo: VecDeque<i16>,
+    /// Caller audio in arrival order, cut into 20 ms frames for the VAD.
+    vad_fifo: VecDeque<i16>,
+    /// Frames the VAD got this tick (none: the caller sends nothing, e.g. DTX; count silence).
+    vad_fed: u32,
     dtmf_rx: DtmfReceiver,
     stats: RecvStats,
     packets_in: u64,
@@ -198,6 +202,8 @@ impl Session {
             params: s.params,
             events,
             rx_fifo: VecDeque::with_capacity(FRAME * 4),
+            vad_fifo: VecDeque::with_capacity(FRAME * 2),
+            vad_fed: 0,
             dtmf_rx: DtmfReceiver::default(),
             stats: RecvStats::default(),
             packets_in: 0,
@@ -344,6 +350,19 @@ impl Session {
             let arrival = (self.started.elapsed().as_micros() / 125) as u32;
             self.stats.on_packet(p.ssrc, p.seq, p.timestamp, arrival);
             self.jitter.push(p.timestamp, p.payload);
+            // Turn-taking listens at arrival, ahead of the jitter buffer's delay, so that a
+            // barge-in stops our prompt as early as possible.
+            let law = self.params.law;
+            self.vad_fifo
+                .extend(p.payload.iter().map(|&b| law.decode_one(b)));
+            while self.vad_fifo.len() >= FRAME {
+                let mut f = [0i16; FRAME];
+                for (o, x) in f.iter_mut().zip(self.vad_fifo.drain(..FRAME)) {
+                    *o = x;
+                }
+                self.take_turns(&f);
+                self.vad_fed += 1;
+            }
         }
     }
 
@@ -386,8 +405,9 @@ impl Session {
         out
     }
 
-    /// VAD + turn-taking on the caller's audio. Barge-in stops our prompt here, in the same
-    /// tick (no round trip through the call); a false barge-in resumes it.
+    /// VAD + turn-taking on one 20 ms frame of the caller's audio as it arrives. Barge-in
+    /// stops our prompt here, before the next frame goes out (no round trip through the
+    /// call); a false barge-in resumes it.
     fn take_turns(&mut self, rx: &Frame) {
         let now = Duration::from_millis(self.frames * 20);
         self.frames += 1;
@@ -458,7 +478,10 @@ impl Session {
         } else {
             [0; FRAME]
         };
-        self.take_turns(&rx);
+        if self.vad_fed == 0 {
+            self.take_turns(&[0; FRAME]);
+        }
+        self.vad_fed = 0;
         if let Some(tx) = &self.bridge_out {
             let _ = tx.try_send(rx);
         }
