@@ -453,6 +453,11 @@ impl Endpoint {
                 .collect()
         };
         let span = tracing::info_span!("call", id = %id);
+        // Kept to answer the caller if the call actor dies before it has.
+        let (invite_key, fallback) = (
+            key.clone(),
+            msg.response(500, "Server Internal Error", Some(&new_tag())),
+        );
         tokio::spawn(
             async move {
                 let res = std::panic::AssertUnwindSafe(call::run_inbound(
@@ -463,9 +468,17 @@ impl Endpoint {
                     rx,
                     agents,
                 ));
-                // A panic in one call must never take the server down.
+                // A panic in one call must never take the server down, nor leave the caller
+                // waiting: a still-pending INVITE gets 500 (ignored if already answered).
                 if let Err(p) = futures_catch(res).await {
                     tracing::error!(panic = %p, "call actor panicked");
+                    let _ = ctx
+                        .core
+                        .send(CoreMsg::Respond {
+                            key: invite_key,
+                            msg: fallback,
+                        })
+                        .await;
                     let _ = ctx
                         .core
                         .send(CoreMsg::Ended {
