@@ -39,6 +39,16 @@ fn sends(out: &[Output<Addr>]) -> Vec<String> {
         .collect()
 }
 
+/// The key of the request the layer handed to the transaction user.
+fn request_key(out: &[Output<Addr>]) -> voxdesk_sip::txn::TxKey {
+    out.iter()
+        .find_map(|o| match o {
+            Output::Request { key, .. } => Some(key.clone()),
+            _ => None,
+        })
+        .expect("a request for the TU")
+}
+
 fn run_timers(l: &mut TransactionLayer<Addr>, until: Duration) -> Vec<(Duration, Output<Addr>)> {
     let mut all = Vec::new();
     while let Some(at) = l.next_deadline() {
@@ -136,16 +146,7 @@ fn server_invite_sends_100_and_absorbs_retransmissions() {
     let mut l = TransactionLayer::<Addr>::new(Timers::default());
     let out = l.on_message(invite("z9hG4bKs1"), "peer", false, ms(0));
     assert_eq!(sends(&out), ["100"]);
-    let key = out
-        .iter()
-        .find_map(|o| {
-            if let Output::Request { key, .. } = o {
-                Some(key.clone())
-            } else {
-                None
-            }
-        })
-        .unwrap();
+    let key = request_key(&out);
     let ringing = l
         .request(&key)
         .unwrap()
@@ -161,16 +162,7 @@ fn server_invite_sends_100_and_absorbs_retransmissions() {
 fn server_invite_error_retransmits_until_ack_then_confirmed() {
     let mut l = TransactionLayer::<Addr>::new(Timers::default());
     let out = l.on_message(invite("z9hG4bKs2"), "peer", false, ms(0));
-    let key = out
-        .iter()
-        .find_map(|o| {
-            if let Output::Request { key, .. } = o {
-                Some(key.clone())
-            } else {
-                None
-            }
-        })
-        .unwrap();
+    let key = request_key(&out);
     let resp = l
         .request(&key)
         .unwrap()
@@ -201,16 +193,7 @@ fn server_invite_error_retransmits_until_ack_then_confirmed() {
 fn server_invite_error_without_ack_times_out_with_timer_h() {
     let mut l = TransactionLayer::<Addr>::new(Timers::default());
     let out = l.on_message(invite("z9hG4bKs3"), "peer", false, ms(0));
-    let key = out
-        .iter()
-        .find_map(|o| {
-            if let Output::Request { key, .. } = o {
-                Some(key.clone())
-            } else {
-                None
-            }
-        })
-        .unwrap();
+    let key = request_key(&out);
     let resp = l.request(&key).unwrap().response(603, "Decline", Some("t"));
     l.respond(&key, resp, ms(0));
     let fired = run_timers(&mut l, ms(40_000));
@@ -230,16 +213,7 @@ fn server_invite_error_without_ack_times_out_with_timer_h() {
 fn ack_for_2xx_goes_to_the_tu_and_2xx_moves_to_accepted() {
     let mut l = TransactionLayer::<Addr>::new(Timers::default());
     let out = l.on_message(invite("z9hG4bKs4"), "peer", false, ms(0));
-    let key = out
-        .iter()
-        .find_map(|o| {
-            if let Output::Request { key, .. } = o {
-                Some(key.clone())
-            } else {
-                None
-            }
-        })
-        .unwrap();
+    let key = request_key(&out);
     let ok = l.request(&key).unwrap().response(200, "OK", Some("t"));
     assert_eq!(sends(&l.respond(&key, ok.clone(), ms(5))), ["200"]);
     // The TU retransmits its 2xx through the transaction while in Accepted.
@@ -266,29 +240,11 @@ fn cancel_and_200_race() {
     // 200, and the INVITE transaction is no longer pending (so no 487 follows).
     let mut l = TransactionLayer::<Addr>::new(Timers::default());
     let out = l.on_message(invite("z9hG4bKs5"), "peer", false, ms(0));
-    let ikey = out
-        .iter()
-        .find_map(|o| {
-            if let Output::Request { key, .. } = o {
-                Some(key.clone())
-            } else {
-                None
-            }
-        })
-        .unwrap();
+    let ikey = request_key(&out);
     let ok = l.request(&ikey).unwrap().response(200, "OK", Some("t"));
     l.respond(&ikey, ok, ms(10));
     let out = l.on_message(request("CANCEL", "z9hG4bKs5", 1), "peer", false, ms(11));
-    let ckey = out
-        .iter()
-        .find_map(|o| {
-            if let Output::Request { key, .. } = o {
-                Some(key.clone())
-            } else {
-                None
-            }
-        })
-        .unwrap();
+    let ckey = request_key(&out);
     assert_eq!(ckey.invite_for_cancel(), ikey);
     assert!(
         !l.is_pending(&ikey),
@@ -296,27 +252,9 @@ fn cancel_and_200_race() {
     );
     // Before the answer, the CANCEL finds a pending INVITE.
     let out = l.on_message(invite("z9hG4bKs6"), "peer", false, ms(20));
-    let ikey2 = out
-        .iter()
-        .find_map(|o| {
-            if let Output::Request { key, .. } = o {
-                Some(key.clone())
-            } else {
-                None
-            }
-        })
-        .unwrap();
+    let ikey2 = request_key(&out);
     let out = l.on_message(request("CANCEL", "z9hG4bKs6", 1), "peer", false, ms(21));
-    let ckey2 = out
-        .iter()
-        .find_map(|o| {
-            if let Output::Request { key, .. } = o {
-                Some(key.clone())
-            } else {
-                None
-            }
-        })
-        .unwrap();
+    let ckey2 = request_key(&out);
     assert!(l.is_pending(&ckey2.invite_for_cancel()));
     assert_eq!(ckey2.invite_for_cancel(), ikey2);
 }
@@ -325,16 +263,7 @@ fn cancel_and_200_race() {
 fn non_invite_server_resends_final_and_client_retransmits_capped() {
     let mut l = TransactionLayer::<Addr>::new(Timers::default());
     let out = l.on_message(request("BYE", "z9hG4bKb1", 2), "peer", false, ms(0));
-    let key = out
-        .iter()
-        .find_map(|o| {
-            if let Output::Request { key, .. } = o {
-                Some(key.clone())
-            } else {
-                None
-            }
-        })
-        .unwrap();
+    let key = request_key(&out);
     assert!(sends(&out).is_empty(), "no 100 for non-INVITE");
     // Retransmission in Trying is absorbed.
     assert!(l
