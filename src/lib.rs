@@ -5,6 +5,7 @@ pub mod config;
 pub mod endpoint;
 pub mod media;
 pub mod models;
+pub mod policy;
 pub mod prompts;
 pub mod registrar;
 pub mod speech;

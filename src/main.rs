@@ -113,7 +113,7 @@ fn doctor(cli: &Cli) -> Result<()> {
         cfg.database_path().display(),
         voxdesk::store::schema_version(&conn)?
     );
-    let (g, source) = voxdesk::prompts::greeting(&cfg)?;
+    let (g, source) = voxdesk::prompts::greeting(&cfg, None)?;
     println!(
         "greeting    ok ({:.1} s at 8 kHz, from the {source})",
         g.len() as f32 / 8000.0
@@ -205,9 +205,27 @@ async fn run(cfg: Config) -> Result<()> {
         .with_context(|| format!("cannot create data dir {}", cfg.paths.data_dir.display()))?;
     let store = Store::open(&cfg.database_path())?;
     store.close_orphans(now_ms());
+    let speech = if cfg.speech.enabled {
+        let c = cfg.clone();
+        let s = tokio::task::spawn_blocking(move || voxdesk::speech::Speech::load(&c))
+            .await?
+            .context("speech models (run scripts/fetch-models.sh, fix [models], or set speech.enabled = false)")?;
+        for (what, t) in &s.load_times {
+            tracing::info!(model = %what, ms = t.as_millis() as u64, "model loaded");
+        }
+        tracing::info!(language = %s.language, workers = s.pool.workers(), "speech ready");
+        Some(Arc::new(s))
+    } else {
+        tracing::info!("speech.enabled = false: greeting, DTMF and recording only");
+        None
+    };
     let (greeting, source) = {
         let cfg = cfg.clone();
-        tokio::task::spawn_blocking(move || voxdesk::prompts::greeting(&cfg)).await??
+        let sp = speech.clone();
+        tokio::task::spawn_blocking(move || {
+            voxdesk::prompts::greeting(&cfg, sp.as_ref().map(|s| s.tts.as_ref()))
+        })
+        .await??
     };
     match &source {
         voxdesk::prompts::Source::Builtin { why } => {
@@ -235,6 +253,7 @@ async fn run(cfg: Config) -> Result<()> {
         ports: PortPool::new(cfg.media.rtp_port_min, cfg.media.rtp_port_max),
         store: store.clone(),
         greeting,
+        speech,
         bind_ip,
         advertised: cfg.advertised_address(),
         sip_port,

@@ -58,10 +58,19 @@ pub fn check(cfg: &Config) -> Vec<Check> {
             .map(|f| f.sha256.clone())
     };
     let mut files_ok = true;
-    for (what, p) in [
+    let mut models = vec![
         ("onnxruntime", cfg.model_path(&cfg.models.onnxruntime)),
         ("tts_voice", cfg.model_path(&cfg.models.tts_voice)),
-    ] {
+        ("stt", cfg.model_path(&cfg.models.stt)),
+    ];
+    if cfg.speech.language != "en" {
+        models.push((
+            "stt_multilingual",
+            cfg.model_path(&cfg.models.stt_multilingual),
+        ));
+    }
+    let mut stt_ok = true;
+    for (what, p) in models {
         let json = PathBuf::from(format!("{}.json", p.display()));
         let paths = if what == "tts_voice" {
             vec![p.clone(), json]
@@ -81,14 +90,73 @@ pub fn check(cfg: &Config) -> Vec<Check> {
                     None => Check { what: format!("models.{what}"), ok: true, detail: format!("{} (not in a manifest; sha256 not checked)", path.display()) },
                 },
             };
-            files_ok &= c.ok;
+            if what.starts_with("stt") {
+                stt_ok &= c.ok;
+            } else {
+                files_ok &= c.ok;
+            }
             out.push(c);
         }
     }
     if files_ok {
         out.push(tts_smoke(cfg));
     }
+    if stt_ok {
+        out.push(stt_smoke(&cfg.model_path(&cfg.models.stt), "en"));
+        if cfg.speech.language != "en" {
+            out.push(stt_smoke(
+                &cfg.model_path(&cfg.models.stt_multilingual),
+                "auto",
+            ));
+        }
+    }
     out
+}
+
+/// Loads a whisper model and transcribes the built-in greeting recording with it.
+fn stt_smoke(path: &Path, language: &str) -> Check {
+    use crate::speech::stt::{Stt, WhisperStt};
+    let what = format!("stt ({})", path.file_name().unwrap_or_default().to_string_lossy());
+    let t0 = Instant::now();
+    let stt = match WhisperStt::load(path) {
+        Ok(s) => s,
+        Err(e) => {
+            return Check {
+                what,
+                ok: false,
+                detail: e.to_string(),
+            }
+        }
+    };
+    let load = t0.elapsed();
+    let pcm = crate::prompts::builtin_greeting();
+    let audio = crate::speech::to_16k(&pcm[..pcm.len().min(8000 * 4)]);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    match stt.transcribe(&audio, language, threads) {
+        Ok(t) if !t.text.is_empty() => Check {
+            what,
+            ok: true,
+            detail: format!(
+                "whisper loads in {} ms; {:.1} s of the built-in greeting -> {:?} in {} ms (audio_ctx {}, {} pass(es), {threads} threads)",
+                ms(load),
+                audio.len() as f32 / 16000.0,
+                t.text,
+                ms(t.elapsed),
+                t.audio_ctx,
+                t.passes
+            ),
+        },
+        Ok(_) => Check {
+            what,
+            ok: false,
+            detail: "the model heard nothing in a recording of speech (wrong or damaged model?)".into(),
+        },
+        Err(e) => Check {
+            what,
+            ok: false,
+            detail: e.to_string(),
+        },
+    }
 }
 
 fn tts_smoke(cfg: &Config) -> Check {

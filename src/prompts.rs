@@ -28,11 +28,24 @@ impl std::fmt::Display for Source {
     }
 }
 
-pub fn greeting(cfg: &Config) -> Result<(Vec<i16>, Source)> {
+/// The greeting, spoken by `voice` when one is loaded (else the configured voice is loaded
+/// for it, else the built-in recording is used).
+/// The built-in English greeting recording at 8 kHz.
+pub fn builtin_greeting() -> Vec<i16> {
+    wav::load_mono_bytes(BUILTIN_GREETING, "built-in greeting", 8000).unwrap_or_default()
+}
+
+pub fn greeting(cfg: &Config, voice: Option<&dyn Tts>) -> Result<(Vec<i16>, Source)> {
     if let Some(p) = &cfg.media.greeting {
         let pcm = wav::load_mono(p, 8000)
             .with_context(|| format!("media.greeting: cannot use {}", p.display()))?;
         return Ok((pcm, Source::Wav(p.display().to_string())));
+    }
+    if let Some(v) = voice {
+        let mut pcm = Vec::new();
+        v.synthesize_streaming(&cfg.prompts.greeting, &mut |s| pcm.extend(s))
+            .context("prompts.greeting: cannot render")?;
+        return Ok((pcm, Source::Tts));
     }
     let voice = PiperVoice::load(
         &cfg.model_path(&cfg.models.onnxruntime),

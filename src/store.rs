@@ -54,7 +54,59 @@ const MIGRATIONS: &[&str] = &[
         updated_at_ms INTEGER NOT NULL,
         PRIMARY KEY (aor, contact)
     );",
+    // 2: the conversation, turn by turn (caller transcripts and bot replies)
+    "CREATE TABLE turns (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT NOT NULL REFERENCES calls(id),
+        seq INTEGER NOT NULL,
+        speaker TEXT NOT NULL,
+        text TEXT NOT NULL,
+        language TEXT,
+        start_ms INTEGER,
+        end_ms INTEGER,
+        confidence REAL,
+        no_speech REAL,
+        kind TEXT,
+        stt_ms INTEGER,
+        stt_passes INTEGER,
+        vad_ms INTEGER,
+        policy_ms INTEGER,
+        tts_first_ms INTEGER,
+        reply_latency_ms INTEGER,
+        interrupted INTEGER NOT NULL DEFAULT 0,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX turns_call ON turns(call_id, seq);",
 ];
+
+/// One row of the `turns` table. Offsets are milliseconds from the call's answer (the
+/// turn-taking timeline); latencies are in milliseconds.
+#[derive(Debug, Clone, Default)]
+pub struct TurnRow {
+    pub call_id: String,
+    pub seq: u32,
+    /// "caller" or "bot".
+    pub speaker: &'static str,
+    pub text: String,
+    pub language: Option<String>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub confidence: Option<f64>,
+    pub no_speech: Option<f64>,
+    pub kind: Option<String>,
+    pub stt_ms: Option<i64>,
+    pub stt_passes: Option<i64>,
+}
+
+/// Latency split of a bot reply, filled in when its first packet goes out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReplyTiming {
+    pub vad_ms: i64,
+    pub stt_ms: i64,
+    pub policy_ms: i64,
+    pub tts_first_ms: i64,
+    pub reply_latency_ms: i64,
+}
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -211,6 +263,39 @@ impl Store {
                 "UPDATE calls SET ended_at_ms = ?2, end_reason = ?3, rtp_packets_in = ?4, rtp_packets_out = ?5, rtp_lost = ?6, jitter_ms = ?7
                  WHERE id = ?1 AND ended_at_ms IS NULL",
                 params![id, at_ms, reason, m.packets_in as i64, m.packets_out as i64, m.lost, m.jitter_ms],
+            )
+        });
+    }
+
+    pub fn turn(&self, t: TurnRow) {
+        self.write("turn", move |db| {
+            db.execute(
+                "INSERT INTO turns (call_id, seq, speaker, text, language, start_ms, end_ms, confidence, no_speech, kind, stt_ms, stt_passes, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![t.call_id, t.seq, t.speaker, t.text, t.language, t.start_ms, t.end_ms, t.confidence, t.no_speech, t.kind, t.stt_ms, t.stt_passes, now_ms()],
+            )
+        });
+    }
+
+    /// Records how long the bot took to start answering turn `seq`.
+    pub fn turn_timing(&self, call_id: &str, seq: u32, r: ReplyTiming) {
+        let id = call_id.to_string();
+        self.write("turn timing", move |db| {
+            db.execute(
+                "UPDATE turns SET vad_ms = ?3, stt_ms = ?4, policy_ms = ?5, tts_first_ms = ?6, reply_latency_ms = ?7
+                 WHERE call_id = ?1 AND seq = ?2 AND speaker = 'bot'",
+                params![id, seq, r.vad_ms, r.stt_ms, r.policy_ms, r.tts_first_ms, r.reply_latency_ms],
+            )
+        });
+    }
+
+    /// The caller interrupted the bot's reply to turn `seq`.
+    pub fn turn_interrupted(&self, call_id: &str, seq: u32) {
+        let id = call_id.to_string();
+        self.write("turn interrupted", move |db| {
+            db.execute(
+                "UPDATE turns SET interrupted = 1 WHERE call_id = ?1 AND seq = ?2 AND speaker = 'bot'",
+                params![id, seq],
             )
         });
     }

@@ -42,6 +42,7 @@ async fn digits_latching_garbage_timeout_and_recording() {
             rtp_timeout: Duration::from_millis(600),
             record: Some(rec.clone()),
             cname: "test".into(),
+            turn: Default::default(),
         },
         ev_tx,
     )

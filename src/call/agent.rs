@@ -43,6 +43,7 @@ impl Call {
             rtp_timeout: Duration::from_secs(self.ctx.shared.cfg.media.rtp_timeout_secs),
             record: None,
             cname: format!("voxdesk-{}-agent", self.ctx.id),
+            turn: self.ctx.shared.cfg.speech.turn_config(),
         };
         let media = match session::start(setup, ev_tx).await {
             Ok(m) => m,
@@ -167,6 +168,8 @@ impl Call {
     }
 
     pub(super) async fn bridge(&mut self) {
+        // A person takes over: the bot stops listening and talking.
+        self.talk = None;
         let (Some(m), Some(a)) = (&self.media, &self.agent) else {
             return;
         };

@@ -145,6 +145,7 @@ impl Call {
             // Recording starts when the call is answered.
             record: None,
             cname: format!("voxdesk-{}", self.ctx.id),
+            turn: self.ctx.shared.cfg.speech.turn_config(),
         };
         match session::start(setup, ev_tx).await {
             Ok(h) => {
@@ -244,6 +245,14 @@ impl Call {
                 .cmd
                 .send(MediaCmd::Play(self.ctx.shared.greeting.clone()))
                 .await;
+            if let Some(speech) = &self.ctx.shared.speech {
+                self.talk = Some(super::talk::Talk::new(
+                    speech.clone(),
+                    self.ctx.shared.store.clone(),
+                    self.ctx.id.clone(),
+                    &self.ctx.shared.cfg.prompts.not_understood,
+                ));
+            }
         }
         tracing::info!(codec, "call answered");
     }

@@ -24,7 +24,9 @@ use crate::speech::turn::TurnEvent;
 mod agent;
 mod answer;
 mod in_dialog;
+mod talk;
 use agent::AgentLeg;
+use talk::{Talk, TalkEvent};
 
 /// Inputs from the endpoint.
 #[derive(Debug)]
@@ -124,6 +126,8 @@ struct Call {
     agents: Vec<(String, Binding)>,
     agent: Option<AgentLeg>,
     recording: Option<std::path::PathBuf>,
+    /// The spoken conversation with the bot (absent when speech is off or a person talks).
+    talk: Option<Talk>,
 }
 
 const T1: Duration = Duration::from_millis(500);
@@ -219,6 +223,7 @@ pub async fn run_inbound(
         agents,
         agent: None,
         recording: None,
+        talk: None,
     };
     call.run(rx).await;
 }
@@ -236,6 +241,9 @@ impl Call {
                 e = recv_opt(&mut self.media_events) => if let Some(e) = e { self.on_media(e).await },
                 e = async { match self.agent.as_mut() { Some(a) => a.events.recv().await, None => std::future::pending().await } } => {
                     if let Some(MediaEvent::RtpTimeout) = e { self.hangup("agent-rtp-timeout").await }
+                }
+                e = async { match self.talk.as_mut() { Some(t) => t.rx.recv().await, None => std::future::pending().await } } => {
+                    if let Some(e) = e { self.on_talk(e).await }
                 }
                 _ = tokio::time::sleep_until(deadline) => self.on_timer().await,
             }
@@ -369,7 +377,35 @@ impl Call {
                     self.hangup("rtp-timeout").await;
                 }
             }
-            MediaEvent::PlaybackDone => tracing::debug!("prompt finished"),
+            MediaEvent::PlaybackDone => {
+                tracing::debug!("prompt finished");
+                if self.talk.as_mut().map(|t| t.on_playback_done()).unwrap_or(false)
+                    && self.state == State::Confirmed
+                {
+                    self.hangup("bot-goodbye").await;
+                }
+            }
+            MediaEvent::Utterance(u) => {
+                tracing::info!(
+                    start_ms = u.start.as_millis() as u64,
+                    end_ms = u.end.as_millis() as u64,
+                    reason = ?u.reason,
+                    "caller turn"
+                );
+                if let (Some(t), Some(m)) = (self.talk.as_mut(), self.media.as_ref()) {
+                    t.on_utterance(u, &m.cmd);
+                }
+            }
+            MediaEvent::Tentative(u) => {
+                if let Some(t) = self.talk.as_mut() {
+                    t.on_tentative(u);
+                }
+            }
+            MediaEvent::ReplyStarted { tag, at } => {
+                if let Some(t) = self.talk.as_mut() {
+                    t.on_reply_started(tag, at);
+                }
+            }
             MediaEvent::Latched(addr) => tracing::debug!(%addr, "RTP source latched"),
             MediaEvent::Turn(t) => match t {
                 TurnEvent::BargeIn { at } => tracing::info!(
@@ -379,6 +415,11 @@ impl Call {
                 TurnEvent::FalseBargeIn { .. } => {
                     tracing::info!("false barge-in: playback resumed")
                 }
+                TurnEvent::SpeechStarted { .. } => {
+                    if let (Some(t), Some(m)) = (self.talk.as_mut(), self.media.as_ref()) {
+                        t.on_speech_started(&m.cmd);
+                    }
+                }
                 TurnEvent::TurnEnded { start, end, reason } => tracing::info!(
                     start_ms = start.as_millis() as u64,
                     end_ms = end.as_millis() as u64,
@@ -387,6 +428,26 @@ impl Call {
                 ),
                 _ => tracing::debug!(?t, "turn-taking"),
             },
+        }
+    }
+
+    async fn on_talk(&mut self, e: TalkEvent) {
+        let (Some(t), Some(m)) = (self.talk.as_mut(), self.media.as_ref()) else {
+            return;
+        };
+        match e {
+            TalkEvent::Transcribed { seq, utt, result } => {
+                if self.state == State::Confirmed {
+                    t.on_transcribed(seq, utt, result, &m.cmd)
+                }
+            }
+            TalkEvent::TranscribedTentative { start, end, result } => {
+                if self.state == State::Confirmed {
+                    t.on_tentative_transcribed(start, end, result, &m.cmd)
+                }
+            }
+            TalkEvent::FirstAudio { seq, at } => t.on_first_audio(seq, at),
+            TalkEvent::Rendered { seq, result } => t.on_rendered(seq, result),
         }
     }
 

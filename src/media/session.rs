@@ -12,7 +12,7 @@ use super::ports::PortLease;
 use super::rtcp::{self, RecvStats};
 use super::rtp::{self, RtpPacket};
 use super::wav::Recorder;
-use crate::speech::turn::{TurnConfig, TurnDetector, TurnEvent};
+use crate::speech::turn::{EndReason, TurnConfig, TurnDetector, TurnEvent};
 use crate::speech::vad::{EnergyVad, Vad};
 use crate::store::MediaSummary;
 use std::collections::VecDeque;
@@ -61,6 +61,12 @@ impl StreamParams {
 pub enum MediaCmd {
     /// Queue a prompt (8 kHz mono PCM).
     Play(Arc<Pcm>),
+    /// Queue part of a spoken reply; `ReplyStarted { tag }` reports when its first frame
+    /// goes out. Queued behind a paused prompt while a barge-in is being judged.
+    Say { pcm: Arc<Pcm>, tag: u64 },
+    /// The transcript of the turn up to `end` (a `Tentative`) is complete: end the turn now
+    /// if the caller has not spoken since.
+    EndTurn { end: Duration },
     /// Drop whatever is playing or queued.
     StopPlayback,
     SendDigit(char),
@@ -83,6 +89,32 @@ pub enum MediaEvent {
     Latched(SocketAddr),
     /// Turn-taking on the caller's audio (barge-in already acted on: playback paused).
     Turn(TurnEvent),
+    /// The caller finished a turn: their audio, to be transcribed.
+    Utterance(Utterance),
+    /// The caller paused inside a turn: their audio so far (the turn may go on).
+    Tentative(Utterance),
+    /// The first frame of a `Say` with this tag was sent.
+    ReplyStarted { tag: u64, at: Instant },
+}
+
+/// One caller turn as heard (arrival order, 8 kHz, pre-roll included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Utterance {
+    pub start: Duration,
+    pub end: Duration,
+    pub reason: EndReason,
+    pub pcm: Vec<i16>,
+    /// Wall-clock estimate of when the caller stopped speaking (end of the last voiced
+    /// frame): where reply latency is measured from.
+    pub speech_end: Instant,
+    /// When the turn detector decided the turn was over.
+    pub decided: Instant,
+}
+
+struct Queued {
+    pcm: Arc<Pcm>,
+    pos: usize,
+    tag: Option<u64>,
 }
 
 pub struct MediaHandle {
@@ -99,6 +131,7 @@ pub struct MediaSetup {
     pub rtp_timeout: Duration,
     pub record: Option<PathBuf>,
     pub cname: String,
+    pub turn: TurnConfig,
 }
 
 /// Binds the RTP/RTCP sockets and starts the session task.
@@ -150,9 +183,14 @@ struct Session {
     last_rx: Instant,
     timeout: Duration,
     timed_out: bool,
-    prompts: VecDeque<(Arc<Pcm>, usize)>,
+    prompts: VecDeque<Queued>,
     /// Prompts paused by a barge-in, resumed if it was a false one.
-    paused: VecDeque<(Arc<Pcm>, usize)>,
+    paused: VecDeque<Queued>,
+    /// The caller's recent audio on the turn detector's timeline (sample 0 = frame 0), kept
+    /// for the length of the longest turn so an ended turn can be handed to the recogniser.
+    heard: VecDeque<i16>,
+    heard_base: u64,
+    heard_cap: usize,
     vad: EnergyVad,
     turns: TurnDetector,
     frames: u64,
@@ -214,7 +252,10 @@ impl Session {
             prompts: VecDeque::new(),
             paused: VecDeque::new(),
             vad: EnergyVad::default(),
-            turns: TurnDetector::new(TurnConfig::default()),
+            turns: TurnDetector::new(s.turn),
+            heard: VecDeque::new(),
+            heard_base: 0,
+            heard_cap: ((s.turn.max_turn_ms + s.turn.pre_roll_ms + 2000) * 8) as usize,
             frames: 0,
             bridge_out: None,
             bridge_in: None,
@@ -268,7 +309,23 @@ impl Session {
 
     fn on_cmd(&mut self, c: MediaCmd) {
         match c {
-            MediaCmd::Play(p) => self.prompts.push_back((p, 0)),
+            MediaCmd::Play(pcm) => self.prompts.push_back(Queued {
+                pcm,
+                pos: 0,
+                tag: None,
+            }),
+            MediaCmd::Say { pcm, tag } => {
+                let q = Queued {
+                    pcm,
+                    pos: 0,
+                    tag: Some(tag),
+                };
+                if self.paused.is_empty() {
+                    self.prompts.push_back(q)
+                } else {
+                    self.paused.push_back(q)
+                }
+            }
             MediaCmd::StopPlayback => {
                 self.prompts.clear();
                 self.paused.clear();
@@ -294,6 +351,12 @@ impl Session {
                 Ok(r) => self.recorder = Some(r),
                 Err(e) => tracing::error!(error = %e, "recording disabled for this call"),
             },
+            MediaCmd::EndTurn { end } => {
+                let now = Duration::from_millis(self.frames * 20);
+                if let Some(ev) = self.turns.on_stable_transcript(now, end) {
+                    self.on_turn_event(ev, now);
+                }
+            }
             MediaCmd::Stop => {}
         }
     }
@@ -411,6 +474,18 @@ impl Session {
     fn take_turns(&mut self, rx: &Frame) {
         let now = Duration::from_millis(self.frames * 20);
         self.frames += 1;
+        self.heard.extend(rx.iter().copied());
+        // Outside a turn only the last second is kept (enough for the pre-roll).
+        let cap = if self.turns.is_idle() {
+            8000
+        } else {
+            self.heard_cap
+        };
+        if self.heard.len() > cap {
+            let drop = self.heard.len() - cap;
+            self.heard.drain(..drop);
+            self.heard_base += drop as u64;
+        }
         if !self.params.recv || self.bridge_in.is_some() {
             return; // on hold, or a person is talking to the caller
         }
@@ -419,13 +494,53 @@ impl Session {
         let Some(ev) = self.turns.on_frame(voiced, now) else {
             return;
         };
+        self.on_turn_event(ev, now + Duration::from_millis(20));
+    }
+
+    /// Acts on a turn-taking event; `now` is the end of the current frame.
+    fn on_turn_event(&mut self, ev: TurnEvent, frame_end: Duration) {
         match ev {
             TurnEvent::BargeIn { .. } => self.paused = std::mem::take(&mut self.prompts),
             TurnEvent::FalseBargeIn { .. } => self.prompts = std::mem::take(&mut self.paused),
             TurnEvent::SpeechStarted { .. } => self.paused.clear(),
+            TurnEvent::Pause { start, end } => {
+                let u = Utterance {
+                    start,
+                    end,
+                    reason: EndReason::StableTranscript,
+                    pcm: self.heard_span(start, end),
+                    speech_end: Instant::now() - frame_end.saturating_sub(end),
+                    decided: Instant::now(),
+                };
+                let _ = self.events.try_send(MediaEvent::Tentative(u));
+                return;
+            }
+            TurnEvent::TurnEnded { start, end, reason } => {
+                let u = Utterance {
+                    start,
+                    end,
+                    reason,
+                    pcm: self.heard_span(start, end),
+                    speech_end: Instant::now() - frame_end.saturating_sub(end),
+                    decided: Instant::now(),
+                };
+                if self.events.try_send(MediaEvent::Utterance(u)).is_err() {
+                    tracing::warn!("call not reading media events; caller turn dropped");
+                }
+                return;
+            }
             _ => {}
         }
         let _ = self.events.try_send(MediaEvent::Turn(ev));
+    }
+
+    /// The caller's audio between two points of the turn timeline (what is still kept).
+    fn heard_span(&self, start: Duration, end: Duration) -> Vec<i16> {
+        let to_idx = |d: Duration| {
+            ((d.as_millis() as u64 * 8).saturating_sub(self.heard_base) as usize).min(self.heard.len())
+        };
+        let (a, b) = (to_idx(start), to_idx(end));
+        self.heard.range(a..b.max(a)).copied().collect()
     }
 
     fn comfort_noise(&mut self) -> Frame {
@@ -457,11 +572,19 @@ impl Session {
                 return (f, true);
             }
         }
-        if let Some((p, pos)) = self.prompts.front_mut() {
-            let end = (*pos + FRAME).min(p.len());
-            f[..end - *pos].copy_from_slice(&p[*pos..end]);
-            *pos = end;
-            if end >= p.len() {
+        if let Some(q) = self.prompts.front_mut() {
+            if q.pos == 0 {
+                if let Some(tag) = q.tag {
+                    let _ = self.events.try_send(MediaEvent::ReplyStarted {
+                        tag,
+                        at: Instant::now(),
+                    });
+                }
+            }
+            let end = (q.pos + FRAME).min(q.pcm.len());
+            f[..end - q.pos].copy_from_slice(&q.pcm[q.pos..end]);
+            q.pos = end;
+            if end >= q.pcm.len() {
                 self.prompts.pop_front();
                 if self.prompts.is_empty() {
                     let _ = self.events.try_send(MediaEvent::PlaybackDone);

@@ -1,7 +1,107 @@
-//! Speech: voice activity and turn-taking now; speech-to-text and text-to-speech engines
-//! plug in behind small traits as the speech pipeline lands.
+//! Speech: voice activity and turn-taking, speech-to-text (whisper.cpp) and text-to-speech
+//! (Piper), each behind a small trait, and the inference pool they run on.
 
 pub mod espeak;
+pub mod pool;
+pub mod stt;
 pub mod tts;
 pub mod turn;
 pub mod vad;
+
+use crate::config::Config;
+use crate::media::wav::resample;
+use pool::InferencePool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stt::{Stt, WhisperStt};
+use tts::{PiperVoice, Tts};
+
+/// Fixed prompts rendered once at start-up (8 kHz).
+pub struct CachedPrompts {
+    pub not_understood: Arc<Vec<i16>>,
+    pub goodbye: Arc<Vec<i16>>,
+    pub hold: Arc<Vec<i16>>,
+}
+
+/// The loaded speech engines, shared by every call.
+pub struct Speech {
+    pub pool: InferencePool,
+    pub stt: Arc<dyn Stt>,
+    pub stt_multilingual: Option<Arc<dyn Stt>>,
+    pub tts: Arc<dyn Tts>,
+    pub language: String,
+    pub prompts: CachedPrompts,
+    /// How long each model took to load.
+    pub load_times: Vec<(String, Duration)>,
+}
+
+impl Speech {
+    /// Loads the configured models (blocking; seconds) and pre-renders the fixed prompts.
+    /// Errors name the file and the fix.
+    pub fn load(cfg: &Config) -> anyhow::Result<Speech> {
+        use anyhow::Context;
+        let mut load_times = Vec::new();
+        let t = Instant::now();
+        let voice = PiperVoice::load(
+            &cfg.model_path(&cfg.models.onnxruntime),
+            &cfg.model_path(&cfg.models.tts_voice),
+        )
+        .context("models.tts_voice")?;
+        load_times.push(("tts".to_string(), t.elapsed()));
+        let language = cfg.speech.language.clone();
+        let t = Instant::now();
+        let stt: Arc<dyn Stt> =
+            Arc::new(WhisperStt::load(&cfg.model_path(&cfg.models.stt)).context("models.stt")?);
+        load_times.push(("stt".to_string(), t.elapsed()));
+        let stt_multilingual: Option<Arc<dyn Stt>> = if language != "en" {
+            let t = Instant::now();
+            let m = WhisperStt::load(&cfg.model_path(&cfg.models.stt_multilingual))
+                .context("models.stt_multilingual")?;
+            anyhow::ensure!(
+                m.is_multilingual(),
+                "models.stt_multilingual: {} is an English-only model; speech.language {:?} needs a multilingual one (ggml-base.bin, not ggml-base.en.bin)",
+                m.path().display(),
+                language
+            );
+            load_times.push(("stt_multilingual".to_string(), t.elapsed()));
+            Some(Arc::new(m))
+        } else {
+            None
+        };
+        let render = |text: &str, key: &str| -> anyhow::Result<Arc<Vec<i16>>> {
+            let pcm = voice
+                .synthesize(text)
+                .with_context(|| format!("prompts.{key}: cannot render"))?;
+            Ok(Arc::new(pcm))
+        };
+        let prompts = CachedPrompts {
+            not_understood: render(&cfg.prompts.not_understood, "not_understood")?,
+            goodbye: render(&cfg.prompts.goodbye, "goodbye")?,
+            hold: render(&cfg.prompts.hold, "hold")?,
+        };
+        let workers = cfg.speech.worker_count();
+        Ok(Speech {
+            pool: InferencePool::new(workers, workers * 32),
+            stt,
+            stt_multilingual,
+            tts: Arc::new(voice),
+            language,
+            prompts,
+            load_times,
+        })
+    }
+
+    /// The recogniser for a language ("en", "zh", "auto").
+    pub fn stt_for(&self, language: &str) -> Arc<dyn Stt> {
+        match (&self.stt_multilingual, language) {
+            (Some(m), "zh" | "auto") => m.clone(),
+            _ => self.stt.clone(),
+        }
+    }
+}
+
+/// 8 kHz telephone audio to the 16 kHz float samples whisper wants (rubato).
+pub fn to_16k(pcm8k: &[i16]) -> Vec<f32> {
+    let f: Vec<f32> = pcm8k.iter().map(|&s| s as f32 / 32768.0).collect();
+    resample(&f, 8000, 16000).unwrap_or_default()
+}

@@ -45,6 +45,9 @@ pub enum TurnEvent {
     BargeIn { at: Duration },
     /// The voice that interrupted was too short to be speech: the bot may resume.
     FalseBargeIn { at: Duration },
+    /// The caller has been silent for `early_end_silence_ms` inside a turn: a good moment to
+    /// transcribe what was said so far (the turn may still go on).
+    Pause { start: Duration, end: Duration },
     /// A short sound that was not speech.
     Noise { start: Duration, len: Duration },
     /// The caller's turn is over: transcribe `start..end` (pre-roll included).
@@ -74,6 +77,8 @@ enum State {
     Speaking {
         start: Duration,
         last_voice: Duration,
+        /// A `Pause` was reported for this stretch of silence.
+        paused: bool,
     },
 }
 
@@ -97,6 +102,11 @@ impl TurnDetector {
     /// Tell the detector whether our prompt/answer is playing (barge-in applies then).
     pub fn set_bot_speaking(&mut self, speaking: bool) {
         self.bot_speaking = speaking;
+    }
+
+    /// Neither in a turn nor judging a possible start of one.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Idle)
     }
 
     pub fn in_turn(&self) -> bool {
@@ -142,6 +152,7 @@ impl TurnDetector {
                         self.state = State::Speaking {
                             start,
                             last_voice: frame_end,
+                            paused: false,
                         };
                         let pre = start.saturating_sub(Self::ms(c.pre_roll_ms));
                         return Some(TurnEvent::SpeechStarted { start: pre });
@@ -161,9 +172,21 @@ impl TurnDetector {
                 }
                 None
             }
-            State::Speaking { start, last_voice } => {
-                let last_voice = if voiced { frame_end } else { last_voice };
-                self.state = State::Speaking { start, last_voice };
+            State::Speaking {
+                start,
+                last_voice,
+                paused,
+            } => {
+                let (last_voice, paused) = if voiced {
+                    (frame_end, false)
+                } else {
+                    (last_voice, paused)
+                };
+                self.state = State::Speaking {
+                    start,
+                    last_voice,
+                    paused,
+                };
                 let pre = start.saturating_sub(Self::ms(c.pre_roll_ms));
                 if frame_end.saturating_sub(start) >= Self::ms(c.max_turn_ms) {
                     self.state = State::Idle;
@@ -179,6 +202,19 @@ impl TurnDetector {
                         start: pre,
                         end: last_voice,
                         reason: EndReason::Silence,
+                    });
+                }
+                if !paused
+                    && frame_end.saturating_sub(last_voice) >= Self::ms(c.early_end_silence_ms)
+                {
+                    self.state = State::Speaking {
+                        start,
+                        last_voice,
+                        paused: true,
+                    };
+                    return Some(TurnEvent::Pause {
+                        start: pre,
+                        end: last_voice,
                     });
                 }
                 None
@@ -209,9 +245,15 @@ impl TurnDetector {
 
     /// The recogniser's partial transcript has stopped changing: end the turn now if the
     /// caller has been silent for `early_end_silence_ms` (instead of the full hangover).
-    pub fn on_stable_transcript(&mut self, now: Duration) -> Option<TurnEvent> {
-        if let State::Speaking { start, last_voice } = self.state {
-            if now.saturating_sub(last_voice) >= Self::ms(self.cfg.early_end_silence_ms) {
+    /// `end` is the `Pause` it answers: if the caller spoke again since, nothing happens.
+    pub fn on_stable_transcript(&mut self, now: Duration, end: Duration) -> Option<TurnEvent> {
+        if let State::Speaking {
+            start, last_voice, ..
+        } = self.state
+        {
+            if last_voice == end
+                && now.saturating_sub(last_voice) >= Self::ms(self.cfg.early_end_silence_ms)
+            {
                 self.state = State::Idle;
                 let pre = start.saturating_sub(Self::ms(self.cfg.pre_roll_ms));
                 return Some(TurnEvent::TurnEnded {
@@ -229,8 +271,16 @@ impl TurnDetector {
 mod tests {
     use super::*;
 
-    /// Feeds a voiced/unvoiced pattern (one char per 20 ms frame: '#' voice, '.' silence).
+    /// Feeds a voiced/unvoiced pattern (one char per 20 ms frame: '#' voice, '.' silence);
+    /// the events, without the `Pause` hints.
     fn run(d: &mut TurnDetector, pattern: &str, t0: u64) -> Vec<(u64, TurnEvent)> {
+        run_with_pauses(d, pattern, t0)
+            .into_iter()
+            .filter(|(_, e)| !matches!(e, TurnEvent::Pause { .. }))
+            .collect()
+    }
+
+    fn run_with_pauses(d: &mut TurnDetector, pattern: &str, t0: u64) -> Vec<(u64, TurnEvent)> {
         pattern
             .chars()
             .enumerate()
@@ -333,11 +383,18 @@ mod tests {
     #[test]
     fn stable_transcript_ends_early_and_max_length_cuts() {
         let mut d = TurnDetector::new(TurnConfig::default());
-        run(&mut d, &format!("{}{}", "#".repeat(30), ".".repeat(10)), 0);
+        let ev = run_with_pauses(&mut d, &format!("{}{}", "#".repeat(30), ".".repeat(14)), 0);
         assert!(d.in_turn());
+        // 250 ms into the silence the detector reports a pause (transcribe now) ...
+        assert_eq!(
+            ev.last(),
+            Some(&(840, TurnEvent::Pause { start: ms(0), end: ms(600) }))
+        );
+        // ... but an answer for an older pause (the caller spoke again since) is ignored.
+        assert_eq!(d.on_stable_transcript(ms(900), ms(400)), None);
         // Voice ended at 600 ms; at 900 ms the transcript is stable: end now, not at 1300.
         assert_eq!(
-            d.on_stable_transcript(ms(900)),
+            d.on_stable_transcript(ms(900), ms(600)),
             Some(TurnEvent::TurnEnded {
                 start: ms(0),
                 end: ms(600),

@@ -99,6 +99,12 @@ impl Server {
             dir.path().join("data").display(),
             if models { PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models") } else { dir.path().join("no-models") }.display()
         );
+        // Without models the bot cannot listen or talk: greeting, DTMF and recording only.
+        let cfg = if models || tables.contains("[speech]") {
+            cfg
+        } else {
+            format!("{cfg}\n[speech]\nenabled = false\n")
+        };
         let cfg_path = dir.path().join("voxdesk.toml");
         std::fs::write(&cfg_path, cfg).unwrap();
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
@@ -120,7 +126,7 @@ impl Server {
     }
 
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Some(r) =
                 self.udp_exchange(&options(self.port, "ready"), Duration::from_millis(300))

@@ -1,0 +1,476 @@
+//! The spoken conversation of one call: caller turns go to the recogniser on the inference
+//! pool, the transcript to the dialog policy, the reply to the TTS voice sentence by
+//! sentence and from there straight into the media session; a caller who starts speaking
+//! cancels what is still to come. Every turn is stored, and every reply's latency is
+//! measured from the end of the caller's speech to the first packet of the answer.
+//!
+//! End of turn: when the caller pauses (`Tentative`, 250 ms of silence) what they said so far
+//! is transcribed at once. If that transcript reads as a finished sentence and the caller is
+//! still silent, the turn ends there (`EndTurn`) instead of after the full silence hangover;
+//! if the hangover ends the turn anyway, the transcript already made is reused.
+
+use crate::media::session::{MediaCmd, Utterance};
+use crate::policy::{EchoFaqPolicy, Policy, Reply};
+use crate::speech::stt::Transcript;
+use crate::speech::tts::speech_chunks;
+use crate::speech::{to_16k, Speech};
+use crate::store::{ReplyTiming, Store, TurnRow};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Results coming back from the inference pool.
+pub(super) enum TalkEvent {
+    Transcribed {
+        seq: u32,
+        utt: UttMeta,
+        result: Result<Transcript, String>,
+    },
+    /// The transcript of a caller's pause (turn audio from `start` to `end`).
+    TranscribedTentative {
+        start: Duration,
+        end: Duration,
+        result: Result<Transcript, String>,
+    },
+    /// The reply's first sentence is rendered (and queued for playback).
+    FirstAudio { seq: u32, at: Instant },
+    Rendered {
+        seq: u32,
+        result: Result<usize, String>,
+    },
+}
+
+pub(super) struct UttMeta {
+    start: Duration,
+    end: Duration,
+    speech_end: Instant,
+    decided: Instant,
+}
+
+/// A transcript made at a pause, kept in case the turn ends there.
+struct Tentative {
+    start: Duration,
+    end: Duration,
+    asked: Instant,
+    result: Option<Result<Transcript, String>>,
+    /// The turn ended here while the transcript was still being made.
+    committed: Option<UttMeta>,
+}
+
+/// True when a transcript reads as a finished sentence: ends with sentence punctuation and
+/// not with a word that announces more ("and", "the", "my", ...).
+pub fn sounds_complete(text: &str) -> bool {
+    let t = text.trim();
+    if t.is_empty() || crate::speech::stt::looks_looped(t) {
+        return false;
+    }
+    if !t.ends_with(['.', '?', '!', '。', '？', '！']) || t.ends_with("...") {
+        return false;
+    }
+    let last = t
+        .trim_end_matches(['.', '?', '!', '。', '？', '！'])
+        .rsplit(|c: char| c.is_whitespace())
+        .next()
+        .unwrap_or("")
+        .to_lowercase();
+    const DANGLING: &[&str] = &[
+        "and", "or", "but", "so", "because", "the", "a", "an", "my", "to", "of", "for", "with",
+        "is", "i", "um", "uh", "if", "that", "in", "on", "at", "your",
+    ];
+    !DANGLING.contains(&last.as_str())
+}
+
+/// The reply being spoken (or rendered).
+struct Speaking {
+    seq: u32,
+    cancel: Arc<AtomicBool>,
+    speech_end: Instant,
+    vad: Duration,
+    stt: Duration,
+    policy: Duration,
+    policy_done: Instant,
+    tts_first: Option<Duration>,
+    started: bool,
+    hang_up: bool,
+}
+
+pub(super) struct Talk {
+    speech: Arc<Speech>,
+    store: Store,
+    call_id: String,
+    policy: Box<dyn Policy>,
+    /// "en", "zh", or "auto" until the first turn tells.
+    language: String,
+    seq: u32,
+    tx: mpsc::Sender<TalkEvent>,
+    pub rx: mpsc::Receiver<TalkEvent>,
+    speaking: Option<Speaking>,
+    tentative: Option<Tentative>,
+}
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+impl Talk {
+    pub fn new(speech: Arc<Speech>, store: Store, call_id: String, not_understood: &str) -> Talk {
+        let (tx, rx) = mpsc::channel(16);
+        Talk {
+            language: speech.language.clone(),
+            speech,
+            store,
+            call_id,
+            policy: Box::new(EchoFaqPolicy::new(not_understood)),
+            seq: 0,
+            tx,
+            rx,
+            speaking: None,
+            tentative: None,
+        }
+    }
+
+    /// The caller paused: transcribe what they said so far.
+    pub fn on_tentative(&mut self, u: Utterance) {
+        let (start, end) = (u.start, u.end);
+        self.tentative = Some(Tentative {
+            start,
+            end,
+            asked: Instant::now(),
+            result: None,
+            committed: None,
+        });
+        let stt = self.speech.stt_for(&self.language);
+        let lang = self.language.clone();
+        let pcm = u.pcm;
+        let tx = self.tx.clone();
+        match self.speech.pool.submit(move |threads| {
+            stt.transcribe(&to_16k(&pcm), &lang, threads)
+                .map_err(|e| e.to_string())
+        }) {
+            Ok(rx) => {
+                tokio::spawn(async move {
+                    let result = rx
+                        .await
+                        .unwrap_or_else(|_| Err("the recogniser failed (worker panic)".into()));
+                    let _ = tx
+                        .send(TalkEvent::TranscribedTentative { start, end, result })
+                        .await;
+                });
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "no early transcript (pool busy)");
+                self.tentative = None;
+            }
+        }
+    }
+
+    /// The transcript of a pause is back: end the turn early if it reads as complete, or
+    /// answer now if the turn already ended at that pause.
+    pub fn on_tentative_transcribed(
+        &mut self,
+        start: Duration,
+        end: Duration,
+        result: Result<Transcript, String>,
+        media: &mpsc::Sender<MediaCmd>,
+    ) {
+        let Some(t) = self
+            .tentative
+            .as_mut()
+            .filter(|t| t.start == start && t.end == end)
+        else {
+            return; // the caller went on speaking; a newer pause replaced this one
+        };
+        if let Some(meta) = t.committed.take() {
+            self.tentative = None;
+            self.seq += 1;
+            return self.on_transcribed(self.seq, meta, result, media);
+        }
+        let complete = matches!(&result, Ok(tr) if sounds_complete(&tr.text));
+        tracing::debug!(complete, elapsed_ms = ms(t.asked.elapsed()), "early transcript");
+        t.result = Some(result);
+        if complete {
+            let _ = media.try_send(MediaCmd::EndTurn { end });
+        }
+    }
+
+    /// A caller turn ended: transcribe it on the pool (or reuse the transcript made when
+    /// the caller paused at the same point).
+    pub fn on_utterance(&mut self, u: Utterance, media: &mpsc::Sender<MediaCmd>) {
+        let meta = UttMeta {
+            start: u.start,
+            end: u.end,
+            speech_end: u.speech_end,
+            decided: u.decided,
+        };
+        if let Some(mut t) = self
+            .tentative
+            .take()
+            .filter(|t| t.start == u.start && t.end == u.end)
+        {
+            match t.result.take() {
+                Some(result) => {
+                    self.seq += 1;
+                    // The decision waited for the transcript: count that as recognition.
+                    let meta = UttMeta {
+                        decided: t.asked,
+                        ..meta
+                    };
+                    return self.on_transcribed(self.seq, meta, result, media);
+                }
+                None => {
+                    t.committed = Some(UttMeta {
+                        decided: t.asked,
+                        ..meta
+                    });
+                    self.tentative = Some(t);
+                    return;
+                }
+            }
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        let stt = self.speech.stt_for(&self.language);
+        let lang = self.language.clone();
+        let pcm = u.pcm;
+        tracing::debug!(seq, secs = pcm.len() as f32 / 8000.0, "transcribing caller turn");
+        let job = self.speech.pool.submit(move |threads| {
+            let audio = to_16k(&pcm);
+            stt.transcribe(&audio, &lang, threads)
+                .map_err(|e| e.to_string())
+        });
+        let tx = self.tx.clone();
+        match job {
+            Ok(rx) => {
+                tokio::spawn(async move {
+                    let result = rx
+                        .await
+                        .unwrap_or_else(|_| Err("the recogniser failed (worker panic)".into()));
+                    let _ = tx
+                        .send(TalkEvent::Transcribed {
+                            seq,
+                            utt: meta,
+                            result,
+                        })
+                        .await;
+                });
+            }
+            Err(e) => {
+                let _ = tx.try_send(TalkEvent::Transcribed {
+                    seq,
+                    utt: meta,
+                    result: Err(e.to_string()),
+                });
+            }
+        }
+    }
+
+    /// The caller started speaking: whatever the bot still had to say is dropped.
+    pub fn on_speech_started(&mut self, media: &mpsc::Sender<MediaCmd>) {
+        self.tentative = None;
+        if let Some(s) = self.speaking.take() {
+            s.cancel.store(true, Ordering::Relaxed);
+            let _ = media.try_send(MediaCmd::StopPlayback);
+            if s.started {
+                tracing::info!(seq = s.seq, "caller interrupted the reply");
+                self.store.turn_interrupted(&self.call_id, s.seq);
+            } else {
+                tracing::info!(seq = s.seq, "caller spoke again before the reply: reply dropped");
+            }
+        }
+    }
+
+    /// A transcript is back: store it, ask the policy, start speaking the reply.
+    pub fn on_transcribed(
+        &mut self,
+        seq: u32,
+        utt: UttMeta,
+        result: Result<Transcript, String>,
+        media: &mpsc::Sender<MediaCmd>,
+    ) {
+        let stt_done = Instant::now();
+        let t = match result {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(seq, error = %e, "speech-to-text failed");
+                Transcript::default()
+            }
+        };
+        if self.language == "auto" && !t.language.is_empty() {
+            tracing::info!(language = %t.language, "caller language detected; kept for the call");
+            self.language = if t.language == "zh" { "zh".into() } else { "en".into() };
+        }
+        tracing::info!(seq, text = %t.text, confidence = t.confidence, no_speech = t.no_speech,
+            stt_ms = ms(t.elapsed), passes = t.passes, audio_ctx = t.audio_ctx, "caller said");
+        self.store.turn(TurnRow {
+            call_id: self.call_id.clone(),
+            seq,
+            speaker: "caller",
+            text: t.text.clone(),
+            language: Some(t.language.clone()).filter(|l| !l.is_empty()),
+            start_ms: Some(ms(utt.start)),
+            end_ms: Some(ms(utt.end)),
+            confidence: Some(t.confidence as f64),
+            no_speech: Some(t.no_speech as f64),
+            kind: None,
+            stt_ms: Some(ms(t.elapsed)),
+            stt_passes: Some(t.passes as i64),
+        });
+        let reply: Reply = self.policy.on_transcript(&t);
+        let policy_done = Instant::now();
+        tracing::info!(seq, kind = %reply.kind, text = %reply.text, hang_up = reply.hang_up, "bot replies");
+        self.store.turn(TurnRow {
+            call_id: self.call_id.clone(),
+            seq,
+            speaker: "bot",
+            text: reply.text.clone(),
+            language: Some(t.language.clone()).filter(|l| !l.is_empty()),
+            kind: Some(reply.kind.clone()),
+            ..Default::default()
+        });
+        if let Some(old) = self.speaking.take() {
+            old.cancel.store(true, Ordering::Relaxed);
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.speaking = Some(Speaking {
+            seq,
+            cancel: cancel.clone(),
+            speech_end: utt.speech_end,
+            vad: utt.decided.saturating_duration_since(utt.speech_end),
+            stt: stt_done.saturating_duration_since(utt.decided),
+            policy: policy_done.saturating_duration_since(stt_done),
+            policy_done,
+            tts_first: None,
+            started: false,
+            hang_up: reply.hang_up,
+        });
+        if reply.text.is_empty() {
+            return;
+        }
+        // Fixed prompts were rendered at start-up.
+        let cached = match reply.kind.as_str() {
+            "not-understood" => Some(self.speech.prompts.not_understood.clone()),
+            _ => None,
+        };
+        if let Some(pcm) = cached {
+            let _ = media.try_send(MediaCmd::Say { pcm, tag: seq as u64 });
+            let _ = self.tx.try_send(TalkEvent::FirstAudio {
+                seq,
+                at: Instant::now(),
+            });
+            return;
+        }
+        let tts = self.speech.tts.clone();
+        let out = media.clone();
+        let text = reply.text;
+        let tx = self.tx.clone();
+        // A reply that ends the call is rendered whole, so that "playback done" means done.
+        let whole = reply.hang_up;
+        let job = self.speech.pool.submit(move |_threads| {
+            let mut n = 0;
+            let parts: Vec<String> = if whole {
+                vec![text.clone()]
+            } else {
+                speech_chunks(&text)
+            };
+            for s in &parts {
+                if cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+                let mut pcm = Vec::new();
+                tts.synthesize_streaming(s, &mut |p| pcm.extend(p))
+                    .map_err(|e| e.to_string())?;
+                if cancel.load(Ordering::Relaxed) {
+                    break;
+                }
+                if out
+                    .blocking_send(MediaCmd::Say {
+                        pcm: Arc::new(pcm),
+                        tag: seq as u64,
+                    })
+                    .is_err()
+                {
+                    break; // the call is over
+                }
+                if n == 0 {
+                    let _ = tx.blocking_send(TalkEvent::FirstAudio {
+                        seq,
+                        at: Instant::now(),
+                    });
+                }
+                n += 1;
+            }
+            Ok(n)
+        });
+        let tx = self.tx.clone();
+        match job {
+            Ok(rx) => {
+                tokio::spawn(async move {
+                    let result = rx
+                        .await
+                        .unwrap_or_else(|_| Err("the voice failed (worker panic)".into()));
+                    let _ = tx.send(TalkEvent::Rendered { seq, result }).await;
+                });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot render the reply");
+                let _ = media.try_send(MediaCmd::Say {
+                    pcm: self.speech.prompts.hold.clone(),
+                    tag: seq as u64,
+                });
+            }
+        }
+    }
+
+    pub fn on_first_audio(&mut self, seq: u32, at: Instant) {
+        if let Some(s) = self.speaking.as_mut().filter(|s| s.seq == seq) {
+            s.tts_first = Some(at.saturating_duration_since(s.policy_done));
+        }
+    }
+
+    pub fn on_rendered(&mut self, seq: u32, result: Result<usize, String>) {
+        match result {
+            Ok(n) => tracing::debug!(seq, sentences = n, "reply rendered"),
+            Err(e) => tracing::error!(seq, error = %e, "text-to-speech failed"),
+        }
+    }
+
+    /// The first packet of reply `seq` went out: the latency is known.
+    pub fn on_reply_started(&mut self, seq: u64, at: Instant) {
+        let Some(s) = self.speaking.as_mut().filter(|s| s.seq as u64 == seq) else {
+            return;
+        };
+        if s.started {
+            return;
+        }
+        s.started = true;
+        let timing = ReplyTiming {
+            vad_ms: ms(s.vad),
+            stt_ms: ms(s.stt),
+            policy_ms: ms(s.policy),
+            tts_first_ms: ms(s.tts_first.unwrap_or_default()),
+            reply_latency_ms: ms(at.saturating_duration_since(s.speech_end)),
+        };
+        tracing::info!(
+            seq,
+            latency_ms = timing.reply_latency_ms,
+            vad_ms = timing.vad_ms,
+            stt_ms = timing.stt_ms,
+            policy_ms = timing.policy_ms,
+            tts_first_ms = timing.tts_first_ms,
+            "reply started"
+        );
+        self.store.turn_timing(&self.call_id, s.seq, timing);
+    }
+
+    /// Playback went quiet: true when the reply that asked to end the call has been spoken.
+    pub fn on_playback_done(&mut self) -> bool {
+        match &self.speaking {
+            Some(s) if s.started && s.hang_up => {
+                self.speaking = None;
+                true
+            }
+            _ => false,
+        }
+    }
+}

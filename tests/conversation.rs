@@ -1,0 +1,159 @@
+//! The spoken conversation end to end: sipp calls the real voxdesk binary (real Whisper and
+//! Piper models from ./models) and speaks recorded speech as RTP; the transcripts land in the
+//! `turns` table and the bot's spoken reply comes back on the line (the call recording's
+//! right channel is exactly what was sent to the caller).
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+
+/// sipp's talking caller (tests/sipp/uac_talk.xml) with its fields filled in.
+fn talk_scenario(dir: &Path, wait_ms: u32, utterance: &str, reply_ms: u32, utterance2: &str, reply2_ms: u32) -> PathBuf {
+    let t = std::fs::read_to_string(scenario("uac_talk.xml")).unwrap();
+    let s = t
+        .replace("@wait_ms@", &wait_ms.to_string())
+        .replace("@utterance@", utterance)
+        .replace("@reply_ms@", &reply_ms.to_string())
+        .replace("@utterance2@", utterance2)
+        .replace("@reply2_ms@", &reply2_ms.to_string());
+    let p = dir.join("talk.xml");
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+#[derive(Debug)]
+struct Turn {
+    seq: i64,
+    speaker: String,
+    text: String,
+    start_ms: Option<i64>,
+    end_ms: Option<i64>,
+    confidence: Option<f64>,
+    latency_ms: Option<i64>,
+    interrupted: bool,
+}
+
+fn turns(server: &Server) -> Vec<Turn> {
+    let db = server.db();
+    let mut st = db
+        .prepare("SELECT seq, speaker, text, start_ms, end_ms, confidence, reply_latency_ms, interrupted FROM turns ORDER BY seq, speaker DESC")
+        .unwrap();
+    st.query_map([], |r| {
+        Ok(Turn {
+            seq: r.get(0)?,
+            speaker: r.get(1)?,
+            text: r.get(2)?,
+            start_ms: r.get(3)?,
+            end_ms: r.get(4)?,
+            confidence: r.get(5)?,
+            latency_ms: r.get(6)?,
+            interrupted: r.get::<_, i64>(7)? != 0,
+        })
+    })
+    .unwrap()
+    .map(|t| t.unwrap())
+    .collect()
+}
+
+fn caller_text(turns: &[Turn]) -> String {
+    turns
+        .iter()
+        .filter(|t| t.speaker == "caller")
+        .map(|t| t.text.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Start times of the non-silent 20 ms frames in one channel of a WAV over [from_s, to_s).
+fn voiced_frames(wav: &Path, channel: usize, from_s: f32, to_s: f32) -> Vec<f32> {
+    let mut out = Vec::new();
+    let mut t = from_s.max(0.0);
+    while t < to_s {
+        if wav_rms(wav, t, t + 0.02)[channel] > 0.01 {
+            out.push(t);
+        }
+        t += 0.02;
+    }
+    out
+}
+
+/// Seconds of non-silent 20 ms frames in one channel of a WAV over [from_s, to_s).
+fn voiced_seconds(wav: &Path, channel: usize, from_s: f32, to_s: f32) -> f32 {
+    voiced_frames(wav, channel, from_s, to_s).len() as f32 * 0.02
+}
+
+#[test]
+fn a_spoken_question_is_transcribed_and_answered_aloud() {
+    let _g = serial();
+    let server = Server::start_with_models("", "", "");
+    // JFK (real speech, 11 s) after the greeting; time for the last answer; hang up.
+    let sc = talk_scenario(server.dir.path(), 6500, "jfk.ul", 22000, "silence.ul", 500);
+    let out = sipp(server.port, sc.to_str().unwrap(), &[]);
+    assert_sipp_ok(&out, &server);
+    let row = server.wait_call_ended();
+    assert_eq!(row.end_reason.as_deref(), Some("caller-bye"), "{row:?}");
+    let ts = turns(&server);
+    let heard = caller_text(&ts);
+    eprintln!("turns: {ts:#?}");
+    for words in ["fellow american", "country can do for you", "for your country"] {
+        assert!(heard.contains(words), "transcripts {heard:?} lack {words:?}\n{}", server.log());
+    }
+    for t in ts.iter().filter(|t| t.speaker == "caller") {
+        assert!(t.start_ms.unwrap() < t.end_ms.unwrap());
+        assert!((0.0..=1.0).contains(&t.confidence.unwrap()));
+    }
+    // The last reply was spoken to the end: it is on the line after the caller's last turn,
+    // and lasts about as long as its text takes to say.
+    let last = ts.iter().rev().find(|t| t.speaker == "bot").expect("a bot turn");
+    assert!(!last.interrupted && last.latency_ms.is_some(), "{last:?}");
+    let caller_end_s = ts
+        .iter()
+        .filter(|t| t.speaker == "caller" && t.seq == last.seq)
+        .map(|t| t.end_ms.unwrap())
+        .next()
+        .unwrap() as f32
+        / 1000.0;
+    let wav = PathBuf::from(row.recording_path.expect("recording"));
+    let voiced = voiced_frames(&wav, 1, caller_end_s, wav_seconds(&wav));
+    let spoken = voiced.last().unwrap_or(&0.0) + 0.02 - voiced.first().unwrap_or(&0.0);
+    let words = last.text.split_whitespace().count() as f32;
+    eprintln!("reply {:?}: {spoken:.2} s of speech for {words} words, latency {:?} ms", last.text, last.latency_ms);
+    // Between 4.5 and 1.5 words per second.
+    assert!(
+        spoken > words / 4.5 && spoken < words / 1.5 + 1.0,
+        "{spoken:.2} s of reply audio for {words} words: {:?}",
+        last.text
+    );
+}
+
+#[test]
+fn the_caller_interrupts_the_answer_and_is_heard() {
+    let _g = serial();
+    let server = Server::start_with_models("", "", "");
+    // "Hello, I would like to check the balance on my account, please." then, while the bot
+    // answers, JFK's line: the answer must stop, and the new words be transcribed.
+    let sc = talk_scenario(server.dir.path(), 6500, "caller-hello.ul", 6200, "jfk.ul", 13000);
+    let out = sipp(server.port, sc.to_str().unwrap(), &[]);
+    assert_sipp_ok(&out, &server);
+    let row = server.wait_call_ended();
+    let ts = turns(&server);
+    eprintln!("turns: {ts:#?}");
+    let first = ts.iter().find(|t| t.speaker == "bot").expect("a first reply");
+    assert!(first.latency_ms.is_some(), "the first reply started: {first:?}\n{}", server.log());
+    assert!(first.interrupted, "the first reply was interrupted: {first:?}\n{}", server.log());
+    assert!(server.log().contains("caller barged in"), "barge-in logged");
+    let heard = caller_text(&ts);
+    assert!(heard.contains("account"), "{heard:?}");
+    assert!(heard.contains("fellow american"), "the interruption was transcribed: {heard:?}");
+    // On the line: the reply stops once the caller speaks over it.
+    let barge = ts
+        .iter()
+        .find(|t| t.speaker == "caller" && t.seq == first.seq + 1)
+        .expect("the interrupting turn");
+    let onset_s = (barge.start_ms.unwrap() + 200) as f32 / 1000.0; // start includes 200 ms pre-roll
+    let wav = PathBuf::from(row.recording_path.expect("recording"));
+    let before = voiced_seconds(&wav, 1, onset_s - 1.2, onset_s - 0.2);
+    let after = voiced_seconds(&wav, 1, onset_s + 0.3, onset_s + 1.5);
+    assert!(before > 0.2, "the reply was playing before the interruption ({before:.2} s voiced)");
+    assert!(after < 0.1, "the reply stopped after the interruption ({after:.2} s voiced)");
+}
