@@ -2,7 +2,10 @@
 # Installs what voxdesk needs to build, run and test on Debian 12 (idempotent):
 #   - a C toolchain (the bundled SQLite is compiled from source),
 #   - the real SIP peers the tests drive: sipp (Debian sip-tester) and baresip,
-#   - libespeak-ng (phonemes for the Piper text-to-speech voices; linked into voxdesk).
+#   - libespeak-ng (phonemes for the Piper text-to-speech voices; linked into voxdesk),
+#   - cmake (whisper.cpp, the speech-to-text engine, is compiled from source by whisper-rs),
+#   - ALSA headers + pkg-config (`voxdesk talk` uses the microphone and speaker via cpal),
+#   - python3-venv (scripts/fetch-models.sh converts the Whisper weights with numpy in a venv).
 # The Rust toolchain itself comes from rustup (https://rustup.rs).
 set -euo pipefail
 
@@ -11,6 +14,10 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 dpkg -s libespeak-ng-dev >/dev/null 2>&1 || need+=(libespeak-ng-dev)
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+dpkg -s libasound2-dev >/dev/null 2>&1 || need+=(libasound2-dev)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 
 if ((${#need[@]})); then
   sudo=""

@@ -174,7 +174,9 @@ impl SpeechConfig {
         if self.workers > 0 {
             self.workers
         } else {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
         }
     }
 }
@@ -537,7 +539,10 @@ impl Config {
         if !matches!(sp.language.as_str(), "en" | "zh" | "auto") {
             return Err(invalid(
                 "speech.language",
-                format!("{:?} is not supported (\"en\", \"zh\" or \"auto\")", sp.language),
+                format!(
+                    "{:?} is not supported (\"en\", \"zh\" or \"auto\")",
+                    sp.language
+                ),
             ));
         }
         if sp.workers > 64 {

@@ -3,6 +3,7 @@
 pub mod call;
 pub mod config;
 pub mod endpoint;
+pub mod local_line;
 pub mod media;
 pub mod models;
 pub mod policy;

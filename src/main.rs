@@ -46,6 +46,15 @@ enum Command {
     },
     /// Check the configuration, database, prompts and ports, then exit.
     Doctor,
+    /// Talk to the bot locally: microphone and speaker, or a WAV file in and out.
+    Talk {
+        /// Caller audio from this WAV file (any rate) instead of the microphone.
+        #[arg(long, requires = "out")]
+        wav: Option<PathBuf>,
+        /// Where to write the conversation (stereo 8 kHz WAV: left caller, right bot).
+        #[arg(long, requires = "wav")]
+        out: Option<PathBuf>,
+    },
     /// Print the most recent call detail records.
     Calls {
         /// How many calls to show.
@@ -81,6 +90,7 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         None | Some(Command::Serve { .. }) => serve(&cli),
         Some(Command::Doctor) => doctor(&cli),
+        Some(Command::Talk { wav, out }) => talk(&cli, wav.as_deref(), out.as_deref()),
         Some(Command::Calls { limit }) => calls(&cli, *limit),
     };
     match result {
@@ -189,6 +199,29 @@ fn calls(cli: &Cli, limit: u32) -> Result<()> {
         println!("{id:<16}  {started:<19}  {from:<28.28}  {to:<26.26}  {:<5}  {talk:>7}  {end:<16}  {dtmf:<6.6}  {rec}", codec.unwrap_or_default());
     }
     Ok(())
+}
+
+fn talk(cli: &Cli, wav: Option<&std::path::Path>, out: Option<&std::path::Path>) -> Result<()> {
+    let cfg = load_config(cli)?;
+    let speech = voxdesk::speech::Speech::load(&cfg)
+        .context("speech models (run scripts/fetch-models.sh, or fix [models] in the config)")?;
+    let (greeting, _) = voxdesk::prompts::greeting(&cfg, Some(speech.tts.as_ref()))?;
+    match (wav, out) {
+        (Some(wav), Some(out)) => {
+            let ex = voxdesk::local_line::run_wav(&cfg, &speech, &greeting, wav, out)?;
+            for (i, e) in ex.iter().enumerate() {
+                println!(
+                    "turn {}: reply after {} ms{}",
+                    i + 1,
+                    e.latency_ms,
+                    if e.interrupted { " (interrupted)" } else { "" }
+                );
+            }
+            println!("wrote {} ({} turn(s))", out.display(), ex.len());
+            Ok(())
+        }
+        _ => voxdesk::local_line::run_device(&cfg, &speech, &greeting),
+    }
 }
 
 fn serve(cli: &Cli) -> Result<()> {

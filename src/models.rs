@@ -116,7 +116,10 @@ pub fn check(cfg: &Config) -> Vec<Check> {
 /// Loads a whisper model and transcribes the built-in greeting recording with it.
 fn stt_smoke(path: &Path, language: &str) -> Check {
     use crate::speech::stt::{Stt, WhisperStt};
-    let what = format!("stt ({})", path.file_name().unwrap_or_default().to_string_lossy());
+    let what = format!(
+        "stt ({})",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    );
     let t0 = Instant::now();
     let stt = match WhisperStt::load(path) {
         Ok(s) => s,
@@ -131,7 +134,9 @@ fn stt_smoke(path: &Path, language: &str) -> Check {
     let load = t0.elapsed();
     let pcm = crate::prompts::builtin_greeting();
     let audio = crate::speech::to_16k(&pcm[..pcm.len().min(8000 * 4)]);
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     match stt.transcribe(&audio, language, threads) {
         Ok(t) if !t.text.is_empty() => Check {
             what,

@@ -76,7 +76,13 @@ impl EchoFaqPolicy {
 fn normalise(text: &str) -> String {
     text.to_lowercase()
         .chars()
-        .map(|c| if c.is_alphanumeric() || c == '\'' || !c.is_ascii() { c } else { ' ' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '\'' || !c.is_ascii() {
+                c
+            } else {
+                ' '
+            }
+        })
         .collect::<String>()
         .split_whitespace()
         .collect::<Vec<_>>()
@@ -143,13 +149,19 @@ mod tests {
     #[test]
     fn answers_echoes_and_hangs_up() {
         assert_eq!(said("What are your opening hours?", "en").kind, "faq:hours");
-        assert_eq!(said("I want to check my balance, please.", "en").kind, "faq:balance");
+        assert_eq!(
+            said("I want to check my balance, please.", "en").kind,
+            "faq:balance"
+        );
         let r = said("Okay, goodbye.", "en");
         assert!(r.hang_up && r.kind == "faq:goodbye");
         assert_eq!(said("我要转人工", "zh").kind, "faq:person");
         let e = said("My router is blinking red.", "en");
         assert_eq!(e.kind, "echo");
-        assert_eq!(e.text, "I heard: My router is blinking red. How else can I help?");
+        assert_eq!(
+            e.text,
+            "I heard: My router is blinking red. How else can I help?"
+        );
         assert_eq!(said("", "en").text, "Sorry?");
         // Not inside other words.
         assert_eq!(said("I want to bypass the menu", "en").kind, "echo");

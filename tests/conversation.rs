@@ -8,7 +8,14 @@ use common::*;
 use std::path::{Path, PathBuf};
 
 /// sipp's talking caller (tests/sipp/uac_talk.xml) with its fields filled in.
-fn talk_scenario(dir: &Path, wait_ms: u32, utterance: &str, reply_ms: u32, utterance2: &str, reply2_ms: u32) -> PathBuf {
+fn talk_scenario(
+    dir: &Path,
+    wait_ms: u32,
+    utterance: &str,
+    reply_ms: u32,
+    utterance2: &str,
+    reply2_ms: u32,
+) -> PathBuf {
     let t = std::fs::read_to_string(scenario("uac_talk.xml")).unwrap();
     let s = t
         .replace("@wait_ms@", &wait_ms.to_string())
@@ -95,8 +102,16 @@ fn a_spoken_question_is_transcribed_and_answered_aloud() {
     let ts = turns(&server);
     let heard = caller_text(&ts);
     eprintln!("turns: {ts:#?}");
-    for words in ["fellow american", "country can do for you", "for your country"] {
-        assert!(heard.contains(words), "transcripts {heard:?} lack {words:?}\n{}", server.log());
+    for words in [
+        "fellow american",
+        "country can do for you",
+        "for your country",
+    ] {
+        assert!(
+            heard.contains(words),
+            "transcripts {heard:?} lack {words:?}\n{}",
+            server.log()
+        );
     }
     for t in ts.iter().filter(|t| t.speaker == "caller") {
         assert!(t.start_ms.unwrap() < t.end_ms.unwrap());
@@ -104,7 +119,11 @@ fn a_spoken_question_is_transcribed_and_answered_aloud() {
     }
     // The last reply was spoken to the end: it is on the line after the caller's last turn,
     // and lasts about as long as its text takes to say.
-    let last = ts.iter().rev().find(|t| t.speaker == "bot").expect("a bot turn");
+    let last = ts
+        .iter()
+        .rev()
+        .find(|t| t.speaker == "bot")
+        .expect("a bot turn");
     assert!(!last.interrupted && last.latency_ms.is_some(), "{last:?}");
     let caller_end_s = ts
         .iter()
@@ -117,7 +136,10 @@ fn a_spoken_question_is_transcribed_and_answered_aloud() {
     let voiced = voiced_frames(&wav, 1, caller_end_s, wav_seconds(&wav));
     let spoken = voiced.last().unwrap_or(&0.0) + 0.02 - voiced.first().unwrap_or(&0.0);
     let words = last.text.split_whitespace().count() as f32;
-    eprintln!("reply {:?}: {spoken:.2} s of speech for {words} words, latency {:?} ms", last.text, last.latency_ms);
+    eprintln!(
+        "reply {:?}: {spoken:.2} s of speech for {words} words, latency {:?} ms",
+        last.text, last.latency_ms
+    );
     // Between 4.5 and 1.5 words per second.
     assert!(
         spoken > words / 4.5 && spoken < words / 1.5 + 1.0,
@@ -132,19 +154,40 @@ fn the_caller_interrupts_the_answer_and_is_heard() {
     let server = Server::start_with_models("", "", "");
     // "Hello, I would like to check the balance on my account, please." then, while the bot
     // answers, JFK's line: the answer must stop, and the new words be transcribed.
-    let sc = talk_scenario(server.dir.path(), 6500, "caller-hello.ul", 6200, "jfk.ul", 13000);
+    let sc = talk_scenario(
+        server.dir.path(),
+        6500,
+        "caller-hello.ul",
+        6200,
+        "jfk.ul",
+        13000,
+    );
     let out = sipp(server.port, sc.to_str().unwrap(), &[]);
     assert_sipp_ok(&out, &server);
     let row = server.wait_call_ended();
     let ts = turns(&server);
     eprintln!("turns: {ts:#?}");
-    let first = ts.iter().find(|t| t.speaker == "bot").expect("a first reply");
-    assert!(first.latency_ms.is_some(), "the first reply started: {first:?}\n{}", server.log());
-    assert!(first.interrupted, "the first reply was interrupted: {first:?}\n{}", server.log());
+    let first = ts
+        .iter()
+        .find(|t| t.speaker == "bot")
+        .expect("a first reply");
+    assert!(
+        first.latency_ms.is_some(),
+        "the first reply started: {first:?}\n{}",
+        server.log()
+    );
+    assert!(
+        first.interrupted,
+        "the first reply was interrupted: {first:?}\n{}",
+        server.log()
+    );
     assert!(server.log().contains("caller barged in"), "barge-in logged");
     let heard = caller_text(&ts);
     assert!(heard.contains("account"), "{heard:?}");
-    assert!(heard.contains("fellow american"), "the interruption was transcribed: {heard:?}");
+    assert!(
+        heard.contains("fellow american"),
+        "the interruption was transcribed: {heard:?}"
+    );
     // On the line: the reply stops once the caller speaks over it.
     let barge = ts
         .iter()
@@ -154,6 +197,170 @@ fn the_caller_interrupts_the_answer_and_is_heard() {
     let wav = PathBuf::from(row.recording_path.expect("recording"));
     let before = voiced_seconds(&wav, 1, onset_s - 1.2, onset_s - 0.2);
     let after = voiced_seconds(&wav, 1, onset_s + 0.3, onset_s + 1.5);
-    assert!(before > 0.2, "the reply was playing before the interruption ({before:.2} s voiced)");
-    assert!(after < 0.1, "the reply stopped after the interruption ({after:.2} s voiced)");
+    assert!(
+        before > 0.2,
+        "the reply was playing before the interruption ({before:.2} s voiced)"
+    );
+    assert!(
+        after < 0.1,
+        "the reply stopped after the interruption ({after:.2} s voiced)"
+    );
+}
+
+fn voxdesk(args: &[&str], dir: &Path) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voxdesk"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("VOXDESK_CONFIG")
+        .output()
+        .expect("run voxdesk");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn models_dir() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn talk_from_a_wav_file_runs_the_same_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    // 7 s of silence (the greeting plays), the caller's question, 1 s of silence.
+    let ul = std::fs::read(fixtures().join("caller-hello.ul")).unwrap();
+    let input = dir.path().join("in.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&input, spec).unwrap();
+    for _ in 0..7 * 8000 {
+        w.write_sample(0i16).unwrap();
+    }
+    for b in ul {
+        w.write_sample(voxdesk::media::g711::ulaw_to_linear(b))
+            .unwrap();
+    }
+    for _ in 0..8000 {
+        w.write_sample(0i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let out = dir.path().join("out.wav");
+    let (ok, text) = voxdesk(
+        &[
+            "--models-dir",
+            &models_dir(),
+            "--data-dir",
+            "state",
+            "talk",
+            "--wav",
+            "in.wav",
+            "--out",
+            "out.wav",
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("caller: Hello, I would like to check"),
+        "{text}"
+    );
+    assert!(text.contains("bot:    "), "{text}");
+    assert!(text.contains("turn 1: reply after"), "{text}");
+    // Left: the caller; right: the greeting, then the reply after the question (at ~10.8 s).
+    let secs = wav_seconds(&out);
+    assert!(secs > 12.0, "{secs}");
+    assert!(
+        wav_rms(&out, 0.5, 3.0)[1] > 0.02,
+        "greeting on the right channel"
+    );
+    assert!(
+        wav_rms(&out, 7.5, 10.0)[0] > 0.02,
+        "caller on the left channel"
+    );
+    assert!(
+        wav_rms(&out, 11.0, secs)[1] > 0.01,
+        "reply on the right channel"
+    );
+}
+
+#[test]
+fn talk_without_an_audio_device_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, text) = voxdesk(
+        &["--models-dir", &models_dir(), "--data-dir", "state", "talk"],
+        dir.path(),
+    );
+    assert!(!ok, "{text}");
+    assert!(text.contains("--wav IN.wav --out OUT.wav"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+#[test]
+fn a_missing_or_corrupt_whisper_model_is_reported_by_doctor_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.bin");
+    std::fs::write(&bad, b"not a ggml file at all").unwrap();
+    for (model, expect) in [
+        (
+            "/nonexistent/ggml-tiny.en.bin",
+            "/nonexistent/ggml-tiny.en.bin",
+        ),
+        (bad.to_str().unwrap(), "bad.bin"),
+    ] {
+        let cfg = dir.path().join("voxdesk.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[sip]\nport = {}\n[models]\nstt = \"{model}\"\n",
+                free_port()
+            ),
+        )
+        .unwrap();
+        let c = cfg.to_str().unwrap();
+        let (ok, text) = voxdesk(
+            &[
+                "--config",
+                c,
+                "--models-dir",
+                &models_dir(),
+                "--data-dir",
+                "state",
+                "doctor",
+            ],
+            dir.path(),
+        );
+        assert!(!ok, "{text}");
+        assert!(
+            text.contains("models.stt") && text.contains(expect),
+            "{text}"
+        );
+        let (ok, text) = voxdesk(
+            &[
+                "--config",
+                c,
+                "--models-dir",
+                &models_dir(),
+                "--data-dir",
+                "state",
+                "serve",
+            ],
+            dir.path(),
+        );
+        assert!(!ok, "{text}");
+        assert!(
+            text.contains("models.stt") && text.contains(expect),
+            "{text}"
+        );
+        assert!(text.contains("fetch-models"), "names the fix: {text}");
+        assert!(!text.contains("panicked"), "{text}");
+    }
 }

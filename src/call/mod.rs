@@ -379,7 +379,11 @@ impl Call {
             }
             MediaEvent::PlaybackDone => {
                 tracing::debug!("prompt finished");
-                if self.talk.as_mut().map(|t| t.on_playback_done()).unwrap_or(false)
+                if self
+                    .talk
+                    .as_mut()
+                    .map(|t| t.on_playback_done())
+                    .unwrap_or(false)
                     && self.state == State::Confirmed
                 {
                     self.hangup("bot-goodbye").await;

@@ -58,29 +58,6 @@ struct Tentative {
     committed: Option<UttMeta>,
 }
 
-/// True when a transcript reads as a finished sentence: ends with sentence punctuation and
-/// not with a word that announces more ("and", "the", "my", ...).
-pub fn sounds_complete(text: &str) -> bool {
-    let t = text.trim();
-    if t.is_empty() || crate::speech::stt::looks_looped(t) {
-        return false;
-    }
-    if !t.ends_with(['.', '?', '!', '。', '？', '！']) || t.ends_with("...") {
-        return false;
-    }
-    let last = t
-        .trim_end_matches(['.', '?', '!', '。', '？', '！'])
-        .rsplit(|c: char| c.is_whitespace())
-        .next()
-        .unwrap_or("")
-        .to_lowercase();
-    const DANGLING: &[&str] = &[
-        "and", "or", "but", "so", "because", "the", "a", "an", "my", "to", "of", "for", "with",
-        "is", "i", "um", "uh", "if", "that", "in", "on", "at", "your",
-    ];
-    !DANGLING.contains(&last.as_str())
-}
-
 /// The reply being spoken (or rendered).
 struct Speaking {
     seq: u32,
@@ -186,8 +163,12 @@ impl Talk {
             self.seq += 1;
             return self.on_transcribed(self.seq, meta, result, media);
         }
-        let complete = matches!(&result, Ok(tr) if sounds_complete(&tr.text));
-        tracing::debug!(complete, elapsed_ms = ms(t.asked.elapsed()), "early transcript");
+        let complete = matches!(&result, Ok(tr) if crate::speech::stt::sounds_complete(&tr.text));
+        tracing::debug!(
+            complete,
+            elapsed_ms = ms(t.asked.elapsed()),
+            "early transcript"
+        );
         t.result = Some(result);
         if complete {
             let _ = media.try_send(MediaCmd::EndTurn { end });
@@ -233,7 +214,11 @@ impl Talk {
         let stt = self.speech.stt_for(&self.language);
         let lang = self.language.clone();
         let pcm = u.pcm;
-        tracing::debug!(seq, secs = pcm.len() as f32 / 8000.0, "transcribing caller turn");
+        tracing::debug!(
+            seq,
+            secs = pcm.len() as f32 / 8000.0,
+            "transcribing caller turn"
+        );
         let job = self.speech.pool.submit(move |threads| {
             let audio = to_16k(&pcm);
             stt.transcribe(&audio, &lang, threads)
@@ -275,7 +260,10 @@ impl Talk {
                 tracing::info!(seq = s.seq, "caller interrupted the reply");
                 self.store.turn_interrupted(&self.call_id, s.seq);
             } else {
-                tracing::info!(seq = s.seq, "caller spoke again before the reply: reply dropped");
+                tracing::info!(
+                    seq = s.seq,
+                    "caller spoke again before the reply: reply dropped"
+                );
             }
         }
     }
@@ -298,7 +286,11 @@ impl Talk {
         };
         if self.language == "auto" && !t.language.is_empty() {
             tracing::info!(language = %t.language, "caller language detected; kept for the call");
-            self.language = if t.language == "zh" { "zh".into() } else { "en".into() };
+            self.language = if t.language == "zh" {
+                "zh".into()
+            } else {
+                "en".into()
+            };
         }
         tracing::info!(seq, text = %t.text, confidence = t.confidence, no_speech = t.no_speech,
             stt_ms = ms(t.elapsed), passes = t.passes, audio_ctx = t.audio_ctx, "caller said");
@@ -353,7 +345,10 @@ impl Talk {
             _ => None,
         };
         if let Some(pcm) = cached {
-            let _ = media.try_send(MediaCmd::Say { pcm, tag: seq as u64 });
+            let _ = media.try_send(MediaCmd::Say {
+                pcm,
+                tag: seq as u64,
+            });
             let _ = self.tx.try_send(TalkEvent::FirstAudio {
                 seq,
                 at: Instant::now(),

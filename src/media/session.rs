@@ -63,10 +63,15 @@ pub enum MediaCmd {
     Play(Arc<Pcm>),
     /// Queue part of a spoken reply; `ReplyStarted { tag }` reports when its first frame
     /// goes out. Queued behind a paused prompt while a barge-in is being judged.
-    Say { pcm: Arc<Pcm>, tag: u64 },
+    Say {
+        pcm: Arc<Pcm>,
+        tag: u64,
+    },
     /// The transcript of the turn up to `end` (a `Tentative`) is complete: end the turn now
     /// if the caller has not spoken since.
-    EndTurn { end: Duration },
+    EndTurn {
+        end: Duration,
+    },
     /// Drop whatever is playing or queued.
     StopPlayback,
     SendDigit(char),
@@ -94,7 +99,10 @@ pub enum MediaEvent {
     /// The caller paused inside a turn: their audio so far (the turn may go on).
     Tentative(Utterance),
     /// The first frame of a `Say` with this tag was sent.
-    ReplyStarted { tag: u64, at: Instant },
+    ReplyStarted {
+        tag: u64,
+        at: Instant,
+    },
 }
 
 /// One caller turn as heard (arrival order, 8 kHz, pre-roll included).
@@ -537,7 +545,8 @@ impl Session {
     /// The caller's audio between two points of the turn timeline (what is still kept).
     fn heard_span(&self, start: Duration, end: Duration) -> Vec<i16> {
         let to_idx = |d: Duration| {
-            ((d.as_millis() as u64 * 8).saturating_sub(self.heard_base) as usize).min(self.heard.len())
+            ((d.as_millis() as u64 * 8).saturating_sub(self.heard_base) as usize)
+                .min(self.heard.len())
         };
         let (a, b) = (to_idx(start), to_idx(end));
         self.heard.range(a..b.max(a)).copied().collect()

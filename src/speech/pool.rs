@@ -117,7 +117,9 @@ impl InferencePool {
         T: Send + 'static,
         F: FnOnce(usize) -> T + Send + 'static,
     {
-        self.submit(f)?.blocking_recv().map_err(|_| PoolError::Stopped)
+        self.submit(f)?
+            .blocking_recv()
+            .map_err(|_| PoolError::Stopped)
     }
 }
 

@@ -148,6 +148,29 @@ pub fn looks_looped(text: &str) -> bool {
     false
 }
 
+/// True when a transcript reads as a finished sentence: ends with sentence punctuation and
+/// not with a word that announces more ("and", "the", "my", ...).
+pub fn sounds_complete(text: &str) -> bool {
+    let t = text.trim();
+    if t.is_empty() || looks_looped(t) {
+        return false;
+    }
+    if !t.ends_with(['.', '?', '!', '。', '？', '！']) || t.ends_with("...") {
+        return false;
+    }
+    let last = t
+        .trim_end_matches(['.', '?', '!', '。', '？', '！'])
+        .rsplit(|c: char| c.is_whitespace())
+        .next()
+        .unwrap_or("")
+        .to_lowercase();
+    const DANGLING: &[&str] = &[
+        "and", "or", "but", "so", "because", "the", "a", "an", "my", "to", "of", "for", "with",
+        "is", "i", "um", "uh", "if", "that", "in", "on", "at", "your",
+    ];
+    !DANGLING.contains(&last.as_str())
+}
+
 pub struct WhisperStt {
     path: PathBuf,
     ctx: WhisperContext,
@@ -168,11 +191,8 @@ impl WhisperStt {
             return Err(err("file not found".into()));
         }
         whisper_rs::install_logging_hooks();
-        let ctx = WhisperContext::new_with_params(
-            path,
-            WhisperContextParameters::default(),
-        )
-        .map_err(|e| err(format!("not a whisper.cpp ggml model ({e})")))?;
+        let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default())
+            .map_err(|e| err(format!("not a whisper.cpp ggml model ({e})")))?;
         let multilingual = ctx.is_multilingual();
         let mut base = HashMap::new();
         let langs: &[&'static str] = if multilingual {
@@ -256,7 +276,10 @@ impl WhisperStt {
         };
         let (mut psum, mut pn) = (0.0f32, 0usize);
         for seg in state.as_iter() {
-            let text = seg.to_str_lossy().map(|t| t.into_owned()).unwrap_or_default();
+            let text = seg
+                .to_str_lossy()
+                .map(|t| t.into_owned())
+                .unwrap_or_default();
             let (mut s, mut n) = (0.0f32, 0usize);
             for i in 0..seg.n_tokens() {
                 if let Some(tok) = seg.get_token(i) {
@@ -354,7 +377,9 @@ mod tests {
 
     #[test]
     fn loops_are_recognised() {
-        assert!(looks_looped("And so my fellow Americans. And so my fellow Americans. And so my fellow Americans."));
+        assert!(looks_looped(
+            "And so my fellow Americans. And so my fellow Americans. And so my fellow Americans."
+        ));
         assert!(looks_looped("Ask not what your country can do for you, ask not what your country can do for you and you."));
         assert!(looks_looped("you you you"));
         assert!(looks_looped("我要查话费我要查话费我要查话费"));
@@ -362,5 +387,15 @@ mod tests {
         assert!(!looks_looped("No, no. I said my balance."));
         assert!(!looks_looped("我想查一下我的话费余额"));
         assert!(!looks_looped(""));
+    }
+
+    #[test]
+    fn complete_sentences() {
+        assert!(sounds_complete("I want to check my balance."));
+        assert!(sounds_complete("我要查话费。"));
+        assert!(!sounds_complete("I want to check my"));
+        assert!(!sounds_complete("I want to check my balance and."));
+        assert!(!sounds_complete("Well..."));
+        assert!(!sounds_complete(""));
     }
 }

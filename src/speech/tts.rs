@@ -77,7 +77,7 @@ pub fn speech_chunks(text: &str) -> Vec<String> {
             let cut = s.char_indices().find(|&(at, c)| {
                 matches!(c, ',' | ':' | ';' | '，' | '：' | '；')
                     && s[..at].split_whitespace().count() >= 2
-                    && s[at + c.len_utf8()..].trim().split_whitespace().count() >= 2
+                    && s[at + c.len_utf8()..].split_whitespace().count() >= 2
             });
             if let Some((at, c)) = cut {
                 out.push(s[..at + c.len_utf8()].trim().to_string());
@@ -98,7 +98,11 @@ mod tests {
     fn first_sentence_is_cut_at_a_clause() {
         assert_eq!(
             speech_chunks("I heard: my router is blinking red again. How else can I help?"),
-            ["I heard:", "my router is blinking red again.", "How else can I help?"]
+            [
+                "I heard:",
+                "my router is blinking red again.",
+                "How else can I help?"
+            ]
         );
         assert_eq!(speech_chunks("Goodbye."), ["Goodbye."]);
         assert_eq!(

@@ -388,7 +388,13 @@ mod tests {
         // 250 ms into the silence the detector reports a pause (transcribe now) ...
         assert_eq!(
             ev.last(),
-            Some(&(840, TurnEvent::Pause { start: ms(0), end: ms(600) }))
+            Some(&(
+                840,
+                TurnEvent::Pause {
+                    start: ms(0),
+                    end: ms(600)
+                }
+            ))
         );
         // ... but an answer for an older pause (the caller spoke again since) is ignored.
         assert_eq!(d.on_stable_transcript(ms(900), ms(400)), None);
