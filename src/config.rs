@@ -138,6 +138,10 @@ pub struct SpeechConfig {
     pub min_speech_ms: u64,
     /// Silence that ends the caller's turn.
     pub end_silence_ms: u64,
+    /// Silence after which what the caller said so far is transcribed.
+    pub early_transcribe_ms: u64,
+    /// Silence that ends the turn when that transcript reads as a complete sentence.
+    pub early_end_ms: u64,
     /// Voice over the bot that stops its playback.
     pub barge_in_ms: u64,
     /// Longest turn; a longer one is cut and transcribed.
@@ -153,6 +157,8 @@ impl Default for SpeechConfig {
             workers: 0,
             min_speech_ms: t.min_speech_ms,
             end_silence_ms: t.end_silence_ms,
+            early_transcribe_ms: t.pause_ms,
+            early_end_ms: t.early_end_silence_ms,
             barge_in_ms: t.barge_in_ms,
             max_turn_ms: t.max_turn_ms,
         }
@@ -164,6 +170,8 @@ impl SpeechConfig {
         crate::speech::turn::TurnConfig {
             min_speech_ms: self.min_speech_ms,
             end_silence_ms: self.end_silence_ms,
+            pause_ms: self.early_transcribe_ms,
+            early_end_silence_ms: self.early_end_ms,
             barge_in_ms: self.barge_in_ms,
             max_turn_ms: self.max_turn_ms,
             ..Default::default()
@@ -545,12 +553,25 @@ impl Config {
                 ),
             ));
         }
+        if sp.early_transcribe_ms > sp.early_end_ms || sp.early_end_ms > sp.end_silence_ms {
+            return Err(invalid(
+                "speech.early_end_ms",
+                "needs early_transcribe_ms <= early_end_ms <= end_silence_ms",
+            ));
+        }
         if sp.workers > 64 {
             return Err(invalid("speech.workers", "at most 64 (0: one per core)"));
         }
         for (key, v, lo, hi) in [
             ("speech.min_speech_ms", sp.min_speech_ms, 40, 2000),
             ("speech.end_silence_ms", sp.end_silence_ms, 100, 5000),
+            (
+                "speech.early_transcribe_ms",
+                sp.early_transcribe_ms,
+                60,
+                5000,
+            ),
+            ("speech.early_end_ms", sp.early_end_ms, 100, 5000),
             ("speech.barge_in_ms", sp.barge_in_ms, 20, 2000),
             ("speech.max_turn_ms", sp.max_turn_ms, 2000, 60000),
         ] {

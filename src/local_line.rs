@@ -93,7 +93,7 @@ impl<'a> Bot<'a> {
         let mut audio = Vec::new();
         let mut first = None;
         for chunk in speech_chunks(&reply.text) {
-            audio.extend(self.speech.tts.synthesize(&chunk)?);
+            audio.extend(self.speech.render(&chunk)?.iter());
             first.get_or_insert(t0.elapsed());
         }
         let ready = frame + frames_for(spent + first.unwrap_or_default());
@@ -140,16 +140,18 @@ impl<'a> Bot<'a> {
                 let t0 = Instant::now();
                 let t = self.transcribe(start, end)?;
                 let spent = t0.elapsed();
-                if crate::speech::stt::sounds_complete(&t.text) {
-                    // Virtual time: the decision lands when the transcript is ready.
+                let complete = crate::speech::stt::sounds_complete(&t.text);
+                self.tentative = Some((end, t));
+                if complete {
+                    // Virtual time: the decision lands when the transcript is ready (or
+                    // when the silence reaches the early-end point, a later frame).
                     let at = now + spent;
                     if let Some(TurnEvent::TurnEnded { end, .. }) =
                         self.turns.on_stable_transcript(at, end)
                     {
+                        let (_, t) = self.tentative.take().unwrap_or_default();
                         self.respond(t, frame, end, spent)?;
                     }
-                } else {
-                    self.tentative = Some((end, t));
                 }
             }
             Some(TurnEvent::TurnEnded { start, end, .. }) => {

@@ -247,7 +247,17 @@ async fn run(cfg: Config) -> Result<()> {
             tracing::info!(model = %what, ms = t.as_millis() as u64, "model loaded");
         }
         tracing::info!(language = %s.language, workers = s.pool.workers(), "speech ready");
-        Some(Arc::new(s))
+        let s = Arc::new(s);
+        // The voice speaks English; answers in other languages are rendered when asked.
+        if s.language == "en" {
+            s.prewarm(
+                voxdesk::policy::EchoFaqPolicy::answers("en")
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+            );
+        }
+        Some(s)
     } else {
         tracing::info!("speech.enabled = false: greeting, DTMF and recording only");
         None

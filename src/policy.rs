@@ -71,6 +71,13 @@ impl EchoFaqPolicy {
             not_understood: not_understood.to_string(),
         }
     }
+
+    /// Every fixed answer in `language`, for pre-rendering at start-up.
+    pub fn answers(language: &str) -> Vec<&'static str> {
+        FAQ.iter()
+            .map(|f| if language == "zh" { f.zh } else { f.en })
+            .collect()
+    }
 }
 
 fn normalise(text: &str) -> String {

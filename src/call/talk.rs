@@ -11,6 +11,7 @@
 
 use crate::media::session::{MediaCmd, Utterance};
 use crate::policy::{EchoFaqPolicy, Policy, Reply};
+use crate::speech::pool::Priority;
 use crate::speech::stt::Transcript;
 use crate::speech::tts::speech_chunks;
 use crate::speech::{to_16k, Speech};
@@ -56,6 +57,14 @@ struct Tentative {
     result: Option<Result<Transcript, String>>,
     /// The turn ended here while the transcript was still being made.
     committed: Option<UttMeta>,
+    /// Set when this transcript is no longer wanted: a job still queued is skipped.
+    stale: Arc<AtomicBool>,
+}
+
+impl Drop for Tentative {
+    fn drop(&mut self) {
+        self.stale.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The reply being spoken (or rendered).
@@ -84,6 +93,8 @@ pub(super) struct Talk {
     pub rx: mpsc::Receiver<TalkEvent>,
     speaking: Option<Speaking>,
     tentative: Option<Tentative>,
+    /// Turns that ended at a pause whose transcript is still being made.
+    awaiting: Vec<Tentative>,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -104,27 +115,36 @@ impl Talk {
             rx,
             speaking: None,
             tentative: None,
+            awaiting: Vec::new(),
         }
     }
 
     /// The caller paused: transcribe what they said so far.
     pub fn on_tentative(&mut self, u: Utterance) {
         let (start, end) = (u.start, u.end);
+        let stale = Arc::new(AtomicBool::new(false));
         self.tentative = Some(Tentative {
             start,
             end,
             asked: Instant::now(),
             result: None,
             committed: None,
+            stale: stale.clone(),
         });
         let stt = self.speech.stt_for(&self.language);
         let lang = self.language.clone();
         let pcm = u.pcm;
         let tx = self.tx.clone();
-        match self.speech.pool.submit(move |threads| {
-            stt.transcribe(&to_16k(&pcm), &lang, threads)
-                .map_err(|e| e.to_string())
-        }) {
+        match self
+            .speech
+            .pool
+            .submit_with(Priority::Speculative, move |threads| {
+                if stale.load(Ordering::Relaxed) {
+                    return Err("no longer needed".to_string());
+                }
+                stt.transcribe(&to_16k(&pcm), &lang, threads)
+                    .map_err(|e| e.to_string())
+            }) {
             Ok(rx) => {
                 tokio::spawn(async move {
                     let result = rx
@@ -151,6 +171,17 @@ impl Talk {
         result: Result<Transcript, String>,
         media: &mpsc::Sender<MediaCmd>,
     ) {
+        if let Some(i) = self
+            .awaiting
+            .iter()
+            .position(|t| t.start == start && t.end == end)
+        {
+            let mut t = self.awaiting.remove(i);
+            if let Some(meta) = t.committed.take() {
+                self.seq += 1;
+                return self.on_transcribed(self.seq, meta, result, media);
+            }
+        }
         let Some(t) = self
             .tentative
             .as_mut()
@@ -158,11 +189,6 @@ impl Talk {
         else {
             return; // the caller went on speaking; a newer pause replaced this one
         };
-        if let Some(meta) = t.committed.take() {
-            self.tentative = None;
-            self.seq += 1;
-            return self.on_transcribed(self.seq, meta, result, media);
-        }
         let complete = matches!(&result, Ok(tr) if crate::speech::stt::sounds_complete(&tr.text));
         tracing::debug!(
             complete,
@@ -200,11 +226,12 @@ impl Talk {
                     return self.on_transcribed(self.seq, meta, result, media);
                 }
                 None => {
+                    // The turn is over; its transcript arrives in on_tentative_transcribed.
                     t.committed = Some(UttMeta {
                         decided: t.asked,
                         ..meta
                     });
-                    self.tentative = Some(t);
+                    self.awaiting.push(t);
                     return;
                 }
             }
@@ -355,32 +382,44 @@ impl Talk {
             });
             return;
         }
-        let tts = self.speech.tts.clone();
+        // Pieces said before (knowledge-base answers) are in the cache: the first one goes
+        // out now, without waiting for a worker.
+        let mut parts: Vec<String> = if reply.hang_up {
+            vec![reply.text.clone()]
+        } else {
+            speech_chunks(&reply.text)
+        };
+        if let Some(pcm) = self.speech.cached(&parts[0]) {
+            let _ = media.try_send(MediaCmd::Say {
+                pcm,
+                tag: seq as u64,
+            });
+            let _ = self.tx.try_send(TalkEvent::FirstAudio {
+                seq,
+                at: Instant::now(),
+            });
+            parts.remove(0);
+            if parts.is_empty() {
+                return;
+            }
+        }
+        let speech = self.speech.clone();
         let out = media.clone();
-        let text = reply.text;
         let tx = self.tx.clone();
-        // A reply that ends the call is rendered whole, so that "playback done" means done.
-        let whole = reply.hang_up;
+        // (A reply that ends the call is rendered whole, so that "playback done" means done.)
         let job = self.speech.pool.submit(move |_threads| {
             let mut n = 0;
-            let parts: Vec<String> = if whole {
-                vec![text.clone()]
-            } else {
-                speech_chunks(&text)
-            };
             for s in &parts {
                 if cancel.load(Ordering::Relaxed) {
                     break;
                 }
-                let mut pcm = Vec::new();
-                tts.synthesize_streaming(s, &mut |p| pcm.extend(p))
-                    .map_err(|e| e.to_string())?;
+                let pcm = speech.render(s).map_err(|e| e.to_string())?;
                 if cancel.load(Ordering::Relaxed) {
                     break;
                 }
                 if out
                     .blocking_send(MediaCmd::Say {
-                        pcm: Arc::new(pcm),
+                        pcm,
                         tag: seq as u64,
                     })
                     .is_err()
@@ -419,7 +458,8 @@ impl Talk {
 
     pub fn on_first_audio(&mut self, seq: u32, at: Instant) {
         if let Some(s) = self.speaking.as_mut().filter(|s| s.seq == seq) {
-            s.tts_first = Some(at.saturating_duration_since(s.policy_done));
+            s.tts_first
+                .get_or_insert(at.saturating_duration_since(s.policy_done));
         }
     }
 

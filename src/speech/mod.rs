@@ -33,7 +33,12 @@ pub struct Speech {
     pub prompts: CachedPrompts,
     /// How long each model took to load.
     pub load_times: Vec<(String, Duration)>,
+    /// Rendered reply pieces by text: knowledge-base answers repeat, so their audio is
+    /// made once (bounded; emptied when full).
+    tts_cache: std::sync::Mutex<std::collections::HashMap<String, Arc<Vec<i16>>>>,
 }
+
+const TTS_CACHE_ENTRIES: usize = 512;
 
 impl Speech {
     /// Loads the configured models (blocking; seconds) and pre-renders the fixed prompts.
@@ -88,7 +93,61 @@ impl Speech {
             language,
             prompts,
             load_times,
+            tts_cache: Default::default(),
         })
+    }
+
+    /// Renders fixed answers into the cache on the pool, in the background, so the first
+    /// caller to get one does not wait for the voice.
+    pub fn prewarm(self: &Arc<Self>, texts: Vec<String>) {
+        let me = self.clone();
+        let _ = self.pool.submit(move |_| {
+            let t0 = Instant::now();
+            let mut n = 0;
+            for t in &texts {
+                for chunk in tts::speech_chunks(t) {
+                    if me.render(&chunk).is_ok() {
+                        n += 1;
+                    }
+                }
+            }
+            tracing::info!(
+                pieces = n,
+                ms = t0.elapsed().as_millis() as u64,
+                "fixed answers pre-rendered"
+            );
+        });
+    }
+
+    /// The cached speech for a piece of a reply, if it was said before.
+    pub fn cached(&self, text: &str) -> Option<Arc<Vec<i16>>> {
+        self.tts_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(text)
+            .cloned()
+    }
+
+    /// Speech for one piece of a reply, from the cache when it was said before.
+    pub fn render(&self, text: &str) -> Result<Arc<Vec<i16>>, tts::TtsError> {
+        if let Some(p) = self
+            .tts_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(text)
+        {
+            return Ok(p.clone());
+        }
+        let mut pcm = Vec::new();
+        self.tts
+            .synthesize_streaming(text, &mut |p| pcm.extend(p))?;
+        let pcm = Arc::new(pcm);
+        let mut c = self.tts_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if c.len() >= TTS_CACHE_ENTRIES {
+            c.clear();
+        }
+        c.insert(text.to_string(), pcm.clone());
+        Ok(pcm)
     }
 
     /// The recogniser for a language ("en", "zh", "auto").

@@ -2,13 +2,16 @@
 //! speech models, so a decode never blocks the async runtime's reactor threads and the number
 //! of concurrent decodes (and decoder states in memory) stays bounded whatever the call count.
 //!
-//! Jobs queue when every worker is busy (bounded queue: beyond it a job is refused at once,
-//! and the caller hears a fallback instead of waiting forever). A job is told how many CPU
-//! threads it may use: all cores when it runs alone, one when every worker is busy.
+//! Two queues: urgent work (a finished turn's transcript, a reply's speech) goes before
+//! speculative work (transcribing a pause that may not be the end of the turn), and
+//! speculative work is refused outright while anything is waiting. Each queue is bounded: a
+//! job beyond it is refused at once, and the caller hears a fallback instead of waiting
+//! forever. A job is told how many CPU threads it may use: all cores when it runs alone, one
+//! when every worker is busy.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
@@ -18,16 +21,32 @@ type Job = Box<dyn FnOnce(usize) + Send>;
 pub enum PoolError {
     #[error("inference queue full ({0} jobs waiting)")]
     Busy(usize),
-    #[error("inference pool stopped")]
-    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// Someone is waiting for it now.
+    Urgent,
+    /// Might save time later; dropped under load.
+    Speculative,
+}
+
+#[derive(Default)]
+struct Queues {
+    urgent: VecDeque<Job>,
+    speculative: VecDeque<Job>,
+}
+
+struct Inner {
+    queues: Mutex<Queues>,
+    ready: Condvar,
+    busy: AtomicUsize,
 }
 
 pub struct InferencePool {
-    tx: SyncSender<Job>,
+    inner: Arc<Inner>,
     workers: usize,
     cores: usize,
-    busy: Arc<AtomicUsize>,
-    queued: Arc<AtomicUsize>,
     capacity: usize,
 }
 
@@ -37,35 +56,39 @@ impl InferencePool {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(workers);
-        let (tx, rx) = sync_channel::<Job>(queue);
-        let rx = Arc::new(Mutex::new(rx));
-        let busy = Arc::new(AtomicUsize::new(0));
-        let queued = Arc::new(AtomicUsize::new(0));
+        let inner = Arc::new(Inner {
+            queues: Mutex::new(Queues::default()),
+            ready: Condvar::new(),
+            busy: AtomicUsize::new(0),
+        });
         for i in 0..workers {
-            let rx: Arc<Mutex<Receiver<Job>>> = rx.clone();
-            let (busy, queued) = (busy.clone(), queued.clone());
+            let inner = inner.clone();
             std::thread::Builder::new()
                 .name(format!("infer-{i}"))
                 .spawn(move || loop {
-                    let job = match rx.lock().unwrap_or_else(|e| e.into_inner()).recv() {
-                        Ok(j) => j,
-                        Err(_) => return,
+                    let job = {
+                        let mut q = inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+                        loop {
+                            if let Some(j) =
+                                q.urgent.pop_front().or_else(|| q.speculative.pop_front())
+                            {
+                                break j;
+                            }
+                            q = inner.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                        }
                     };
-                    queued.fetch_sub(1, Ordering::Relaxed);
-                    let running = busy.fetch_add(1, Ordering::Relaxed) + 1;
+                    let running = inner.busy.fetch_add(1, Ordering::Relaxed) + 1;
                     let threads = (cores / running).max(1);
                     // A panicking model must not take the worker down with it.
                     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(threads)));
-                    busy.fetch_sub(1, Ordering::Relaxed);
+                    inner.busy.fetch_sub(1, Ordering::Relaxed);
                 })
                 .expect("spawn inference worker");
         }
         InferencePool {
-            tx,
+            inner,
             workers,
             cores,
-            busy,
-            queued,
             capacity: queue,
         }
     }
@@ -80,9 +103,10 @@ impl InferencePool {
 
     /// Jobs running and waiting now.
     pub fn load(&self) -> (usize, usize) {
+        let q = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
         (
-            self.busy.load(Ordering::Relaxed),
-            self.queued.load(Ordering::Relaxed),
+            self.inner.busy.load(Ordering::Relaxed),
+            q.urgent.len() + q.speculative.len(),
         )
     }
 
@@ -93,33 +117,43 @@ impl InferencePool {
         T: Send + 'static,
         F: FnOnce(usize) -> T + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        let job: Job = Box::new(move |threads| {
-            let _ = tx.send(f(threads));
-        });
-        match self.tx.try_send(job) {
-            Ok(()) => Ok(rx),
-            Err(TrySendError::Full(_)) => {
-                self.queued.fetch_sub(1, Ordering::Relaxed);
-                Err(PoolError::Busy(self.capacity))
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                self.queued.fetch_sub(1, Ordering::Relaxed);
-                Err(PoolError::Stopped)
-            }
-        }
+        self.submit_with(Priority::Urgent, f)
     }
 
-    /// Runs `f(threads)` on a worker and waits for it (for blocking callers: tools, tests).
-    pub fn run_blocking<T, F>(&self, f: F) -> Result<T, PoolError>
+    pub fn submit_with<T, F>(&self, prio: Priority, f: F) -> Result<oneshot::Receiver<T>, PoolError>
     where
         T: Send + 'static,
         F: FnOnce(usize) -> T + Send + 'static,
     {
-        self.submit(f)?
-            .blocking_recv()
-            .map_err(|_| PoolError::Stopped)
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |threads| {
+            let _ = tx.send(f(threads));
+        });
+        let mut q = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let waiting = q.urgent.len() + q.speculative.len();
+        match prio {
+            Priority::Urgent if q.urgent.len() < self.capacity => q.urgent.push_back(job),
+            Priority::Urgent => return Err(PoolError::Busy(waiting)),
+            // Speculation only when a worker would start on it right away.
+            Priority::Speculative
+                if waiting == 0 && self.inner.busy.load(Ordering::Relaxed) < self.workers =>
+            {
+                q.speculative.push_back(job)
+            }
+            Priority::Speculative => return Err(PoolError::Busy(waiting)),
+        }
+        drop(q);
+        self.inner.ready.notify_one();
+        Ok(rx)
+    }
+
+    /// Runs `f(threads)` on a worker and waits for it (for blocking callers: tools, tests).
+    pub fn run_blocking<T, F>(&self, f: F) -> Option<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(usize) -> T + Send + 'static,
+    {
+        self.submit(f).ok()?.blocking_recv().ok()
     }
 }
 
@@ -128,20 +162,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn runs_jobs_and_bounds_the_queue() {
+    fn runs_jobs_bounds_the_queue_and_sheds_speculation() {
         let pool = InferencePool::new(1, 1);
-        assert_eq!(pool.run_blocking(|t| t >= 1), Ok(true));
+        assert_eq!(pool.run_blocking(|t| t >= 1), Some(true));
         let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
         let first = pool.submit(move |_| gate_rx.recv().ok()).unwrap();
         // Wait until the worker holds the first job, so the queue is empty again.
-        while pool.load().1 > 0 {
+        while pool.load() != (1, 0) {
             std::thread::yield_now();
         }
+        // The only worker is busy: speculative work is refused, urgent work queues.
+        assert!(pool.submit_with(Priority::Speculative, |_| 0).is_err());
         let second = pool.submit(|_| 2).unwrap();
         assert_eq!(pool.submit(|_| 3).unwrap_err(), PoolError::Busy(1));
         gate_tx.send(()).unwrap();
         assert_eq!(first.blocking_recv().unwrap(), Some(()));
         assert_eq!(second.blocking_recv().unwrap(), 2);
+        assert_eq!(
+            pool.submit_with(Priority::Speculative, |_| 4)
+                .unwrap()
+                .blocking_recv()
+                .unwrap(),
+            4
+        );
     }
 
     #[test]
@@ -149,6 +192,6 @@ mod tests {
         let pool = InferencePool::new(1, 4);
         let r = pool.submit(|_| -> u8 { panic!("model exploded") }).unwrap();
         assert!(r.blocking_recv().is_err());
-        assert_eq!(pool.run_blocking(|_| 7), Ok(7));
+        assert_eq!(pool.run_blocking(|_| 7), Some(7));
     }
 }

@@ -15,6 +15,9 @@ pub struct TurnConfig {
     pub min_speech_ms: u64,
     pub end_silence_ms: u64,
     pub early_end_silence_ms: u64,
+    /// Silence after which a `Pause` asks for the transcript so far (so that it can be ready
+    /// by the time `early_end_silence_ms` has passed).
+    pub pause_ms: u64,
     pub barge_in_ms: u64,
     pub max_turn_ms: u64,
     /// Unvoiced gap tolerated inside the onset before it counts as a new attempt.
@@ -29,6 +32,7 @@ impl Default for TurnConfig {
             min_speech_ms: 200,
             end_silence_ms: 700,
             early_end_silence_ms: 250,
+            pause_ms: 150,
             barge_in_ms: 80,
             max_turn_ms: 20_000,
             onset_gap_ms: 60,
@@ -45,7 +49,7 @@ pub enum TurnEvent {
     BargeIn { at: Duration },
     /// The voice that interrupted was too short to be speech: the bot may resume.
     FalseBargeIn { at: Duration },
-    /// The caller has been silent for `early_end_silence_ms` inside a turn: a good moment to
+    /// The caller has been silent for `pause_ms` inside a turn: a good moment to
     /// transcribe what was said so far (the turn may still go on).
     Pause { start: Duration, end: Duration },
     /// A short sound that was not speech.
@@ -79,6 +83,9 @@ enum State {
         last_voice: Duration,
         /// A `Pause` was reported for this stretch of silence.
         paused: bool,
+        /// The transcript up to this point reads complete: end the turn once the silence
+        /// reaches `early_end_silence_ms`.
+        stable_at: Option<Duration>,
     },
 }
 
@@ -153,6 +160,7 @@ impl TurnDetector {
                             start,
                             last_voice: frame_end,
                             paused: false,
+                            stable_at: None,
                         };
                         let pre = start.saturating_sub(Self::ms(c.pre_roll_ms));
                         return Some(TurnEvent::SpeechStarted { start: pre });
@@ -176,16 +184,18 @@ impl TurnDetector {
                 start,
                 last_voice,
                 paused,
+                stable_at,
             } => {
-                let (last_voice, paused) = if voiced {
-                    (frame_end, false)
+                let (last_voice, paused, stable_at) = if voiced {
+                    (frame_end, false, None)
                 } else {
-                    (last_voice, paused)
+                    (last_voice, paused, stable_at)
                 };
                 self.state = State::Speaking {
                     start,
                     last_voice,
                     paused,
+                    stable_at,
                 };
                 let pre = start.saturating_sub(Self::ms(c.pre_roll_ms));
                 if frame_end.saturating_sub(start) >= Self::ms(c.max_turn_ms) {
@@ -204,13 +214,17 @@ impl TurnDetector {
                         reason: EndReason::Silence,
                     });
                 }
-                if !paused
-                    && frame_end.saturating_sub(last_voice) >= Self::ms(c.early_end_silence_ms)
-                {
+                if stable_at == Some(last_voice) {
+                    if let Some(ev) = self.on_stable_transcript(frame_end, last_voice) {
+                        return Some(ev);
+                    }
+                }
+                if !paused && frame_end.saturating_sub(last_voice) >= Self::ms(c.pause_ms) {
                     self.state = State::Speaking {
                         start,
                         last_voice,
                         paused: true,
+                        stable_at,
                     };
                     return Some(TurnEvent::Pause {
                         start: pre,
@@ -243,17 +257,22 @@ impl TurnDetector {
         None
     }
 
-    /// The recogniser's partial transcript has stopped changing: end the turn now if the
-    /// caller has been silent for `early_end_silence_ms` (instead of the full hangover).
-    /// `end` is the `Pause` it answers: if the caller spoke again since, nothing happens.
+    /// The transcript up to `end` (a `Pause`) reads complete: end the turn as soon as the
+    /// caller has been silent for `early_end_silence_ms` (now, or at a later frame) instead of
+    /// the full hangover. If the caller spoke again since, nothing happens.
     pub fn on_stable_transcript(&mut self, now: Duration, end: Duration) -> Option<TurnEvent> {
         if let State::Speaking {
-            start, last_voice, ..
+            start,
+            last_voice,
+            ref mut stable_at,
+            ..
         } = self.state
         {
-            if last_voice == end
-                && now.saturating_sub(last_voice) >= Self::ms(self.cfg.early_end_silence_ms)
-            {
+            if last_voice != end {
+                return None;
+            }
+            *stable_at = Some(end);
+            if now.saturating_sub(last_voice) >= Self::ms(self.cfg.early_end_silence_ms) {
                 self.state = State::Idle;
                 let pre = start.saturating_sub(Self::ms(self.cfg.pre_roll_ms));
                 return Some(TurnEvent::TurnEnded {
@@ -385,11 +404,11 @@ mod tests {
         let mut d = TurnDetector::new(TurnConfig::default());
         let ev = run_with_pauses(&mut d, &format!("{}{}", "#".repeat(30), ".".repeat(14)), 0);
         assert!(d.in_turn());
-        // 250 ms into the silence the detector reports a pause (transcribe now) ...
+        // 150 ms into the silence the detector reports a pause (transcribe now) ...
         assert_eq!(
             ev.last(),
             Some(&(
-                840,
+                740,
                 TurnEvent::Pause {
                     start: ms(0),
                     end: ms(600)
@@ -407,6 +426,28 @@ mod tests {
                 reason: EndReason::StableTranscript
             })
         );
+        // A transcript that is ready before 250 ms of silence ends the turn at 250 ms.
+        let mut d = TurnDetector::new(TurnConfig::default());
+        run_with_pauses(&mut d, &format!("{}{}", "#".repeat(30), ".".repeat(8)), 0);
+        assert_eq!(d.on_stable_transcript(ms(760), ms(600)), None);
+        let ev = run(&mut d, ".....", 760);
+        assert_eq!(
+            ev,
+            [(
+                840,
+                TurnEvent::TurnEnded {
+                    start: ms(0),
+                    end: ms(600),
+                    reason: EndReason::StableTranscript
+                }
+            )]
+        );
+        // ... unless the caller speaks again first.
+        let mut d = TurnDetector::new(TurnConfig::default());
+        run_with_pauses(&mut d, &format!("{}{}", "#".repeat(30), ".".repeat(8)), 0);
+        assert_eq!(d.on_stable_transcript(ms(760), ms(600)), None);
+        assert!(run(&mut d, "#.....", 760).is_empty());
+        assert!(d.in_turn());
         let mut d = TurnDetector::new(TurnConfig {
             max_turn_ms: 1000,
             ..TurnConfig::default()
