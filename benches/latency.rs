@@ -12,6 +12,8 @@
 //!
 //!   cargo bench --bench latency                 (VOXDESK_BENCH_QUICK=1: 1 and 4 calls)
 //!   VOXDESK_BENCH_CALLS=1,16 cargo bench --bench latency
+//!   VOXDESK_BENCH_STAGGER_MS=0 ...             (every caller starts at once; default: call
+//!                                               starts spread evenly over 8 s)
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -279,6 +281,17 @@ fn main() {
         Err(_) if std::env::var_os("VOXDESK_BENCH_QUICK").is_some() => vec![1, 4],
         Err(_) => vec![1, 2, 4, 8, 16],
     };
+    // Call starts are spread over this time (VOXDESK_BENCH_STAGGER_MS; 0: all at once).
+    let stagger = Duration::from_millis(
+        std::env::var("VOXDESK_BENCH_STAGGER_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(8000),
+    );
+    println!(
+        "call starts spread over {} ms (VOXDESK_BENCH_STAGGER_MS)",
+        stagger.as_millis()
+    );
     for &n in &counts {
         let dir = tempfile::tempdir().unwrap();
         let port = free_udp().local_addr().unwrap().port();
@@ -336,8 +349,8 @@ fn main() {
             .map(|i| {
                 let utts = utts.clone();
                 std::thread::spawn(move || {
-                    // Stagger call starts over the first second.
-                    std::thread::sleep(Duration::from_millis((i as u64 * 997) % 1000));
+                    // Call starts spread evenly over `stagger` (callers do not all speak at once).
+                    std::thread::sleep(stagger * i as u32 / n as u32);
                     call(addr, &utts, i)
                 })
             })

@@ -1,5 +1,6 @@
 //! voxdesk: an on-premises AI voice call-center server.
 
+pub mod acd;
 pub mod call;
 pub mod config;
 pub mod endpoint;

@@ -41,6 +41,12 @@ fn bad_config_fails_naming_the_key() {
             "agents[0].ha1",
         ),
         ("this is not toml", "voxdesk.toml"),
+        ("[speech]\nlanguage = \"fr\"\n", "speech.language"),
+        ("[speech]\nend_silence_ms = 20\n", "speech.end_silence_ms"),
+        (
+            "[speech]\nearly_end_ms = 900\nend_silence_ms = 700\n",
+            "speech.early_end_ms",
+        ),
     ];
     for (text, needle) in cases {
         let p = dir.path().join("voxdesk.toml");
