@@ -553,12 +553,6 @@ impl Config {
                 ),
             ));
         }
-        if sp.early_transcribe_ms > sp.early_end_ms || sp.early_end_ms > sp.end_silence_ms {
-            return Err(invalid(
-                "speech.early_end_ms",
-                "needs early_transcribe_ms <= early_end_ms <= end_silence_ms",
-            ));
-        }
         if sp.workers > 64 {
             return Err(invalid("speech.workers", "at most 64 (0: one per core)"));
         }
@@ -578,6 +572,12 @@ impl Config {
             if !(lo..=hi).contains(&v) {
                 return Err(invalid(key, format!("{v} is outside {lo}..={hi}")));
             }
+        }
+        if sp.early_transcribe_ms > sp.early_end_ms || sp.early_end_ms > sp.end_silence_ms {
+            return Err(invalid(
+                "speech.early_end_ms",
+                "needs early_transcribe_ms <= early_end_ms <= end_silence_ms",
+            ));
         }
         if self.demo_agents && !bind.is_loopback() {
             return Err(invalid(
