@@ -364,3 +364,69 @@ fn a_missing_or_corrupt_whisper_model_is_reported_by_doctor_and_serve() {
         assert!(!text.contains("panicked"), "{text}");
     }
 }
+
+/// The end of the talking caller's scenario when the bot hangs up: wait for its BYE, answer.
+const BOT_HANGS_UP: &str = r#"  <recv request="BYE" timeout="15000"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+</scenario>
+"#;
+
+#[test]
+fn saying_goodbye_gets_a_goodbye_and_the_bot_hangs_up() {
+    let _g = serial();
+    let server = Server::start_with_models("", "", "");
+    // The caller's line, spoken by the Piper voice, as raw 8 kHz mu-law for sipp.
+    let models = PathBuf::from(models_dir());
+    let voice = voxdesk::speech::tts::PiperVoice::load(
+        &models.join("onnxruntime/libonnxruntime.so.1.31.1"),
+        &models.join("piper/en_US-joe-medium.onnx"),
+    )
+    .unwrap();
+    use voxdesk::speech::tts::Tts;
+    let pcm = voice.synthesize("Okay, that is all. Goodbye.").unwrap();
+    let ul: Vec<u8> = pcm
+        .iter()
+        .map(|&s| voxdesk::media::g711::linear_to_ulaw(s))
+        .collect();
+    let said = server.dir.path().join("goodbye.ul");
+    std::fs::write(&said, ul).unwrap();
+    // sipp takes rtp_stream files relative to its working folder (tests/fixtures).
+    let up = "../".repeat(fixtures().components().count() - 1);
+    let rel = format!("{up}{}", said.display().to_string().trim_start_matches('/'));
+    // (A new rtp_stream replaces the one playing: the line is over after 2.5 s.)
+    let sc = talk_scenario(server.dir.path(), 6500, &rel, 2500, "silence.ul", 0);
+    // Instead of the caller's BYE: the bot's.
+    let text = std::fs::read_to_string(&sc).unwrap();
+    let cut = text.rfind("  <send retrans=\"500\">").unwrap();
+    std::fs::write(&sc, format!("{}{BOT_HANGS_UP}", &text[..cut])).unwrap();
+    let out = sipp(server.port, sc.to_str().unwrap(), &[]);
+    assert_sipp_ok(&out, &server);
+    let row = server.wait_call_ended();
+    assert_eq!(
+        row.end_reason.as_deref(),
+        Some("bot-goodbye"),
+        "{row:?}\n{}",
+        server.log()
+    );
+    let ts = turns(&server);
+    let bye = ts.iter().find(|t| t.speaker == "bot").expect("a reply");
+    assert!(bye.text.contains("Goodbye"), "{ts:#?}");
+    // The goodbye was spoken to the end before the BYE: it is the last thing on the line.
+    let wav = PathBuf::from(row.recording_path.expect("recording"));
+    let end = wav_seconds(&wav);
+    let voiced = voiced_frames(&wav, 1, end - 4.0, end);
+    assert!(
+        !voiced.is_empty() && end - voiced.last().unwrap() < 1.0,
+        "goodbye audio right before the hang-up ({end:.2} s): {voiced:?}"
+    );
+}
