@@ -97,6 +97,22 @@ pub(super) struct Talk {
     awaiting: Vec<Tentative>,
 }
 
+/// Hands a pool job's result to the call as a `TalkEvent` (a job that panicked becomes an
+/// error naming `what`).
+fn forward<T: Send + 'static>(
+    rx: tokio::sync::oneshot::Receiver<Result<T, String>>,
+    tx: mpsc::Sender<TalkEvent>,
+    what: &'static str,
+    event: impl FnOnce(Result<T, String>) -> TalkEvent + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let result = rx
+            .await
+            .unwrap_or_else(|_| Err(format!("{what} failed (worker panic)")));
+        let _ = tx.send(event(result)).await;
+    });
+}
+
 fn ms(d: Duration) -> i64 {
     d.as_millis() as i64
 }
@@ -145,16 +161,9 @@ impl Talk {
                 stt.transcribe(&to_16k(&pcm), &lang, threads)
                     .map_err(|e| e.to_string())
             }) {
-            Ok(rx) => {
-                tokio::spawn(async move {
-                    let result = rx
-                        .await
-                        .unwrap_or_else(|_| Err("the recogniser failed (worker panic)".into()));
-                    let _ = tx
-                        .send(TalkEvent::TranscribedTentative { start, end, result })
-                        .await;
-                });
-            }
+            Ok(rx) => forward(rx, tx, "the recogniser", move |result| {
+                TalkEvent::TranscribedTentative { start, end, result }
+            }),
             Err(e) => {
                 tracing::debug!(error = %e, "no early transcript (pool busy)");
                 self.tentative = None;
@@ -253,20 +262,13 @@ impl Talk {
         });
         let tx = self.tx.clone();
         match job {
-            Ok(rx) => {
-                tokio::spawn(async move {
-                    let result = rx
-                        .await
-                        .unwrap_or_else(|_| Err("the recogniser failed (worker panic)".into()));
-                    let _ = tx
-                        .send(TalkEvent::Transcribed {
-                            seq,
-                            utt: meta,
-                            result,
-                        })
-                        .await;
-                });
-            }
+            Ok(rx) => forward(rx, tx, "the recogniser", move |result| {
+                TalkEvent::Transcribed {
+                    seq,
+                    utt: meta,
+                    result,
+                }
+            }),
             Err(e) => {
                 let _ = tx.try_send(TalkEvent::Transcribed {
                     seq,
@@ -438,14 +440,10 @@ impl Talk {
         });
         let tx = self.tx.clone();
         match job {
-            Ok(rx) => {
-                tokio::spawn(async move {
-                    let result = rx
-                        .await
-                        .unwrap_or_else(|_| Err("the voice failed (worker panic)".into()));
-                    let _ = tx.send(TalkEvent::Rendered { seq, result }).await;
-                });
-            }
+            Ok(rx) => forward(rx, tx, "the voice", move |result| TalkEvent::Rendered {
+                seq,
+                result,
+            }),
             Err(e) => {
                 tracing::error!(error = %e, "cannot render the reply");
                 let _ = media.try_send(MediaCmd::Say {
