@@ -386,6 +386,7 @@ fn main() {
         let mut pol = col("SELECT policy_ms FROM turns WHERE speaker='bot'");
         let mut tts = col("SELECT tts_first_ms FROM turns WHERE speaker='bot'");
         let mut srv = col("SELECT reply_latency_ms FROM turns WHERE speaker='bot'");
+        let mut nlu = col("SELECT nlu_ms FROM turns WHERE speaker='caller'");
         let rtf = col("SELECT CAST(stt_ms AS REAL) / (end_ms - start_ms) FROM turns WHERE speaker='caller' AND end_ms > start_ms");
         let early: i64 = db
             .query_row(
@@ -427,6 +428,11 @@ fn main() {
             pct(&mut pol, 0.95),
             pct(&mut tts, 0.5),
             pct(&mut tts, 0.95)
+        );
+        println!(
+            "   NLU (encoder, heads, prosody, knowledge-base search; inside speech-to-text above) p50 {:.0} ms, p95 {:.0} ms",
+            pct(&mut nlu, 0.5),
+            pct(&mut nlu, 0.95)
         );
         let mut rtf = rtf;
         println!(

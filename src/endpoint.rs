@@ -30,6 +30,8 @@ pub struct Shared {
     pub greeting: Arc<Pcm>,
     /// Speech engines; `None` when `speech.enabled` is off.
     pub speech: Option<Arc<crate::speech::Speech>>,
+    /// Understanding and the dialog (NLU models, knowledge base); with `speech`.
+    pub brain: Option<Arc<crate::dialog::brain::Brain>>,
     pub bind_ip: IpAddr,
     pub advertised: String,
     pub sip_port: u16,

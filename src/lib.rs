@@ -1,13 +1,16 @@
 //! voxdesk: an on-premises AI voice call-center server.
 
 pub mod acd;
+pub mod admin;
 pub mod call;
 pub mod config;
+pub mod dialog;
 pub mod endpoint;
+pub mod kb;
 pub mod local_line;
 pub mod media;
 pub mod models;
-pub mod policy;
+pub mod nlu;
 pub mod prompts;
 pub mod registrar;
 pub mod speech;

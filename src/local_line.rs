@@ -6,8 +6,9 @@
 //! (left = caller, right = bot) sounds like the call would have.
 
 use crate::config::Config;
+use crate::dialog::brain::Brain;
+use crate::dialog::Dialog;
 use crate::media::wav::{self, Recorder};
-use crate::policy::{EchoFaqPolicy, Policy};
 use crate::speech::stt::Transcript;
 use crate::speech::tts::speech_chunks;
 use crate::speech::turn::{TurnDetector, TurnEvent};
@@ -34,7 +35,9 @@ pub struct Exchange {
 /// The bot side of a local conversation, driven one 20 ms frame at a time.
 struct Bot<'a> {
     speech: &'a Speech,
-    policy: EchoFaqPolicy,
+    brain: &'a Brain,
+    dialog: Dialog,
+    baseline: Option<crate::nlu::prosody::Prosody>,
     vad: EnergyVad,
     turns: TurnDetector,
     language: String,
@@ -56,10 +59,13 @@ fn frames_for(d: Duration) -> u64 {
 }
 
 impl<'a> Bot<'a> {
-    fn new(speech: &'a Speech, cfg: &Config, greeting: &[i16]) -> Bot<'a> {
+    fn new(speech: &'a Speech, brain: &'a Brain, cfg: &Config, greeting: &[i16]) -> Bot<'a> {
+        let lang = if speech.language == "zh" { "zh" } else { "en" };
         Bot {
             speech,
-            policy: EchoFaqPolicy::new(&cfg.prompts.not_understood),
+            brain,
+            dialog: brain.dialog("", lang),
+            baseline: None,
             vad: EnergyVad::default(),
             turns: TurnDetector::new(cfg.speech.turn_config()),
             language: speech.language.clone(),
@@ -87,9 +93,53 @@ impl<'a> Bot<'a> {
     }
 
     /// Answers a finished turn: the reply becomes audible after the compute time it took.
-    fn respond(&mut self, t: Transcript, frame: u64, end: Duration, spent: Duration) -> Result<()> {
+    fn respond(
+        &mut self,
+        t: Transcript,
+        frame: u64,
+        start: Duration,
+        end: Duration,
+        spent: Duration,
+    ) -> Result<()> {
         let t0 = Instant::now();
-        let reply = self.policy.on_transcript(&t);
+        let a = (start.as_millis() as usize * 8).min(self.heard.len());
+        let b = (end.as_millis() as usize * 8).min(self.heard.len());
+        let lang = if self.language == "zh" { "zh" } else { "en" };
+        let context = crate::dialog::brain::CallContext {
+            previous_topic: self.dialog.followup_context().map(String::from),
+            baseline: self.baseline,
+        };
+        let analysis = self
+            .brain
+            .analyse(&t.text, lang, Some(&self.heard[a..b.max(a)]), &context);
+        if self.baseline.is_none() {
+            self.baseline = analysis
+                .understanding
+                .prosody
+                .filter(|p| p.voiced_secs > 0.4);
+        }
+        let u = &analysis.understanding;
+        let mut reply = self.dialog.on_turn(&analysis, end);
+        println!("caller: {}", t.text);
+        println!(
+            "        (intent {} {:.2}, emotion {}, anger {:.2}{})",
+            u.intent,
+            u.intent_confidence,
+            u.emotion,
+            u.anger,
+            analysis
+                .hits
+                .first()
+                .map(|h| format!(", best entry {} {:.2}", h.key, h.score))
+                .unwrap_or_default()
+        );
+        if let Some(e) = &reply.escalation {
+            // No people on a local line: say the handoff, then what a caller hears when
+            // nobody can take the call.
+            println!("        (escalation: {})", e.handoff.line());
+            let no_agent = self.dialog.on_no_agent(end);
+            reply.text = format!("{} {}", reply.text, no_agent.text);
+        }
         let mut audio = Vec::new();
         let mut first = None;
         for chunk in speech_chunks(&reply.text) {
@@ -98,7 +148,6 @@ impl<'a> Bot<'a> {
         }
         let ready = frame + frames_for(spent + first.unwrap_or_default());
         let end_frame = frames_for(end);
-        println!("caller: {}", t.text);
         println!("bot:    {}", reply.text);
         self.exchanges.push(Exchange {
             caller: t.text,
@@ -150,7 +199,7 @@ impl<'a> Bot<'a> {
                         self.turns.on_stable_transcript(at, end)
                     {
                         let (_, t) = self.tentative.take().unwrap_or_default();
-                        self.respond(t, frame, end, spent)?;
+                        self.respond(t, frame, start, end, spent)?;
                     }
                 }
             }
@@ -161,7 +210,7 @@ impl<'a> Bot<'a> {
                     _ => self.transcribe(start, end)?,
                 };
                 let spent = t0.elapsed();
-                self.respond(t, frame, end, spent)?;
+                self.respond(t, frame, start, end, spent)?;
             }
             _ => {}
         }
@@ -185,6 +234,7 @@ impl<'a> Bot<'a> {
 pub fn run_wav(
     cfg: &Config,
     speech: &Speech,
+    brain: &Brain,
     greeting: &[i16],
     input: &Path,
     out: &Path,
@@ -192,7 +242,7 @@ pub fn run_wav(
     let caller =
         wav::load_mono(input, 8000).with_context(|| format!("--wav {}", input.display()))?;
     let mut rec = Recorder::create(out).with_context(|| format!("--out {}", out.display()))?;
-    let mut bot = Bot::new(speech, cfg, greeting);
+    let mut bot = Bot::new(speech, brain, cfg, greeting);
     let mut frame = 0u64;
     let mut chunks = caller.chunks(FRAME);
     // After the input ends: silence until the bot has finished (at most 30 s).
@@ -218,7 +268,7 @@ pub fn run_wav(
 }
 
 /// Talks through this machine's microphone and speaker until Ctrl-C.
-pub fn run_device(cfg: &Config, speech: &Speech, greeting: &[i16]) -> Result<()> {
+pub fn run_device(cfg: &Config, speech: &Speech, brain: &Brain, greeting: &[i16]) -> Result<()> {
     use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
     let host = cpal::default_host();
     let (Some(input), Some(output)) = (host.default_input_device(), host.default_output_device())
@@ -266,7 +316,7 @@ pub fn run_device(cfg: &Config, speech: &Speech, greeting: &[i16]) -> Result<()>
     in_stream.play()?;
     out_stream.play()?;
     println!("talking: speak after the greeting (Ctrl-C to stop)");
-    let mut bot = Bot::new(speech, cfg, greeting);
+    let mut bot = Bot::new(speech, brain, cfg, greeting);
     let mut heard8k: VecDeque<i16> = VecDeque::new();
     let mut frame = 0u64;
     let start = Instant::now();

@@ -55,11 +55,45 @@ enum Command {
         #[arg(long, requires = "wav")]
         out: Option<PathBuf>,
     },
+    /// The knowledge base: import, export, search.
+    Kb {
+        #[command(subcommand)]
+        command: KbCommand,
+    },
+    /// Fit the intent and emotion heads on the knowledge base and the labelled examples
+    /// (seconds); a running server picks them up by itself.
+    Train,
+    /// Measure the models on a labelled set.
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
+    },
     /// Print the most recent call detail records.
     Calls {
         /// How many calls to show.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum KbCommand {
+    /// Add or update entries from a file (.md, .jsonl or .csv), matched by key.
+    Import { file: PathBuf },
+    /// Write every entry to a file (.md, .jsonl or .csv).
+    Export { file: PathBuf },
+    /// Show the entries that best answer a question, with their scores.
+    Search { text: String },
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Intent accuracy, per-class precision/recall, confusion matrices, anger recall and
+    /// false escalations, NLU latency.
+    Nlu {
+        /// Labelled set: JSONL or CSV with text, intent, emotion (and lang).
+        #[arg(long)]
+        set: PathBuf,
     },
 }
 
@@ -92,6 +126,25 @@ fn main() -> std::process::ExitCode {
         Some(Command::Doctor) => doctor(&cli),
         Some(Command::Talk { wav, out }) => talk(&cli, wav.as_deref(), out.as_deref()),
         Some(Command::Calls { limit }) => calls(&cli, *limit),
+        Some(Command::Kb { command }) => load_config(&cli).and_then(|cfg| {
+            let out = match command {
+                KbCommand::Import { file } => voxdesk::admin::kb_import(&cfg, file)?,
+                KbCommand::Export { file } => voxdesk::admin::kb_export(&cfg, file)?,
+                KbCommand::Search { text } => voxdesk::admin::kb_search(&cfg, text)?,
+            };
+            println!("{}", out.trim_end());
+            Ok(())
+        }),
+        Some(Command::Train) => load_config(&cli).and_then(|cfg| {
+            println!("{}", voxdesk::admin::train(&cfg)?);
+            Ok(())
+        }),
+        Some(Command::Eval {
+            command: EvalCommand::Nlu { set },
+        }) => load_config(&cli).and_then(|cfg| {
+            println!("{}", voxdesk::admin::eval_nlu(&cfg, set)?.trim_end());
+            Ok(())
+        }),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -206,9 +259,11 @@ fn talk(cli: &Cli, wav: Option<&std::path::Path>, out: Option<&std::path::Path>)
     let speech = voxdesk::speech::Speech::load(&cfg)
         .context("speech models (run scripts/fetch-models.sh, or fix [models] in the config)")?;
     let (greeting, _) = voxdesk::prompts::greeting(&cfg, Some(speech.tts.as_ref()))?;
+    let brain = voxdesk::dialog::brain::Brain::load(&cfg)
+        .context("the dialog (NLU models and knowledge base)")?;
     match (wav, out) {
         (Some(wav), Some(out)) => {
-            let ex = voxdesk::local_line::run_wav(&cfg, &speech, &greeting, wav, out)?;
+            let ex = voxdesk::local_line::run_wav(&cfg, &speech, &brain, &greeting, wav, out)?;
             for (i, e) in ex.iter().enumerate() {
                 println!(
                     "turn {}: reply after {} ms{}",
@@ -220,7 +275,7 @@ fn talk(cli: &Cli, wav: Option<&std::path::Path>, out: Option<&std::path::Path>)
             println!("wrote {} ({} turn(s))", out.display(), ex.len());
             Ok(())
         }
-        _ => voxdesk::local_line::run_device(&cfg, &speech, &greeting),
+        _ => voxdesk::local_line::run_device(&cfg, &speech, &brain, &greeting),
     }
 }
 
@@ -248,20 +303,20 @@ async fn run(cfg: Config) -> Result<()> {
         }
         tracing::info!(language = %s.language, workers = s.pool.workers(), "speech ready");
         let s = Arc::new(s);
+        let c = cfg.clone();
+        let brain = tokio::task::spawn_blocking(move || voxdesk::dialog::brain::Brain::load(&c))
+            .await?
+            .context("the dialog (NLU models and knowledge base)")?;
         // The voice speaks English; answers in other languages are rendered when asked.
         if s.language == "en" {
-            s.prewarm(
-                voxdesk::policy::EchoFaqPolicy::answers("en")
-                    .into_iter()
-                    .map(String::from)
-                    .collect(),
-            );
+            s.prewarm(brain.answers("en"));
         }
-        Some(s)
+        (Some(s), Some(Arc::new(brain)))
     } else {
         tracing::info!("speech.enabled = false: greeting, DTMF and recording only");
-        None
+        (None, None)
     };
+    let (speech, brain) = speech;
     let (greeting, source) = {
         let cfg = cfg.clone();
         let sp = speech.clone();
@@ -297,6 +352,7 @@ async fn run(cfg: Config) -> Result<()> {
         store: store.clone(),
         greeting,
         speech,
+        brain,
         bind_ip,
         advertised: cfg.advertised_address(),
         sip_port,

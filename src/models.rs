@@ -69,7 +69,15 @@ pub fn check(cfg: &Config) -> Vec<Check> {
             cfg.model_path(&cfg.models.stt_multilingual),
         ));
     }
+    if cfg.nlu.enabled {
+        models.push(("encoder", cfg.model_path(&cfg.models.encoder)));
+        models.push((
+            "encoder_tokenizer",
+            cfg.model_path(&cfg.models.encoder_tokenizer),
+        ));
+    }
     let mut stt_ok = true;
+    let mut encoder_ok = true;
     for (what, p) in models {
         let json = PathBuf::from(format!("{}.json", p.display()));
         let paths = if what == "tts_voice" {
@@ -92,6 +100,8 @@ pub fn check(cfg: &Config) -> Vec<Check> {
             };
             if what.starts_with("stt") {
                 stt_ok &= c.ok;
+            } else if what.starts_with("encoder") {
+                encoder_ok &= c.ok;
             } else {
                 files_ok &= c.ok;
             }
@@ -100,6 +110,9 @@ pub fn check(cfg: &Config) -> Vec<Check> {
     }
     if files_ok {
         out.push(tts_smoke(cfg));
+    }
+    if cfg.nlu.enabled && encoder_ok && files_ok {
+        out.push(encoder_smoke(cfg));
     }
     if stt_ok {
         out.push(stt_smoke(&cfg.model_path(&cfg.models.stt), "en"));
@@ -156,6 +169,55 @@ fn stt_smoke(path: &Path, language: &str) -> Check {
             ok: false,
             detail: "the model heard nothing in a recording of speech (wrong or damaged model?)".into(),
         },
+        Err(e) => Check {
+            what,
+            ok: false,
+            detail: e.to_string(),
+        },
+    }
+}
+
+/// Loads the sentence encoder and checks that two paraphrases land closer than an
+/// unrelated sentence.
+fn encoder_smoke(cfg: &Config) -> Check {
+    let what = "encoder".to_string();
+    let t0 = Instant::now();
+    let enc = match crate::admin::load_encoder(cfg) {
+        Ok(e) => e,
+        Err(e) => {
+            return Check {
+                what,
+                ok: false,
+                detail: format!("{e:#}"),
+            }
+        }
+    };
+    let load = t0.elapsed();
+    let t1 = Instant::now();
+    let v: Result<Vec<Vec<f32>>, _> = [
+        "How do I pay my bill?",
+        "What is the way to settle my invoice?",
+        "The weather is nice today.",
+    ]
+    .iter()
+    .map(|s| enc.embed(s))
+    .collect();
+    let each = t1.elapsed() / 3;
+    match v {
+        Ok(v) => {
+            let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+            let (near, far) = (cos(&v[0], &v[1]), cos(&v[0], &v[2]));
+            Check {
+                what,
+                ok: near > far,
+                detail: format!(
+                    "loads in {} ms; {} dimensions, {} ms per sentence; paraphrase similarity {near:.2} vs unrelated {far:.2}",
+                    ms(load),
+                    enc.dim(),
+                    ms(each)
+                ),
+            }
+        }
         Err(e) => Check {
             what,
             ok: false,

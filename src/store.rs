@@ -77,6 +77,72 @@ const MIGRATIONS: &[&str] = &[
         created_at_ms INTEGER NOT NULL
     );
     CREATE INDEX turns_call ON turns(call_id, seq);",
+    // 3: knowledge base, trained NLU heads, understanding per turn, escalations, tickets
+    "CREATE TABLE kb_entries (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        intent TEXT,
+        tags TEXT NOT NULL DEFAULT '',
+        needs_person INTEGER NOT NULL DEFAULT 0,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        version INTEGER NOT NULL DEFAULT 1,
+        updated_by TEXT,
+        updated_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE kb_questions (
+        id INTEGER PRIMARY KEY,
+        entry_id INTEGER NOT NULL REFERENCES kb_entries(id) ON DELETE CASCADE,
+        lang TEXT NOT NULL,
+        text TEXT NOT NULL,
+        embedding BLOB
+    );
+    CREATE INDEX kb_questions_entry ON kb_questions(entry_id);
+    CREATE TABLE kb_answers (
+        entry_id INTEGER NOT NULL REFERENCES kb_entries(id) ON DELETE CASCADE,
+        lang TEXT NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (entry_id, lang)
+    );
+    CREATE VIRTUAL TABLE kb_fts USING fts5(terms, entry_id UNINDEXED, lang UNINDEXED,
+        tokenize = 'porter unicode61');
+    CREATE TABLE nlu_heads (
+        name TEXT PRIMARY KEY,
+        json TEXT NOT NULL,
+        examples INTEGER NOT NULL,
+        encoder TEXT NOT NULL,
+        trained_at_ms INTEGER NOT NULL
+    );
+    ALTER TABLE turns ADD COLUMN intent TEXT;
+    ALTER TABLE turns ADD COLUMN intent_confidence REAL;
+    ALTER TABLE turns ADD COLUMN emotion TEXT;
+    ALTER TABLE turns ADD COLUMN anger REAL;
+    ALTER TABLE turns ADD COLUMN kb_key TEXT;
+    ALTER TABLE turns ADD COLUMN nlu_ms INTEGER;
+    CREATE TABLE escalations (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT NOT NULL REFERENCES calls(id),
+        trigger TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        intent TEXT,
+        summary_json TEXT NOT NULL,
+        summary_line TEXT NOT NULL,
+        queue TEXT,
+        outcome TEXT,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX escalations_call ON escalations(call_id);
+    CREATE TABLE tickets (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT REFERENCES calls(id),
+        reference TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        intent TEXT,
+        caller TEXT,
+        subject TEXT NOT NULL,
+        details_json TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'open',
+        created_at_ms INTEGER NOT NULL
+    );",
 ];
 
 /// One row of the `turns` table. Offsets are milliseconds from the call's answer (the
@@ -96,6 +162,12 @@ pub struct TurnRow {
     pub kind: Option<String>,
     pub stt_ms: Option<i64>,
     pub stt_passes: Option<i64>,
+    pub intent: Option<String>,
+    pub intent_confidence: Option<f64>,
+    pub emotion: Option<String>,
+    pub anger: Option<f64>,
+    pub kb_key: Option<String>,
+    pub nlu_ms: Option<i64>,
 }
 
 /// Latency split of a bot reply, filled in when its first packet goes out.
@@ -270,9 +342,11 @@ impl Store {
     pub fn turn(&self, t: TurnRow) {
         self.write("turn", move |db| {
             db.execute(
-                "INSERT INTO turns (call_id, seq, speaker, text, language, start_ms, end_ms, confidence, no_speech, kind, stt_ms, stt_passes, created_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-                params![t.call_id, t.seq, t.speaker, t.text, t.language, t.start_ms, t.end_ms, t.confidence, t.no_speech, t.kind, t.stt_ms, t.stt_passes, now_ms()],
+                "INSERT INTO turns (call_id, seq, speaker, text, language, start_ms, end_ms, confidence, no_speech, kind, stt_ms, stt_passes,
+                    intent, intent_confidence, emotion, anger, kb_key, nlu_ms, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                params![t.call_id, t.seq, t.speaker, t.text, t.language, t.start_ms, t.end_ms, t.confidence, t.no_speech, t.kind, t.stt_ms, t.stt_passes,
+                    t.intent, t.intent_confidence, t.emotion, t.anger, t.kb_key, t.nlu_ms, now_ms()],
             )
         });
     }
@@ -296,6 +370,41 @@ impl Store {
             db.execute(
                 "UPDATE turns SET interrupted = 1 WHERE call_id = ?1 AND seq = ?2 AND speaker = 'bot'",
                 params![id, seq],
+            )
+        });
+    }
+
+    /// A call handed to a person: the trigger and the handoff summary.
+    pub fn escalation(&self, call_id: &str, e: &crate::dialog::Escalation, outcome: &str) {
+        let (id, trigger, outcome) = (call_id.to_string(), e.trigger.as_str(), outcome.to_string());
+        let h = e.handoff.clone();
+        self.write("escalation", move |db| {
+            db.execute(
+                "INSERT INTO escalations (call_id, trigger, reason, intent, summary_json, summary_line, outcome, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![id, trigger, h.reason, h.intent, serde_json::to_string(&h).unwrap_or_default(), h.line(), outcome, now_ms()],
+            )
+        });
+    }
+
+    /// Sets the outcome of the call's latest escalation ("callback", "answered", ...).
+    pub fn escalation_outcome(&self, call_id: &str, outcome: &str) {
+        let (id, outcome) = (call_id.to_string(), outcome.to_string());
+        self.write("escalation outcome", move |db| {
+            db.execute(
+                "UPDATE escalations SET outcome = ?2 WHERE id = (SELECT MAX(id) FROM escalations WHERE call_id = ?1)",
+                params![id, outcome],
+            )
+        });
+    }
+
+    pub fn ticket(&self, call_id: &str, caller: &str, t: &crate::dialog::TicketRequest) {
+        let (id, caller, t) = (call_id.to_string(), caller.to_string(), t.clone());
+        self.write("ticket", move |db| {
+            db.execute(
+                "INSERT INTO tickets (call_id, reference, kind, intent, caller, subject, details_json, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![id, t.reference, t.kind, t.intent, caller, t.subject, t.details.to_string(), now_ms()],
             )
         });
     }

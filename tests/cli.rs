@@ -1,23 +1,7 @@
 //! The command line: clear errors for bad configuration, doctor, calls.
 
-use std::process::Command;
-
-fn voxdesk(args: &[&str], dir: &std::path::Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_voxdesk"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("VOXDESK_CONFIG")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
+mod common;
+use common::voxdesk;
 
 #[test]
 fn bad_config_fails_naming_the_key() {

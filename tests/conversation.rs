@@ -89,10 +89,37 @@ fn voiced_seconds(wav: &Path, channel: usize, from_s: f32, to_s: f32) -> f32 {
     voiced_frames(wav, channel, from_s, to_s).len() as f32 * 0.02
 }
 
+/// These tests are about hearing and speaking: JFK's speech is no question the bot knows,
+/// and an orator's voice is loud, so the escalation rules are relaxed for them.
+const PATIENT_BOT: &str =
+    "[dialog]\nmax_not_understood = 9\nanger_rising = false\n\n[nlu]\nanger_threshold = 1.0\n";
+
+/// `text` spoken by the Piper voice, written as raw 8 kHz mu-law for sipp; returns the path
+/// relative to sipp's working folder (tests/fixtures). `gap_s` of silence follows.
+fn spoken(server: &Server, name: &str, parts: &[(&str, f32)]) -> String {
+    let models = PathBuf::from(models_dir());
+    let voice = voxdesk::speech::tts::PiperVoice::load(
+        &models.join("onnxruntime/libonnxruntime.so.1.31.1"),
+        &models.join("piper/en_US-joe-medium.onnx"),
+    )
+    .unwrap();
+    use voxdesk::speech::tts::Tts;
+    let mut ul: Vec<u8> = Vec::new();
+    for (text, gap_s) in parts {
+        let pcm = voice.synthesize(text).unwrap();
+        ul.extend(pcm.iter().map(|&s| voxdesk::media::g711::linear_to_ulaw(s)));
+        ul.extend(std::iter::repeat_n(0xffu8, (gap_s * 8000.0) as usize));
+    }
+    let said = server.dir.path().join(name);
+    std::fs::write(&said, ul).unwrap();
+    let up = "../".repeat(fixtures().components().count() - 1);
+    format!("{up}{}", said.display().to_string().trim_start_matches('/'))
+}
+
 #[test]
 fn a_spoken_question_is_transcribed_and_answered_aloud() {
     let _g = serial();
-    let server = Server::start_with_models("", "", "");
+    let server = Server::start_with_models("", "", PATIENT_BOT);
     // JFK (real speech, 11 s) after the greeting; time for the last answer; hang up.
     let sc = talk_scenario(server.dir.path(), 6500, "jfk.ul", 22000, "silence.ul", 500);
     let out = sipp(server.port, sc.to_str().unwrap(), &[]);
@@ -151,7 +178,7 @@ fn a_spoken_question_is_transcribed_and_answered_aloud() {
 #[test]
 fn the_caller_interrupts_the_answer_and_is_heard() {
     let _g = serial();
-    let server = Server::start_with_models("", "", "");
+    let server = Server::start_with_models("", "", PATIENT_BOT);
     // "Hello, I would like to check the balance on my account, please." then, while the bot
     // answers, JFK's line: the answer must stop, and the new words be transcribed.
     let sc = talk_scenario(
@@ -205,28 +232,6 @@ fn the_caller_interrupts_the_answer_and_is_heard() {
         after < 0.1,
         "the reply stopped after the interruption ({after:.2} s voiced)"
     );
-}
-
-fn voxdesk(args: &[&str], dir: &Path) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voxdesk"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("VOXDESK_CONFIG")
-        .output()
-        .expect("run voxdesk");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn models_dir() -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("models")
-        .display()
-        .to_string()
 }
 
 #[test]
@@ -385,24 +390,13 @@ const BOT_HANGS_UP: &str = r#"  <recv request="BYE" timeout="15000"/>
 fn saying_goodbye_gets_a_goodbye_and_the_bot_hangs_up() {
     let _g = serial();
     let server = Server::start_with_models("", "", "");
-    // The caller's line, spoken by the Piper voice, as raw 8 kHz mu-law for sipp.
-    let models = PathBuf::from(models_dir());
-    let voice = voxdesk::speech::tts::PiperVoice::load(
-        &models.join("onnxruntime/libonnxruntime.so.1.31.1"),
-        &models.join("piper/en_US-joe-medium.onnx"),
-    )
-    .unwrap();
-    use voxdesk::speech::tts::Tts;
-    let pcm = voice.synthesize("Okay, that is all. Goodbye.").unwrap();
-    let ul: Vec<u8> = pcm
-        .iter()
-        .map(|&s| voxdesk::media::g711::linear_to_ulaw(s))
-        .collect();
-    let said = server.dir.path().join("goodbye.ul");
-    std::fs::write(&said, ul).unwrap();
-    // sipp takes rtp_stream files relative to its working folder (tests/fixtures).
-    let up = "../".repeat(fixtures().components().count() - 1);
-    let rel = format!("{up}{}", said.display().to_string().trim_start_matches('/'));
+    // The caller's line, spoken by the Piper voice (sipp takes rtp_stream files relative to
+    // its working folder, tests/fixtures).
+    let rel = spoken(
+        &server,
+        "goodbye.ul",
+        &[("Okay, that is all. Goodbye.", 0.0)],
+    );
     // (A new rtp_stream replaces the one playing: the line is over after 2.5 s.)
     let sc = talk_scenario(server.dir.path(), 6500, &rel, 2500, "silence.ul", 0);
     // Instead of the caller's BYE: the bot's.
@@ -429,4 +423,121 @@ fn saying_goodbye_gets_a_goodbye_and_the_bot_hangs_up() {
         !voiced.is_empty() && end - voiced.last().unwrap() < 1.0,
         "goodbye audio right before the hang-up ({end:.2} s): {voiced:?}"
     );
+}
+
+#[derive(Debug)]
+struct BotTurn {
+    kind: String,
+    text: String,
+    kb_key: Option<String>,
+}
+
+fn bot_turns(server: &Server) -> Vec<BotTurn> {
+    let db = server.db();
+    let mut st = db
+        .prepare("SELECT kind, text, kb_key FROM turns WHERE speaker = 'bot' ORDER BY seq")
+        .unwrap();
+    st.query_map([], |r| {
+        Ok(BotTurn {
+            kind: r.get(0)?,
+            text: r.get(1)?,
+            kb_key: r.get(2)?,
+        })
+    })
+    .unwrap()
+    .map(|t| t.unwrap())
+    .collect()
+}
+
+#[test]
+fn a_knowledge_base_question_a_follow_up_then_a_person() {
+    let _g = serial();
+    let server = Server::start_with_models("", "", "");
+    // A question the sample knowledge base answers, then (over the answer: barge-in) a
+    // follow-up that only makes sense with the previous topic; then a request for a person.
+    let first = spoken(
+        &server,
+        "roaming.ul",
+        &[
+            ("How do I turn on roaming?", 4.0),
+            ("And how much does that cost?", 0.0),
+        ],
+    );
+    let second = spoken(
+        &server,
+        "person.ul",
+        &[("I want to talk to a real person, please.", 0.0)],
+    );
+    let sc = talk_scenario(server.dir.path(), 6500, &first, 11000, &second, 0);
+    let text = std::fs::read_to_string(&sc).unwrap();
+    let cut = text.rfind("  <send retrans=\"500\">").unwrap();
+    // The handoff line and the callback booking take ~15 s to say.
+    let hangup = BOT_HANGS_UP.replace("timeout=\"15000\"", "timeout=\"45000\"");
+    std::fs::write(&sc, format!("{}{hangup}", &text[..cut])).unwrap();
+    let out = sipp(server.port, sc.to_str().unwrap(), &[]);
+    assert_sipp_ok(&out, &server);
+    let row = server.wait_call_ended();
+    let bots = bot_turns(&server);
+    eprintln!(
+        "bot turns: {bots:#?}\ncaller: {}",
+        caller_text(&turns(&server))
+    );
+    assert_eq!(
+        row.end_reason.as_deref(),
+        Some("bot-goodbye"),
+        "{row:?}\n{}",
+        server.log()
+    );
+    let kinds: Vec<&str> = bots.iter().map(|b| b.kind.as_str()).collect();
+    assert_eq!(
+        bots[0].kb_key.as_deref(),
+        Some("roaming_activate"),
+        "{bots:#?}"
+    );
+    assert!(
+        bots[0].text.starts_with("Roaming is off by default."),
+        "{bots:#?}"
+    );
+    assert!(
+        bots[1].kb_key.as_deref() == Some("roaming_rates"),
+        "the follow-up is answered about roaming prices: {bots:#?}"
+    );
+    assert!(kinds.contains(&"escalate:requested"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"callback"), "{kinds:?}");
+    let last = &bots.last().unwrap().text;
+    assert!(
+        last.contains("+ 1 5 5 5 0 1 0 0"),
+        "the callback number is read back: {last}"
+    );
+    // The escalation and its summary, and the callback ticket, are in the store.
+    let db = server.db();
+    let (trigger, outcome, summary, line): (String, String, String, String) = db
+        .query_row(
+            "SELECT trigger, outcome, summary_json, summary_line FROM escalations",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (trigger.as_str(), outcome.as_str()),
+        ("requested", "callback")
+    );
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["caller"], "+15550100");
+    assert_eq!(summary["intent"], "roaming_rates", "{summary}");
+    assert!(summary["asked"].as_array().unwrap().len() >= 3, "{summary}");
+    assert!(line.starts_with("roaming rates;"), "{line}");
+    let (kind, caller, reference): (String, String, String) = db
+        .query_row("SELECT kind, caller, reference FROM tickets", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((kind.as_str(), caller.as_str()), ("callback", "+15550100"));
+    let spoken_ref: String = reference.chars().map(|c| format!("{c} ")).collect();
+    assert!(last.contains(spoken_ref.trim_end()), "{last} / {reference}");
+    // Each caller turn has its intent, emotion and anger stored.
+    let n: i64 = db
+        .query_row("SELECT COUNT(*) FROM turns WHERE speaker = 'caller' AND intent IS NOT NULL AND emotion IS NOT NULL AND anger IS NOT NULL", [], |r| r.get(0))
+        .unwrap();
+    assert!(n >= 3, "{n}");
 }

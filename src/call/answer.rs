@@ -245,12 +245,22 @@ impl Call {
                 .cmd
                 .send(MediaCmd::Play(self.ctx.shared.greeting.clone()))
                 .await;
-            if let Some(speech) = &self.ctx.shared.speech {
+            if let (Some(speech), Some(brain)) = (&self.ctx.shared.speech, &self.ctx.shared.brain) {
+                let caller = self
+                    .invite
+                    .from_addr()
+                    .ok()
+                    .and_then(|f| match &f.uri {
+                        voxdesk_sip::uri::Uri::Tel(t) => Some(t.clone()),
+                        u => u.as_sip().and_then(|s| s.user_decoded()),
+                    })
+                    .unwrap_or_default();
                 self.talk = Some(super::talk::Talk::new(
                     speech.clone(),
+                    brain.clone(),
                     self.ctx.shared.store.clone(),
                     self.ctx.id.clone(),
-                    &self.ctx.shared.cfg.prompts.not_understood,
+                    &caller,
                 ));
             }
         }

@@ -248,6 +248,9 @@ impl Call {
                 _ = tokio::time::sleep_until(deadline) => self.on_timer().await,
             }
         }
+        if let Some(t) = self.talk.as_mut() {
+            t.on_call_end();
+        }
         self.finish().await;
     }
 
@@ -379,13 +382,11 @@ impl Call {
             }
             MediaEvent::PlaybackDone => {
                 tracing::debug!("prompt finished");
-                if self
-                    .talk
-                    .as_mut()
-                    .map(|t| t.on_playback_done())
-                    .unwrap_or(false)
-                    && self.state == State::Confirmed
-                {
+                let done = match (self.talk.as_mut(), self.media.as_ref()) {
+                    (Some(t), Some(m)) => t.on_playback_done(&m.cmd),
+                    _ => false,
+                };
+                if done && self.state == State::Confirmed {
                     self.hangup("bot-goodbye").await;
                 }
             }
@@ -458,6 +459,13 @@ impl Call {
     async fn on_digit(&mut self, d: char) {
         tracing::info!(digit = %d, "DTMF");
         self.ctx.shared.store.call_dtmf(&self.ctx.id, d);
+        if self.state == State::Confirmed {
+            if let (Some(t), Some(m)) = (self.talk.as_mut(), self.media.as_ref()) {
+                // The bot has the call: keys belong to the dialog (menus, flows, 0 = a person).
+                t.on_dtmf(d, &m.cmd);
+                return;
+            }
+        }
         if d == '#'
             && matches!(self.state, State::Confirmed | State::WaitAck)
             && self.agent.is_none()

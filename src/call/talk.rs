@@ -9,8 +9,9 @@
 //! still silent, the turn ends there (`EndTurn`) instead of after the full silence hangover;
 //! if the hangover ends the turn anyway, the transcript already made is reused.
 
+use crate::dialog::brain::{Brain, CallContext};
+use crate::dialog::{Analysis, Dialog, Reply};
 use crate::media::session::{MediaCmd, Utterance};
-use crate::policy::{EchoFaqPolicy, Policy, Reply};
 use crate::speech::pool::Priority;
 use crate::speech::stt::Transcript;
 use crate::speech::tts::speech_chunks;
@@ -21,18 +22,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// A caller turn as the pool hands it back: the transcript and what it means.
+pub(super) struct Heard {
+    transcript: Transcript,
+    analysis: Analysis,
+}
+
 /// Results coming back from the inference pool.
 pub(super) enum TalkEvent {
     Transcribed {
         seq: u32,
         utt: UttMeta,
-        result: Result<Transcript, String>,
+        result: Result<Heard, String>,
     },
     /// The transcript of a caller's pause (turn audio from `start` to `end`).
     TranscribedTentative {
         start: Duration,
         end: Duration,
-        result: Result<Transcript, String>,
+        result: Result<Heard, String>,
     },
     /// The reply's first sentence is rendered (and queued for playback).
     FirstAudio { seq: u32, at: Instant },
@@ -54,7 +61,7 @@ struct Tentative {
     start: Duration,
     end: Duration,
     asked: Instant,
-    result: Option<Result<Transcript, String>>,
+    result: Option<Result<Heard, String>>,
     /// The turn ended here while the transcript was still being made.
     committed: Option<UttMeta>,
     /// Set when this transcript is no longer wanted: a job still queued is skipped.
@@ -79,13 +86,24 @@ struct Speaking {
     tts_first: Option<Duration>,
     started: bool,
     hang_up: bool,
+    /// The reply hands the call to a person: what follows when it has been said.
+    escalates: bool,
 }
 
 pub(super) struct Talk {
     speech: Arc<Speech>,
+    brain: Arc<Brain>,
     store: Store,
     call_id: String,
-    policy: Box<dyn Policy>,
+    caller: String,
+    dialog: Dialog,
+    /// When the call was answered (the dialog's clock).
+    answered: Instant,
+    /// The prosody of the caller's first real turn: how they sound when calm(er).
+    baseline: Option<crate::nlu::prosody::Prosody>,
+    /// A handoff was said; until routing exists, a callback follows it (once).
+    handed_over: bool,
+    callback_done: bool,
     /// "en", "zh", or "auto" until the first turn tells.
     language: String,
     seq: u32,
@@ -118,20 +136,63 @@ fn ms(d: Duration) -> i64 {
 }
 
 impl Talk {
-    pub fn new(speech: Arc<Speech>, store: Store, call_id: String, not_understood: &str) -> Talk {
+    pub fn new(
+        speech: Arc<Speech>,
+        brain: Arc<Brain>,
+        store: Store,
+        call_id: String,
+        caller: &str,
+    ) -> Talk {
         let (tx, rx) = mpsc::channel(16);
+        let lang = if speech.language == "zh" { "zh" } else { "en" };
         Talk {
             language: speech.language.clone(),
+            dialog: brain.dialog(caller, lang),
+            caller: caller.to_string(),
+            answered: Instant::now(),
+            baseline: None,
+            handed_over: false,
+            callback_done: false,
             speech,
+            brain,
             store,
             call_id,
-            policy: Box::new(EchoFaqPolicy::new(not_understood)),
             seq: 0,
             tx,
             rx,
             speaking: None,
             tentative: None,
             awaiting: Vec::new(),
+        }
+    }
+
+    /// The pool job for a caller turn: speech to text, then what it means (intent, emotion,
+    /// prosody, knowledge-base candidates), all on the same worker.
+    fn hearing(
+        &self,
+        pcm: Vec<i16>,
+    ) -> impl FnOnce(usize) -> Result<Heard, String> + Send + 'static {
+        let stt = self.speech.stt_for(&self.language);
+        let lang = self.language.clone();
+        let brain = self.brain.clone();
+        let context = CallContext {
+            previous_topic: self.dialog.followup_context().map(String::from),
+            baseline: self.baseline,
+        };
+        move |threads| {
+            let transcript = stt
+                .transcribe(&to_16k(&pcm), &lang, threads)
+                .map_err(|e| e.to_string())?;
+            let reply_lang = if transcript.language == "zh" || lang == "zh" {
+                "zh"
+            } else {
+                "en"
+            };
+            let analysis = brain.analyse(&transcript.text, reply_lang, Some(&pcm), &context);
+            Ok(Heard {
+                transcript,
+                analysis,
+            })
         }
     }
 
@@ -147,9 +208,7 @@ impl Talk {
             committed: None,
             stale: stale.clone(),
         });
-        let stt = self.speech.stt_for(&self.language);
-        let lang = self.language.clone();
-        let pcm = u.pcm;
+        let hear = self.hearing(u.pcm);
         let tx = self.tx.clone();
         match self
             .speech
@@ -158,8 +217,7 @@ impl Talk {
                 if stale.load(Ordering::Relaxed) {
                     return Err("no longer needed".to_string());
                 }
-                stt.transcribe(&to_16k(&pcm), &lang, threads)
-                    .map_err(|e| e.to_string())
+                hear(threads)
             }) {
             Ok(rx) => forward(rx, tx, "the recogniser", move |result| {
                 TalkEvent::TranscribedTentative { start, end, result }
@@ -177,7 +235,7 @@ impl Talk {
         &mut self,
         start: Duration,
         end: Duration,
-        result: Result<Transcript, String>,
+        result: Result<Heard, String>,
         media: &mpsc::Sender<MediaCmd>,
     ) {
         if let Some(i) = self
@@ -198,7 +256,8 @@ impl Talk {
         else {
             return; // the caller went on speaking; a newer pause replaced this one
         };
-        let complete = matches!(&result, Ok(tr) if crate::speech::stt::sounds_complete(&tr.text));
+        let complete =
+            matches!(&result, Ok(h) if crate::speech::stt::sounds_complete(&h.transcript.text));
         tracing::debug!(
             complete,
             elapsed_ms = ms(t.asked.elapsed()),
@@ -247,19 +306,13 @@ impl Talk {
         }
         self.seq += 1;
         let seq = self.seq;
-        let stt = self.speech.stt_for(&self.language);
-        let lang = self.language.clone();
-        let pcm = u.pcm;
         tracing::debug!(
             seq,
-            secs = pcm.len() as f32 / 8000.0,
+            secs = u.pcm.len() as f32 / 8000.0,
             "transcribing caller turn"
         );
-        let job = self.speech.pool.submit(move |threads| {
-            let audio = to_16k(&pcm);
-            stt.transcribe(&audio, &lang, threads)
-                .map_err(|e| e.to_string())
-        });
+        let hear = self.hearing(u.pcm);
+        let job = self.speech.pool.submit(hear);
         let tx = self.tx.clone();
         match job {
             Ok(rx) => forward(rx, tx, "the recogniser", move |result| {
@@ -297,20 +350,20 @@ impl Talk {
         }
     }
 
-    /// A transcript is back: store it, ask the policy, start speaking the reply.
+    /// A transcript is back: store it, ask the dialog, start speaking the reply.
     pub fn on_transcribed(
         &mut self,
         seq: u32,
         utt: UttMeta,
-        result: Result<Transcript, String>,
+        result: Result<Heard, String>,
         media: &mpsc::Sender<MediaCmd>,
     ) {
         let stt_done = Instant::now();
-        let t = match result {
-            Ok(t) => t,
+        let (t, analysis) = match result {
+            Ok(h) => (h.transcript, h.analysis),
             Err(e) => {
                 tracing::error!(seq, error = %e, "speech-to-text failed");
-                Transcript::default()
+                (Transcript::default(), Analysis::default())
             }
         };
         if self.language == "auto" && !t.language.is_empty() {
@@ -320,9 +373,13 @@ impl Talk {
             } else {
                 "en".into()
             };
+            self.dialog.set_language(&self.language);
         }
+        let u = &analysis.understanding;
         tracing::info!(seq, text = %t.text, confidence = t.confidence, no_speech = t.no_speech,
-            stt_ms = ms(t.elapsed), passes = t.passes, audio_ctx = t.audio_ctx, "caller said");
+            stt_ms = ms(t.elapsed), passes = t.passes, audio_ctx = t.audio_ctx,
+            intent = %u.intent, intent_p = u.intent_confidence, emotion = %u.emotion, anger = u.anger,
+            nlu_ms = ms(u.elapsed), "caller said");
         self.store.turn(TurnRow {
             call_id: self.call_id.clone(),
             seq,
@@ -336,8 +393,51 @@ impl Talk {
             kind: None,
             stt_ms: Some(ms(t.elapsed)),
             stt_passes: Some(t.passes as i64),
+            intent: Some(u.intent.clone()),
+            intent_confidence: Some(u.intent_confidence as f64),
+            emotion: Some(u.emotion.clone()),
+            anger: Some(u.anger as f64),
+            kb_key: analysis.hits.first().map(|h| h.key.clone()),
+            nlu_ms: Some(ms(u.elapsed)),
         });
-        let reply: Reply = self.policy.on_transcript(&t);
+        if self.baseline.is_none() {
+            self.baseline = u.prosody.filter(|p| p.voiced_secs > 0.4);
+        }
+        let mut reply = self.dialog.on_turn(&analysis, utt.end);
+        if reply.kind == "waiting" && self.handed_over && !self.callback_done {
+            // The caller spoke over the handoff line: go straight on to the callback.
+            reply = self.no_agent();
+        }
+        self.speak(seq, reply, &utt, stt_done, media);
+    }
+
+    /// A keypad press while the bot has the call: true when the dialog used it.
+    pub fn on_dtmf(&mut self, digit: char, media: &mpsc::Sender<MediaCmd>) -> bool {
+        let at = self.answered.elapsed();
+        let Some(reply) = self.dialog.on_dtmf(digit, at) else {
+            return false;
+        };
+        self.seq += 1;
+        let now = Instant::now();
+        let utt = UttMeta {
+            start: at,
+            end: at,
+            speech_end: now,
+            decided: now,
+        };
+        self.speak(self.seq, reply, &utt, now, media);
+        true
+    }
+
+    /// Stores what the dialog decided (turn, escalation, ticket) and starts saying it.
+    fn speak(
+        &mut self,
+        seq: u32,
+        reply: Reply,
+        utt: &UttMeta,
+        stt_done: Instant,
+        media: &mpsc::Sender<MediaCmd>,
+    ) {
         let policy_done = Instant::now();
         tracing::info!(seq, kind = %reply.kind, text = %reply.text, hang_up = reply.hang_up, "bot replies");
         self.store.turn(TurnRow {
@@ -345,10 +445,20 @@ impl Talk {
             seq,
             speaker: "bot",
             text: reply.text.clone(),
-            language: Some(t.language.clone()).filter(|l| !l.is_empty()),
+            language: Some(self.language.clone()),
             kind: Some(reply.kind.clone()),
+            kb_key: reply.kb_key.clone(),
             ..Default::default()
         });
+        if let Some(e) = &reply.escalation {
+            self.handed_over = true;
+            tracing::info!(trigger = e.trigger.as_str(), summary = %e.handoff.line(), "escalating to a person");
+            self.store.escalation(&self.call_id, e, "pending");
+        }
+        if let Some(t) = &reply.ticket {
+            tracing::info!(reference = %t.reference, kind = %t.kind, "ticket created");
+            self.store.ticket(&self.call_id, &self.caller, t);
+        }
         if let Some(old) = self.speaking.take() {
             old.cancel.store(true, Ordering::Relaxed);
         }
@@ -364,13 +474,16 @@ impl Talk {
             tts_first: None,
             started: false,
             hang_up: reply.hang_up,
+            escalates: reply.escalation.is_some(),
         });
         if reply.text.is_empty() {
             return;
         }
         // Fixed prompts were rendered at start-up.
         let cached = match reply.kind.as_str() {
-            "not-understood" => Some(self.speech.prompts.not_understood.clone()),
+            "not-understood" if self.language != "zh" => {
+                Some(self.speech.prompts.not_understood.clone())
+            }
             _ => None,
         };
         if let Some(pcm) = cached {
@@ -386,7 +499,7 @@ impl Talk {
         }
         // Pieces said before (knowledge-base answers) are in the cache: the first one goes
         // out now, without waiting for a worker.
-        let mut parts: Vec<String> = if reply.hang_up {
+        let mut parts: Vec<String> = if reply.hang_up || reply.escalation.is_some() {
             vec![reply.text.clone()]
         } else {
             speech_chunks(&reply.text)
@@ -497,13 +610,46 @@ impl Talk {
     }
 
     /// Playback went quiet: true when the reply that asked to end the call has been spoken.
-    pub fn on_playback_done(&mut self) -> bool {
+    /// After a handoff line, with no routing to people yet, the caller is offered a callback
+    /// (a ticket) and the call ends politely.
+    pub fn on_playback_done(&mut self, media: &mpsc::Sender<MediaCmd>) -> bool {
         match &self.speaking {
             Some(s) if s.started && s.hang_up => {
                 self.speaking = None;
                 true
             }
+            Some(s) if s.started && s.escalates && !self.callback_done => {
+                self.speaking = None;
+                let reply = self.no_agent();
+                self.seq += 1;
+                let at = self.answered.elapsed();
+                let now = Instant::now();
+                let utt = UttMeta {
+                    start: at,
+                    end: at,
+                    speech_end: now,
+                    decided: now,
+                };
+                self.speak(self.seq, reply, &utt, now, media);
+                false
+            }
             _ => false,
+        }
+    }
+
+    /// No person can take the handed-over call (there is no routing yet): book a callback.
+    fn no_agent(&mut self) -> Reply {
+        self.callback_done = true;
+        self.store.escalation_outcome(&self.call_id, "callback");
+        self.dialog.on_no_agent(self.answered.elapsed())
+    }
+
+    /// The call is over: a question left unanswered becomes a ticket.
+    pub fn on_call_end(&mut self) {
+        let at = self.answered.elapsed();
+        if let Some(t) = self.dialog.on_call_end(at) {
+            tracing::info!(reference = %t.reference, "unresolved call: ticket created");
+            self.store.ticket(&self.call_id, &self.caller, &t);
         }
     }
 }

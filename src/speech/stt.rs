@@ -355,6 +355,15 @@ impl Stt for WhisperStt {
                 t.passes = passes + 1;
                 t.elapsed += spent;
             }
+            // Still looping with the full window: the audio is not speech whisper can read
+            // (seen with synthetic Mandarin: "三 四 四 四 四 ..."). Better "not understood"
+            // than nonsense.
+            if looks_looped(&t.text) {
+                tracing::info!(text = %t.text, "transcript still looped with the full window: dropped");
+                NO_SPEECH.fetch_add(1, Ordering::Relaxed);
+                t.text.clear();
+                t.segments.clear();
+            }
             // Noise that whisper turned into words ("Thank you.", "you") comes with a high
             // no-speech probability and low token confidence.
             if t.no_speech > 0.6 && t.confidence < 0.5 {

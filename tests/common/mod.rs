@@ -391,3 +391,27 @@ pub fn first_quiet_frame(path: &Path, channel: usize, from_s: f32) -> Option<f32
         .find(|(_, l)| **l < 0.003)
         .map(|(i, _)| i as f32 / 50.0)
 }
+
+/// Runs the voxdesk binary in `dir`; (success, stdout + stderr).
+pub fn voxdesk(args: &[&str], dir: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_voxdesk"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("VOXDESK_CONFIG")
+        .output()
+        .expect("run voxdesk");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The models folder scripts/fetch-models.sh fills.
+pub fn models_dir() -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .display()
+        .to_string()
+}

@@ -18,6 +18,9 @@ pub enum ConfigError {
     Invalid { key: String, message: String },
 }
 
+mod dialog;
+pub use dialog::{DialogConfig, NluConfig};
+
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_string(),
@@ -36,6 +39,8 @@ pub struct Config {
     pub models: ModelsConfig,
     pub prompts: PromptsConfig,
     pub speech: SpeechConfig,
+    pub nlu: NluConfig,
+    pub dialog: DialogConfig,
     pub agents: Vec<AgentAccount>,
     /// Set when the agent list is the built-in demo one.
     #[serde(skip)]
@@ -201,6 +206,11 @@ pub struct ModelsConfig {
     pub stt: PathBuf,
     /// whisper.cpp multilingual ggml model, used when `speech.language` is "zh" or "auto".
     pub stt_multilingual: PathBuf,
+    /// Sentence encoder (ONNX graph: input_ids, attention_mask -> embedding) for intents,
+    /// emotions and the knowledge base.
+    pub encoder: PathBuf,
+    /// Its tokenizer (Hugging Face tokenizer.json).
+    pub encoder_tokenizer: PathBuf,
 }
 
 impl Default for ModelsConfig {
@@ -210,6 +220,8 @@ impl Default for ModelsConfig {
             tts_voice: PathBuf::from("piper/en_US-joe-medium.onnx"),
             stt: PathBuf::from("whisper/ggml-tiny.en-q8_0.bin"),
             stt_multilingual: PathBuf::from("whisper/ggml-base-q8_0.bin"),
+            encoder: PathBuf::from("encoder/all-MiniLM-L6-v2-int8.onnx"),
+            encoder_tokenizer: PathBuf::from("encoder/tokenizer.json"),
         }
     }
 }
@@ -305,6 +317,8 @@ impl Default for Config {
             models: ModelsConfig::default(),
             prompts: PromptsConfig::default(),
             speech: SpeechConfig::default(),
+            nlu: NluConfig::default(),
+            dialog: DialogConfig::default(),
             agents: demo_agents(),
             demo_agents: true,
         }
@@ -579,6 +593,7 @@ impl Config {
                 "needs early_transcribe_ms <= early_end_ms <= end_silence_ms",
             ));
         }
+        dialog::validate(&self.nlu, &self.dialog)?;
         if self.demo_agents && !bind.is_loopback() {
             return Err(invalid(
                 "agents",
@@ -664,7 +679,7 @@ mod tests {
 
     #[test]
     fn shipped_example_is_valid_and_matches_the_defaults() {
-        let c = Config::parse(include_str!("../voxdesk.toml")).unwrap();
+        let c = Config::parse(include_str!("../../voxdesk.toml")).unwrap();
         c.validate().unwrap();
         let d = Config::default();
         assert_eq!(c.sip.port, d.sip.port);

@@ -1,0 +1,216 @@
+//! What the operator's commands do: `voxdesk kb import/export/search`, `voxdesk train` and
+//! `voxdesk eval nlu`. Each opens the database and models named by the config.
+
+use crate::config::Config;
+use crate::kb::{self, search::KbIndex};
+use crate::nlu::encoder::{Encoder, OnnxEncoder};
+use crate::nlu::training::{self, Example};
+use crate::nlu::{Heads, Nlu};
+use anyhow::{bail, Context, Result};
+use std::fmt::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Loads the sentence encoder named by the config; the error says which key and the fix.
+pub fn load_encoder(cfg: &Config) -> Result<Arc<dyn Encoder>> {
+    let model = cfg.model_path(&cfg.models.encoder);
+    let tok = cfg.model_path(&cfg.models.encoder_tokenizer);
+    let enc = OnnxEncoder::load(&cfg.model_path(&cfg.models.onnxruntime), &model, &tok)
+        .with_context(|| {
+            format!(
+                "models.encoder / models.encoder_tokenizer ({} / {}): run scripts/fetch-models.sh, or set nlu.enabled = false",
+                model.display(),
+                tok.display()
+            )
+        })?;
+    Ok(Arc::new(enc))
+}
+
+/// The encoder with the heads stored in the database (none yet: an untrained `Nlu`).
+pub fn load_nlu(cfg: &Config, conn: &rusqlite::Connection) -> Result<Nlu> {
+    let encoder = load_encoder(cfg)?;
+    let heads = training::load_heads(conn).context("loading the trained heads")?;
+    let mut nlu = Nlu::new(encoder, heads);
+    nlu.intent_threshold = cfg.nlu.intent_threshold;
+    nlu.agent_phrases = cfg.nlu.agent_phrases.clone();
+    Ok(nlu)
+}
+
+fn encoder_name(cfg: &Config) -> String {
+    cfg.models
+        .encoder
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn open_db(cfg: &Config) -> Result<rusqlite::Connection> {
+    std::fs::create_dir_all(&cfg.paths.data_dir)
+        .with_context(|| format!("cannot create data dir {}", cfg.paths.data_dir.display()))?;
+    Ok(crate::store::open_connection(&cfg.database_path())?)
+}
+
+/// `voxdesk kb import FILE`: adds or updates entries by key, with embeddings.
+pub fn kb_import(cfg: &Config, file: &Path) -> Result<String> {
+    let entries = kb::read_file(file)?;
+    let mut conn = open_db(cfg)?;
+    let enc = if cfg.nlu.enabled {
+        Some(load_encoder(cfg)?)
+    } else {
+        None
+    };
+    let r = kb::import(
+        &mut conn,
+        &entries,
+        enc.as_deref(),
+        &format!("import:{}", file.display()),
+    )?;
+    Ok(format!(
+        "kb import: {} entries read from {}: {} added, {} updated, {} unchanged",
+        entries.len(),
+        file.display(),
+        r.added,
+        r.updated,
+        r.unchanged
+    ))
+}
+
+/// `voxdesk kb export FILE`: every entry, in the format the extension names.
+pub fn kb_export(cfg: &Config, file: &Path) -> Result<String> {
+    let conn = open_db(cfg)?;
+    kb::seed_sample(&mut open_db(cfg)?, None)?;
+    let entries = kb::load(&conn, true)?;
+    let text = match file.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "md" | "markdown" => kb::format::to_markdown(&entries),
+        "jsonl" | "json" => kb::format::to_jsonl(&entries),
+        "csv" => kb::format::to_csv(&entries),
+        _ => bail!(
+            "{}: unknown format (use .md, .jsonl or .csv)",
+            file.display()
+        ),
+    };
+    std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(format!(
+        "kb export: {} entries written to {}",
+        entries.len(),
+        file.display()
+    ))
+}
+
+/// Makes sure the knowledge base exists (the bundled sample when empty) with embeddings.
+pub fn prepare_kb(cfg: &Config, encoder: Option<&dyn Encoder>) -> Result<()> {
+    let mut conn = open_db(cfg)?;
+    if kb::seed_sample(&mut conn, encoder)? {
+        tracing::info!("knowledge base was empty: imported the bundled sample (telecom, en + zh)");
+    }
+    if let Some(enc) = encoder {
+        let n = kb::fill_embeddings(&conn, enc)?;
+        if n > 0 {
+            tracing::info!(questions = n, "computed missing knowledge-base embeddings");
+        }
+    }
+    Ok(())
+}
+
+/// `voxdesk kb search TEXT`: the best entries and their scores.
+pub fn kb_search(cfg: &Config, text: &str) -> Result<String> {
+    let enc = if cfg.nlu.enabled {
+        Some(load_encoder(cfg)?)
+    } else {
+        None
+    };
+    prepare_kb(cfg, enc.as_deref())?;
+    let index = KbIndex::open(&cfg.database_path())?;
+    let emb = match &enc {
+        Some(e) => Some(e.embed(text)?),
+        None => None,
+    };
+    let mut out = String::new();
+    for h in index.search(text, emb.as_deref(), 5) {
+        let e = &index.entries[h.entry];
+        let _ = writeln!(
+            out,
+            "{:.3}  {:<20} semantic {:.3} lexical {:.3}  {}",
+            h.score,
+            h.key,
+            h.semantic,
+            h.lexical,
+            e.answer(if crate::nlu::text::looks_chinese(text) {
+                "zh"
+            } else {
+                "en"
+            })
+            .unwrap_or("")
+        );
+    }
+    if out.is_empty() {
+        out.push_str("no entry matches\n");
+    }
+    Ok(out)
+}
+
+/// The labelled examples `voxdesk train` uses: the bundled set, the configured extra set.
+fn labelled(cfg: &Config) -> Result<Vec<Example>> {
+    let mut set = training::parse_set(training::BUNDLED_TRAIN, false)?;
+    if let Some(p) = &cfg.nlu.train_set {
+        set.extend(training::read_set(p).context("nlu.train_set")?);
+    }
+    Ok(set)
+}
+
+/// Trains the heads on the knowledge base and the labelled examples, and stores them.
+pub fn train_and_store(cfg: &Config, encoder: &dyn Encoder) -> Result<(Heads, String)> {
+    let mut conn = open_db(cfg)?;
+    kb::seed_sample(&mut conn, Some(encoder))?;
+    let entries = kb::load(&conn, false)?;
+    let examples = training::training_examples(&entries, &labelled(cfg)?);
+    let (heads, r) = training::train(encoder, &examples)?;
+    training::store_heads(&conn, &heads, examples.len(), &encoder_name(cfg))?;
+    Ok((
+        heads,
+        format!(
+            "train: {} intents from {} examples, {} emotion examples; embedding {} ms, fitting {} ms; stored in {}",
+            r.intents,
+            r.intent_examples,
+            r.emotion_examples,
+            r.embed_ms,
+            r.fit_ms,
+            cfg.database_path().display()
+        ),
+    ))
+}
+
+/// `voxdesk train`.
+pub fn train(cfg: &Config) -> Result<String> {
+    if !cfg.nlu.enabled {
+        bail!("nlu.enabled is false: there is no model to train");
+    }
+    let enc = load_encoder(cfg)?;
+    prepare_kb(cfg, Some(enc.as_ref()))?;
+    Ok(train_and_store(cfg, enc.as_ref())?.1)
+}
+
+/// `voxdesk eval nlu --set FILE`: trains first when nothing is stored yet.
+pub fn eval_nlu(cfg: &Config, set: &Path) -> Result<String> {
+    let examples = training::read_set(set)?;
+    if examples.is_empty() {
+        bail!("{}: no examples", set.display());
+    }
+    let conn = open_db(cfg)?;
+    let nlu = load_nlu(cfg, &conn)?;
+    let mut pre = String::new();
+    if nlu.heads().intent.is_none() {
+        let (heads, msg) = train_and_store(cfg, nlu.encoder().as_ref())?;
+        nlu.set_heads(heads);
+        pre = format!("{msg}\n");
+    }
+    let r = training::evaluate(&nlu, &examples, cfg.nlu.anger_threshold)?;
+    Ok(format!(
+        "{pre}eval: {} examples from {} (encoder {}, intent threshold {})\n{}",
+        examples.len(),
+        set.display(),
+        encoder_name(cfg),
+        cfg.nlu.intent_threshold,
+        r.text
+    ))
+}

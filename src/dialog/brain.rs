@@ -1,0 +1,249 @@
+//! The I/O around the dialog state machine, shared by all calls: the NLU models, the
+//! knowledge-base index, and their reloading when `voxdesk train` or `voxdesk kb import`
+//! changed the database under a running server. `analyse` is the blocking step a call runs
+//! on the inference pool after speech-to-text.
+
+use super::{Analysis, Dialog, DialogSettings, KbCandidate};
+use crate::config::Config;
+use crate::kb::search::KbIndex;
+use crate::nlu::{rules, training, Nlu, Understanding, UNKNOWN};
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// What the analysis of a turn needs to know about the call so far.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    /// The previous topic's question, for follow-ups ("and how much does that cost?").
+    pub previous_topic: Option<String>,
+    /// How the caller sounded on their first turn (prosody counts relative to it).
+    pub baseline: Option<crate::nlu::prosody::Prosody>,
+}
+
+pub struct Brain {
+    pub settings: Arc<DialogSettings>,
+    nlu: Option<Arc<Nlu>>,
+    kb: RwLock<Arc<KbIndex>>,
+    db: PathBuf,
+    checked: Mutex<Instant>,
+    reload_every: Duration,
+    agent_phrases: Vec<String>,
+}
+
+impl Brain {
+    /// Loads the encoder and heads (training them on first start), the knowledge base (the
+    /// bundled sample when empty) and its index. Blocking: seconds on a first start.
+    pub fn load(cfg: &Config) -> Result<Brain> {
+        let nlu = if cfg.nlu.enabled {
+            let encoder = crate::admin::load_encoder(cfg)?;
+            crate::admin::prepare_kb(cfg, Some(encoder.as_ref()))?;
+            let conn = crate::store::open_connection(&cfg.database_path())?;
+            let mut heads = training::load_heads(&conn)?;
+            if heads.intent.is_none() {
+                tracing::info!("no trained intent model yet: training on the knowledge base and the bundled examples");
+                let (h, msg) = crate::admin::train_and_store(cfg, encoder.as_ref())?;
+                tracing::info!("{msg}");
+                heads = h;
+            }
+            let mut n = Nlu::new(encoder, heads);
+            n.intent_threshold = cfg.nlu.intent_threshold;
+            n.agent_phrases = cfg.nlu.agent_phrases.clone();
+            Some(Arc::new(n))
+        } else {
+            crate::admin::prepare_kb(cfg, None)?;
+            None
+        };
+        let kb = KbIndex::open(&cfg.database_path()).context("knowledge base")?;
+        tracing::info!(
+            entries = kb.entries.len(),
+            semantic = kb.has_vectors(),
+            nlu = nlu.is_some(),
+            "knowledge base loaded"
+        );
+        Ok(Brain {
+            settings: Arc::new(DialogSettings::new(&cfg.dialog, &cfg.nlu, &cfg.prompts)),
+            nlu,
+            kb: RwLock::new(Arc::new(kb)),
+            db: cfg.database_path(),
+            checked: Mutex::new(Instant::now()),
+            reload_every: Duration::from_secs(cfg.nlu.reload_secs),
+            agent_phrases: cfg.nlu.agent_phrases.clone(),
+        })
+    }
+
+    pub fn nlu(&self) -> Option<&Arc<Nlu>> {
+        self.nlu.as_ref()
+    }
+
+    fn index(&self) -> Arc<KbIndex> {
+        self.kb.read().map(|k| k.clone()).expect("kb lock")
+    }
+
+    /// Every answer in `lang` (for rendering them ahead of the first call).
+    pub fn answers(&self, lang: &str) -> Vec<String> {
+        self.index()
+            .entries
+            .iter()
+            .filter_map(|e| e.answer(lang).map(|a| super::fill_slots(a, "", 12)))
+            .filter(|a| !a.contains('{'))
+            .collect()
+    }
+
+    /// A new dialog for a call from `caller`.
+    pub fn dialog(&self, caller: &str, language: &str) -> Dialog {
+        let now = crate::store::now_ms();
+        let hour = (now / 3_600_000 % 24) as u32;
+        Dialog::new(
+            self.settings.clone(),
+            caller,
+            language,
+            hour,
+            rand::random::<u32>() % 9_000_000 + 1_000_000,
+        )
+    }
+
+    /// Picks up a retrained model or a changed knowledge base (at most every reload_secs).
+    pub fn maybe_reload(&self) {
+        {
+            let Ok(mut c) = self.checked.lock() else {
+                return;
+            };
+            if c.elapsed() < self.reload_every {
+                return;
+            }
+            *c = Instant::now();
+        }
+        if let Err(e) = self.reload() {
+            tracing::warn!(error = %e, "could not check for knowledge-base or model changes");
+        }
+    }
+
+    fn reload(&self) -> Result<()> {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        conn.busy_timeout(Duration::from_secs(2))?;
+        if let Some(nlu) = &self.nlu {
+            let v = training::heads_version(&conn)?;
+            if v > nlu.heads().trained_at_ms {
+                nlu.set_heads(training::load_heads(&conn)?);
+                tracing::info!(
+                    trained_at_ms = v,
+                    "loaded newly trained intent and emotion heads"
+                );
+            }
+        }
+        let v = crate::kb::version(&conn)?;
+        if v != self.index().version {
+            if let Some(nlu) = &self.nlu {
+                // Entries imported without the encoder get their vectors now.
+                let rw = crate::store::open_connection(&self.db)?;
+                crate::kb::fill_embeddings(&rw, nlu.encoder().as_ref())?;
+            }
+            let index = KbIndex::open(&self.db)?;
+            tracing::info!(
+                entries = index.entries.len(),
+                "knowledge base changed: reloaded"
+            );
+            if let Ok(mut k) = self.kb.write() {
+                *k = Arc::new(index);
+            }
+        }
+        Ok(())
+    }
+
+    fn candidates(
+        &self,
+        index: &KbIndex,
+        text: &str,
+        emb: Option<&[f32]>,
+        lang: &str,
+    ) -> Vec<KbCandidate> {
+        index
+            .search(text, emb, 3)
+            .into_iter()
+            .map(|h| {
+                let e = &index.entries[h.entry];
+                let topic = e
+                    .questions
+                    .iter()
+                    .find(|(l, _)| l == lang)
+                    .or(e.questions.first())
+                    .map(|(_, q)| q.clone())
+                    .unwrap_or_default();
+                KbCandidate {
+                    key: e.key.clone(),
+                    intent: e.intent.clone(),
+                    score: h.score,
+                    answer: e.answer(lang).unwrap_or("").to_string(),
+                    needs_person: e.needs_person,
+                    topic,
+                }
+            })
+            .collect()
+    }
+
+    /// Understands a caller turn and finds the knowledge-base candidates (blocking: run it
+    /// on the inference pool).
+    pub fn analyse(
+        &self,
+        text: &str,
+        lang: &str,
+        pcm: Option<&[i16]>,
+        call: &CallContext,
+    ) -> Analysis {
+        let context = call.previous_topic.as_deref();
+        self.maybe_reload();
+        let t = Instant::now();
+        let understanding = match &self.nlu {
+            Some(nlu) => nlu
+                .understand(text, pcm, call.baseline.as_ref())
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "NLU failed; keyword rules only");
+                    rules_only(text, &self.agent_phrases)
+                }),
+            None => rules_only(text, &self.agent_phrases),
+        };
+        let index = self.index();
+        let emb = Some(understanding.embedding.as_slice()).filter(|e| !e.is_empty());
+        let hits = self.candidates(&index, text, emb, lang);
+        let th = self.settings.dialog.kb_threshold;
+        let mut followup_hits = Vec::new();
+        if let Some(ctx) = context {
+            let short =
+                text.split_whitespace().count() <= 10 || crate::nlu::text::looks_chinese(text);
+            if short && hits.first().map(|h| h.score).unwrap_or(0.0) < th {
+                let joined = format!("{ctx} {text}");
+                let emb = self
+                    .nlu
+                    .as_ref()
+                    .and_then(|n| n.encoder().embed(&joined).ok());
+                followup_hits = self.candidates(&index, &joined, emb.as_deref(), lang);
+            }
+        }
+        let mut understanding = understanding;
+        understanding.elapsed = t.elapsed();
+        Analysis {
+            understanding,
+            hits,
+            followup_hits,
+        }
+    }
+}
+
+/// What keyword rules alone make of a turn (no encoder configured, or it failed).
+pub fn rules_only(text: &str, agent_phrases: &[String]) -> Understanding {
+    let rule = rules::match_rules(text, agent_phrases);
+    Understanding {
+        text: text.to_string(),
+        intent: rule
+            .map(|r| r.intent().to_string())
+            .unwrap_or_else(|| UNKNOWN.into()),
+        intent_confidence: if rule.is_some() { 1.0 } else { 0.0 },
+        emotion: "neutral".into(),
+        rule,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,721 @@
+//! The bot's side of one call, as a sans-IO state machine: each caller turn (its transcript,
+//! what the NLU made of it, the knowledge-base candidates) goes in with the time, and a
+//! `Reply` comes out: an answer, a clarifying question, a step of a configured flow, or an
+//! escalation with its handoff summary. Keypad presses and the passing of time go in the
+//! same way. Nothing here touches a socket, a clock or the database, so whole conversations
+//! run in tests in microseconds (`brain` does the I/O around it).
+
+pub mod brain;
+pub mod flow;
+pub mod summary;
+
+use crate::config::{DialogConfig, NluConfig};
+use crate::nlu::{rules::RuleHit, Understanding, UNKNOWN};
+use flow::{FlowConfig, FlowState, FlowStep};
+use std::sync::Arc;
+use std::time::Duration;
+use summary::Handoff;
+
+/// A knowledge-base entry that may answer the turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KbCandidate {
+    pub key: String,
+    pub intent: Option<String>,
+    /// Fused score, 0..1.
+    pub score: f32,
+    /// The answer in the call's language.
+    pub answer: String,
+    pub needs_person: bool,
+    /// A question that names the entry ("How do I turn on roaming?"), for clarifying.
+    pub topic: String,
+}
+
+/// Everything known about one caller turn.
+#[derive(Debug, Clone, Default)]
+pub struct Analysis {
+    pub understanding: Understanding,
+    pub hits: Vec<KbCandidate>,
+    /// Candidates for the turn read together with the previous topic (follow-ups such as
+    /// "and how much does that cost?").
+    pub followup_hits: Vec<KbCandidate>,
+}
+
+/// Why a call goes to a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Requested,
+    Keypad,
+    Anger,
+    AngerRising,
+    NotUnderstood,
+    Sensitive,
+    NeedsPerson,
+    Repeated,
+    LongCall,
+    FlowFailed,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Requested => "requested",
+            Trigger::Keypad => "keypad",
+            Trigger::Anger => "anger",
+            Trigger::AngerRising => "anger-rising",
+            Trigger::NotUnderstood => "not-understood",
+            Trigger::Sensitive => "sensitive-intent",
+            Trigger::NeedsPerson => "needs-person",
+            Trigger::Repeated => "repeated-question",
+            Trigger::LongCall => "long-call",
+            Trigger::FlowFailed => "flow-failed",
+        }
+    }
+
+    fn reason(self, lang: &str) -> &'static str {
+        let zh = lang == "zh";
+        match (self, zh) {
+            (Trigger::Requested | Trigger::Keypad, false) => "as you asked",
+            (Trigger::Requested | Trigger::Keypad, true) => "",
+            (Trigger::Anger | Trigger::AngerRising, false) => "and make this right",
+            (Trigger::Anger | Trigger::AngerRising, true) => "，尽快为您解决",
+            (Trigger::NotUnderstood | Trigger::Repeated, false) => "better than I can",
+            (Trigger::NotUnderstood | Trigger::Repeated, true) => "，更好地为您服务",
+            (Trigger::Sensitive | Trigger::NeedsPerson, false) => "with this",
+            (Trigger::Sensitive | Trigger::NeedsPerson, true) => "，处理您的问题",
+            (Trigger::LongCall | Trigger::FlowFailed, false) => "with the rest",
+            (Trigger::LongCall | Trigger::FlowFailed, true) => "，继续为您处理",
+        }
+    }
+
+    /// Plain words for the summary.
+    fn describe(self) -> &'static str {
+        match self {
+            Trigger::Requested => "the caller asked for a person",
+            Trigger::Keypad => "the caller pressed the key for a person",
+            Trigger::Anger => "the caller is angry or frustrated",
+            Trigger::AngerRising => "the caller's frustration kept rising",
+            Trigger::NotUnderstood => "the bot did not understand the caller repeatedly",
+            Trigger::Sensitive => "the topic needs a person (sensitive intent)",
+            Trigger::NeedsPerson => "the knowledge base says this needs a person",
+            Trigger::Repeated => "the caller repeated the same question",
+            Trigger::LongCall => "the call with the bot ran long",
+            Trigger::FlowFailed => "the caller could not complete a request with the bot",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Escalation {
+    pub trigger: Trigger,
+    pub handoff: Handoff,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketRequest {
+    /// The number read to the caller.
+    pub reference: String,
+    pub kind: String,
+    pub intent: Option<String>,
+    pub subject: String,
+    pub details: serde_json::Value,
+}
+
+/// What to do after a turn (or a key, or a tick).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reply {
+    /// Spoken to the caller (empty: say nothing).
+    pub text: String,
+    /// Hang up once the reply has been spoken.
+    pub hang_up: bool,
+    /// Label for logs and the store: "kb:<key>", "clarify", "rephrase", "flow:<intent>",
+    /// "escalate:<trigger>", "goodbye", "not-understood", ...
+    pub kind: String,
+    pub kb_key: Option<String>,
+    pub escalation: Option<Escalation>,
+    pub ticket: Option<TicketRequest>,
+}
+
+/// Settings a dialog runs with (shared by all calls).
+#[derive(Debug, Clone)]
+pub struct DialogSettings {
+    pub dialog: DialogConfig,
+    pub anger_threshold: f32,
+    pub flows: Vec<FlowConfig>,
+    pub not_understood_en: String,
+    pub goodbye_en: String,
+}
+
+impl DialogSettings {
+    pub fn new(d: &DialogConfig, n: &NluConfig, prompts: &crate::config::PromptsConfig) -> Self {
+        DialogSettings {
+            flows: if d.flows.is_empty() {
+                flow::default_flows()
+            } else {
+                d.flows.clone()
+            },
+            dialog: d.clone(),
+            anger_threshold: n.anger_threshold,
+            not_understood_en: prompts.not_understood.clone(),
+            goodbye_en: prompts.goodbye.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct TurnLog {
+    caller: String,
+    bot: String,
+    emotion: String,
+    anger: f32,
+    embedding: Vec<f32>,
+    answered: bool,
+}
+
+pub struct Dialog {
+    s: Arc<DialogSettings>,
+    caller: String,
+    language: String,
+    turns: Vec<TurnLog>,
+    not_understood: u32,
+    /// Last entry answered (for follow-ups) and its topic question.
+    last_topic: Option<(String, String)>,
+    clarifying: Option<(KbCandidate, KbCandidate)>,
+    flow: Option<FlowState>,
+    escalated: bool,
+    ended: bool,
+    /// Base for ticket numbers read to the caller.
+    ticket_base: u32,
+    tickets: u32,
+    /// Hour of day the call started (0..24), for {time_of_day}.
+    hour: u32,
+    /// A question the caller asked is still open (for the end-of-call ticket).
+    open_question: Option<String>,
+    last_intent: String,
+}
+
+/// How much lower a knowledge-base score may be when the intent model names the entry's intent.
+const INTENT_AGREES: f32 = 0.15;
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl Dialog {
+    /// A new conversation with `caller` in `language` ("en", "zh"), started at `hour` of the
+    /// day. `ticket_base` seeds the ticket numbers (random in the server, fixed in tests).
+    pub fn new(
+        s: Arc<DialogSettings>,
+        caller: &str,
+        language: &str,
+        hour: u32,
+        ticket_base: u32,
+    ) -> Dialog {
+        Dialog {
+            hour,
+            s,
+            caller: caller.to_string(),
+            language: language.to_string(),
+            turns: Vec::new(),
+            not_understood: 0,
+            last_topic: None,
+            clarifying: None,
+            flow: None,
+            escalated: false,
+            ended: false,
+            ticket_base,
+            tickets: 0,
+            open_question: None,
+            last_intent: UNKNOWN.into(),
+        }
+    }
+
+    pub fn set_language(&mut self, lang: &str) {
+        self.language = lang.to_string();
+    }
+
+    pub fn escalated(&self) -> bool {
+        self.escalated
+    }
+
+    /// The previous topic's question, for reading a follow-up in context.
+    pub fn followup_context(&self) -> Option<&str> {
+        self.last_topic.as_ref().map(|(_, q)| q.as_str())
+    }
+
+    fn zh(&self) -> bool {
+        self.language == "zh"
+    }
+
+    fn text<'a>(&self, en: &'a str, zh: &'a str) -> &'a str {
+        if self.zh() && !zh.is_empty() {
+            zh
+        } else {
+            en
+        }
+    }
+
+    fn handoff(&self, trigger: Trigger, at: Duration) -> Handoff {
+        Handoff {
+            caller: self.caller.clone(),
+            language: self.language.clone(),
+            trigger: trigger.as_str().into(),
+            reason: trigger.describe().into(),
+            intent: self.last_intent.clone(),
+            asked: self.turns.iter().map(|t| t.caller.clone()).collect(),
+            answered: self.turns.iter().map(|t| t.bot.clone()).collect(),
+            emotions: self.turns.iter().map(|t| t.emotion.clone()).collect(),
+            anger: self.turns.iter().map(|t| t.anger).collect(),
+            after_secs: at.as_secs(),
+        }
+    }
+
+    fn escalate(&mut self, trigger: Trigger, at: Duration, prefix: &str) -> Reply {
+        self.escalated = true;
+        self.flow = None;
+        let d = &self.s.dialog;
+        let line = self
+            .text(&d.transfer_en, &d.transfer_zh)
+            .replace("{reason}", trigger.reason(&self.language));
+        let text = if prefix.is_empty() {
+            line
+        } else {
+            format!("{prefix} {line}")
+        };
+        let mut reply = Reply {
+            text,
+            kind: format!("escalate:{}", trigger.as_str()),
+            ..Default::default()
+        };
+        self.log_bot(&reply.text);
+        reply.escalation = Some(Escalation {
+            trigger,
+            handoff: self.handoff(trigger, at),
+        });
+        reply
+    }
+
+    fn log_bot(&mut self, text: &str) {
+        if let Some(t) = self.turns.last_mut() {
+            if t.bot.is_empty() {
+                t.bot = text.to_string();
+            }
+        }
+    }
+
+    fn ticket(
+        &mut self,
+        kind: &str,
+        intent: Option<String>,
+        subject: String,
+        details: serde_json::Value,
+    ) -> TicketRequest {
+        self.tickets += 1;
+        TicketRequest {
+            reference: format!(
+                "{:07}",
+                (self.ticket_base as u64 + self.tickets as u64) % 10_000_000
+            ),
+            kind: kind.into(),
+            intent,
+            subject,
+            details,
+        }
+    }
+
+    fn say(&mut self, text: String, kind: &str) -> Reply {
+        self.log_bot(&text);
+        Reply {
+            text,
+            kind: kind.into(),
+            ..Default::default()
+        }
+    }
+
+    fn answer(&mut self, c: &KbCandidate, at: Duration, kind: &str) -> Reply {
+        self.not_understood = 0;
+        self.clarifying = None;
+        self.open_question = None;
+        if let Some(t) = self.turns.last_mut() {
+            t.answered = true;
+        }
+        if let Some(i) = &c.intent {
+            self.last_intent = i.clone();
+        }
+        self.last_topic = Some((c.key.clone(), c.topic.clone()));
+        let text = fill_slots(&c.answer, &self.caller, self.hour);
+        if c.needs_person {
+            let mut r = self.escalate(Trigger::NeedsPerson, at, &text);
+            r.kb_key = Some(c.key.clone());
+            return r;
+        }
+        let mut r = self.say(text, kind);
+        r.kb_key = Some(c.key.clone());
+        r
+    }
+
+    fn not_understood(&mut self, at: Duration, question: &str) -> Reply {
+        self.not_understood += 1;
+        if !question.is_empty() {
+            self.open_question = Some(question.to_string());
+        }
+        if self.not_understood >= self.s.dialog.max_not_understood {
+            return self.escalate(Trigger::NotUnderstood, at, "");
+        }
+        let d = &self.s.dialog;
+        let t = self.text(&d.rephrase_en, &d.rephrase_zh).to_string();
+        self.say(t, "rephrase")
+    }
+
+    /// The triggers that hand the call to a person whatever was asked.
+    fn triggers(&self, u: &Understanding, at: Duration) -> Option<Trigger> {
+        let d = &self.s.dialog;
+        if u.rule == Some(RuleHit::AgentRequest) || u.intent == "agent_request" {
+            return Some(Trigger::Requested);
+        }
+        if d.sensitive_intents.contains(&u.intent) {
+            return Some(Trigger::Sensitive);
+        }
+        if u.anger >= self.s.anger_threshold {
+            return Some(Trigger::Anger);
+        }
+        if d.anger_rising {
+            let prev: Vec<f32> = self
+                .turns
+                .iter()
+                .rev()
+                .skip(1)
+                .take(2)
+                .map(|t| t.anger)
+                .collect();
+            if prev.len() == 2
+                && prev[1] < prev[0]
+                && prev[0] < u.anger
+                && u.anger >= self.s.anger_threshold / 2.0
+            {
+                return Some(Trigger::AngerRising);
+            }
+        }
+        if u.embedding.iter().any(|&v| v != 0.0) && u.text.split_whitespace().count() >= 3 {
+            let repeated = self.turns.iter().rev().skip(1).any(|t| {
+                t.answered
+                    && t.embedding.len() == u.embedding.len()
+                    && dot(&t.embedding, &u.embedding) >= d.repeat_similarity
+            });
+            if repeated {
+                return Some(Trigger::Repeated);
+            }
+        }
+        if d.max_call_secs > 0 && at.as_secs() >= d.max_call_secs {
+            return Some(Trigger::LongCall);
+        }
+        None
+    }
+
+    /// A caller turn.
+    pub fn on_turn(&mut self, a: &Analysis, at: Duration) -> Reply {
+        let u = &a.understanding;
+        let text = u.text.trim();
+        if self.ended {
+            return Reply::default();
+        }
+        self.turns.push(TurnLog {
+            caller: text.to_string(),
+            bot: String::new(),
+            emotion: u.emotion.clone(),
+            anger: u.anger,
+            embedding: u.embedding.clone(),
+            answered: false,
+        });
+        if self.escalated {
+            // Waiting for a person: the queue (routing) decides what the caller hears.
+            return Reply {
+                kind: "waiting".into(),
+                ..Default::default()
+            };
+        }
+        if text.is_empty() {
+            let t = self
+                .text(&self.s.not_understood_en, "抱歉，我没有听清，请再说一遍。")
+                .to_string();
+            return self.say(t, "not-understood");
+        }
+        // The topic of the call, not "yes", "thanks" or "a person please".
+        if !matches!(
+            u.intent.as_str(),
+            UNKNOWN | "agent_request" | "goodbye" | "thanks" | "affirm" | "deny"
+        ) {
+            self.last_intent = u.intent.clone();
+        }
+        if let Some(t) = self.triggers(u, at) {
+            return self.escalate(t, at, "");
+        }
+        if u.rule == Some(RuleHit::Goodbye) || u.intent == "goodbye" {
+            return self.goodbye();
+        }
+        if let Some(mut f) = self.flow.take() {
+            let step = f.on_text(text, u);
+            return self.flow_step(f, step, at);
+        }
+        if let Some((x, y)) = self.clarifying.take() {
+            // "The first one" / "roaming": take the one the new words fit better.
+            let score = |c: &KbCandidate| {
+                a.hits
+                    .iter()
+                    .find(|h| h.key == c.key)
+                    .map(|h| h.score)
+                    .unwrap_or(0.0)
+            };
+            let first = ["first", "former", "第一", "前"]
+                .iter()
+                .any(|w| text.to_lowercase().contains(w));
+            let second = ["second", "latter", "第二", "后"]
+                .iter()
+                .any(|w| text.to_lowercase().contains(w));
+            let pick = match (first, second) {
+                (true, false) => Some(x.clone()),
+                (false, true) => Some(y.clone()),
+                _ if score(&x).max(score(&y)) > 0.0 => Some(if score(&x) >= score(&y) {
+                    x.clone()
+                } else {
+                    y.clone()
+                }),
+                _ => None,
+            };
+            if let Some(c) = pick {
+                return self.answer(&c, at, &format!("kb:{}", c.key));
+            }
+        }
+        if let Some(f) = self.s.flows.iter().find(|f| f.intent == u.intent).cloned() {
+            let (state, step) = FlowState::start(f, &self.language);
+            return self.flow_step(state, step, at);
+        }
+        match u.intent.as_str() {
+            "thanks" | "affirm"
+                if a.hits.first().map(|h| h.score).unwrap_or(0.0) < self.s.dialog.kb_threshold =>
+            {
+                let t = self
+                    .text(
+                        "You're welcome. Is there anything else I can help with?",
+                        "不客气。还有什么可以帮您？",
+                    )
+                    .to_string();
+                self.open_question = None;
+                return self.say(t, "smalltalk");
+            }
+            // "No" after "is there anything else?" ends the call.
+            "deny" if self.turns.len() > 1 => return self.goodbye(),
+            _ => {}
+        }
+        let th = self.s.dialog.kb_threshold;
+        // An entry the intent head agrees with counts with a lower score, and comes first.
+        let agrees_with =
+            |h: &KbCandidate| u.intent != UNKNOWN && h.intent.as_deref() == Some(u.intent.as_str());
+        let mut hits: Vec<KbCandidate> = a
+            .hits
+            .iter()
+            .filter(|h| h.score >= th || agrees_with(h) && h.score >= th - INTENT_AGREES)
+            .cloned()
+            .collect();
+        if let Some(pos) = hits
+            .iter()
+            .position(|h| h.intent.as_deref() == Some(u.intent.as_str()))
+        {
+            let h = hits.remove(pos);
+            hits.insert(0, h);
+        }
+        if let Some(best) = hits.first().cloned() {
+            let agrees = best.intent.as_deref() == Some(u.intent.as_str());
+            if let Some(second) = hits.get(1) {
+                if !agrees && best.score - second.score < self.s.dialog.clarify_margin {
+                    let d = &self.s.dialog;
+                    let q = self
+                        .text(&d.clarify_en, &d.clarify_zh)
+                        .replace("{a}", &topic_phrase(&best.topic))
+                        .replace("{b}", &topic_phrase(&second.topic));
+                    self.clarifying = Some((best.clone(), second.clone()));
+                    return self.say(q, "clarify");
+                }
+            }
+            return self.answer(&best, at, &format!("kb:{}", best.key));
+        }
+        // A follow-up asks something new about the last topic: not the same answer again.
+        let last = self.last_topic.as_ref().map(|(k, _)| k.clone());
+        if let Some(f) = a
+            .followup_hits
+            .iter()
+            .find(|h| h.score >= th && Some(&h.key) != last.as_ref())
+            .cloned()
+        {
+            return self.answer(&f, at, &format!("kb-followup:{}", f.key));
+        }
+        self.not_understood(at, text)
+    }
+
+    fn goodbye(&mut self) -> Reply {
+        self.ended = true;
+        let t = self
+            .text(&self.s.goodbye_en, "感谢您的来电，再见。")
+            .to_string();
+        let mut r = self.say(t, "goodbye");
+        r.hang_up = true;
+        r
+    }
+
+    fn flow_step(&mut self, mut f: FlowState, step: FlowStep, at: Duration) -> Reply {
+        let kind = format!("flow:{}", f.cfg.intent);
+        match step {
+            FlowStep::Say(t) => {
+                self.flow = Some(f);
+                self.say(t, &kind)
+            }
+            FlowStep::Done { text, values } => {
+                let details = serde_json::Value::Object(
+                    values
+                        .iter()
+                        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                        .collect(),
+                );
+                let subject = format!(
+                    "{} from {}",
+                    f.cfg.intent.replace('_', " "),
+                    if self.caller.is_empty() {
+                        "unknown caller"
+                    } else {
+                        &self.caller
+                    }
+                );
+                let ticket = self.ticket(
+                    &f.cfg.ticket_kind,
+                    Some(f.cfg.intent.clone()),
+                    subject,
+                    details,
+                );
+                let spoken: String = ticket.reference.chars().map(|c| format!("{c} ")).collect();
+                let text = f.fill(&text).replace("{ticket}", spoken.trim_end());
+                self.open_question = None;
+                self.not_understood = 0;
+                let mut r = self.say(text, &kind);
+                r.ticket = Some(ticket);
+                f.cfg.slots.clear();
+                r
+            }
+            FlowStep::Cancelled(t) => self.say(t, &kind),
+            FlowStep::Failed => self.escalate(Trigger::FlowFailed, at, ""),
+        }
+    }
+
+    /// A keypad press. None: nothing to say.
+    pub fn on_dtmf(&mut self, digit: char, at: Duration) -> Option<Reply> {
+        if self.escalated || self.ended {
+            return None;
+        }
+        if let Some(mut f) = self.flow.take() {
+            if let Some(step) = f.on_dtmf(digit) {
+                return Some(self.flow_step(f, step, at));
+            }
+            self.flow = Some(f);
+            return None;
+        }
+        if self.s.dialog.agent_digit.starts_with(digit) {
+            return Some(self.escalate(Trigger::Keypad, at, ""));
+        }
+        None
+    }
+
+    /// The call was handed over but no person can take it: book a callback (a ticket with
+    /// the handoff summary), say so, and end the call.
+    pub fn on_no_agent(&mut self, at: Duration) -> Reply {
+        self.ended = true;
+        self.open_question = None;
+        let h = self.handoff(Trigger::NotUnderstood, at);
+        let intent = (self.last_intent != UNKNOWN).then(|| self.last_intent.clone());
+        let subject = format!("callback: {}", h.line());
+        let t = self.ticket(
+            "callback",
+            intent,
+            subject,
+            serde_json::to_value(&h).unwrap_or_default(),
+        );
+        let spoken: String = t.reference.chars().map(|c| format!("{c} ")).collect();
+        let d = &self.s.dialog;
+        let text = fill_slots(
+            self.text(&d.no_agent_en, &d.no_agent_zh),
+            &self.caller,
+            self.hour,
+        )
+        .replace("{ticket}", spoken.trim_end());
+        Reply {
+            text,
+            hang_up: true,
+            kind: "callback".into(),
+            ticket: Some(t),
+            ..Default::default()
+        }
+    }
+
+    /// Time passes (call it when the bot is idle): a long call goes to a person.
+    pub fn on_tick(&mut self, at: Duration) -> Option<Reply> {
+        let max = self.s.dialog.max_call_secs;
+        if self.escalated || self.ended || max == 0 || at.as_secs() < max {
+            return None;
+        }
+        Some(self.escalate(Trigger::LongCall, at, ""))
+    }
+
+    /// The call ended. A caller who left with a question not answered (nor handed to a
+    /// person) gets a ticket, classified by the last intent, with the summary.
+    pub fn on_call_end(&mut self, at: Duration) -> Option<TicketRequest> {
+        self.ended = true;
+        let q = self.open_question.take()?;
+        if self.escalated {
+            return None;
+        }
+        let h = self.handoff(Trigger::NotUnderstood, at);
+        let intent = (self.last_intent != UNKNOWN).then(|| self.last_intent.clone());
+        let subject = format!("unresolved call: {q}");
+        let details = serde_json::to_value(&h).unwrap_or_default();
+        Some(self.ticket("unresolved", intent, subject, details))
+    }
+}
+
+/// "How do I turn on roaming?" -> "how do I turn on roaming" (for "Do you mean A or B?").
+fn topic_phrase(q: &str) -> String {
+    let t = q.trim().trim_end_matches(['?', '.', '!', '？', '。', '！']);
+    let mut c = t.chars();
+    match c.next() {
+        Some(f)
+            if f.is_ascii_uppercase()
+                && !t.starts_with("I ")
+                && !t.starts_with("SIM")
+                && !t.starts_with("PUK") =>
+        {
+            f.to_ascii_lowercase().to_string() + c.as_str()
+        }
+        _ => t.to_string(),
+    }
+}
+
+/// Fills {caller_number} and {time_of_day} in an answer.
+pub fn fill_slots(answer: &str, caller: &str, hour: u32) -> String {
+    let number: String = if caller.is_empty() {
+        "your phone".into()
+    } else {
+        caller
+            .chars()
+            .map(|c| format!("{c} "))
+            .collect::<String>()
+            .trim_end()
+            .to_string()
+    };
+    let tod = match hour {
+        5..=11 => "morning",
+        12..=17 => "afternoon",
+        _ => "evening",
+    };
+    answer
+        .replace("{caller_number}", &number)
+        .replace("{time_of_day}", tod)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+//! The handoff summary: what a person taking over the call needs to know without asking
+//! the caller to repeat themselves. Stored with the escalation; one line of it goes into the
+//! agent's SIP headers, a spoken version is whispered to the agent before bridging.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Handoff {
+    /// Caller number (or SIP user) as presented.
+    pub caller: String,
+    pub language: String,
+    /// Why the bot handed over (trigger name) and the words for it.
+    pub trigger: String,
+    pub reason: String,
+    /// The last intent the bot was confident about ("unknown" when none).
+    pub intent: String,
+    /// What the caller said, turn by turn.
+    pub asked: Vec<String>,
+    /// What the bot answered, turn by turn.
+    pub answered: Vec<String>,
+    /// Emotion per caller turn, and the anger score (0..1) per caller turn.
+    pub emotions: Vec<String>,
+    pub anger: Vec<f32>,
+    /// Seconds since the call was answered.
+    pub after_secs: u64,
+}
+
+impl Handoff {
+    /// One line for `Subject:` and logs.
+    pub fn line(&self) -> String {
+        let mood = self
+            .emotions
+            .last()
+            .map(String::as_str)
+            .unwrap_or("neutral");
+        let topic = if self.intent == crate::nlu::UNKNOWN || self.intent.is_empty() {
+            "topic unclear".to_string()
+        } else {
+            self.intent.replace('_', " ")
+        };
+        format!(
+            "{topic}; caller {mood}; {} after {} turn(s), {} s",
+            self.reason,
+            self.asked.len(),
+            self.after_secs
+        )
+    }
+
+    /// A few sentences for the agent's ear before the caller is connected.
+    pub fn spoken(&self) -> String {
+        let who = if self.caller.is_empty() {
+            "an unknown number".to_string()
+        } else {
+            self.caller
+                .chars()
+                .map(|c| format!("{c} "))
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        };
+        let mut s = format!("Caller from {who}. ");
+        if self.intent != crate::nlu::UNKNOWN && !self.intent.is_empty() {
+            s.push_str(&format!("Topic: {}. ", self.intent.replace('_', " ")));
+        }
+        if let Some(q) = self.asked.iter().rev().find(|q| !q.is_empty()) {
+            s.push_str(&format!("They said: {q} "));
+        }
+        if let Some(a) = self.answered.iter().rev().nth(1).or(self.answered.last()) {
+            s.push_str(&format!("The assistant said: {a} "));
+        }
+        let mood = self
+            .emotions
+            .last()
+            .map(String::as_str)
+            .unwrap_or("neutral");
+        s.push_str(&format!(
+            "The caller sounds {mood}. Transferred because {}.",
+            self.reason
+        ));
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_spoken() {
+        let h = Handoff {
+            caller: "1001".into(),
+            language: "en".into(),
+            trigger: "requested".into(),
+            reason: "the caller asked for a person".into(),
+            intent: "billing_high_bill".into(),
+            asked: vec!["Why is my bill so high?".into(), "Get me a person.".into()],
+            answered: vec![
+                "A higher bill usually comes from data.".into(),
+                "I'll connect you.".into(),
+            ],
+            emotions: vec!["frustrated".into(), "angry".into()],
+            anger: vec![0.6, 0.9],
+            after_secs: 42,
+        };
+        assert_eq!(
+            h.line(),
+            "billing high bill; caller angry; the caller asked for a person after 2 turn(s), 42 s"
+        );
+        let s = h.spoken();
+        assert!(
+            s.starts_with("Caller from 1 0 0 1. Topic: billing high bill."),
+            "{s}"
+        );
+        assert!(s.contains("They said: Get me a person."), "{s}");
+        assert!(s.contains("The assistant said: A higher bill"), "{s}");
+        assert!(
+            s.ends_with("Transferred because the caller asked for a person."),
+            "{s}"
+        );
+    }
+}

@@ -1,0 +1,324 @@
+//! Scripted conversations through the dialog with a virtual clock (no audio, no models).
+
+use super::*;
+use crate::config::{DialogConfig, NluConfig, PromptsConfig};
+
+fn settings() -> Arc<DialogSettings> {
+    Arc::new(DialogSettings::new(
+        &DialogConfig::default(),
+        &NluConfig::default(),
+        &PromptsConfig::default(),
+    ))
+}
+
+fn dialog() -> Dialog {
+    Dialog::new(settings(), "5551234", "en", 10, 1_234_000)
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn said(text: &str, intent: &str) -> Analysis {
+    Analysis {
+        understanding: Understanding {
+            text: text.into(),
+            intent: intent.into(),
+            intent_confidence: 0.9,
+            emotion: "neutral".into(),
+            rule: crate::nlu::rules::match_rules(text, &[]),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn with_hits(mut a: Analysis, hits: &[(&str, f32)]) -> Analysis {
+    a.hits = hits.iter().map(|(k, s)| cand(k, *s)).collect();
+    a
+}
+
+fn cand(key: &str, score: f32) -> KbCandidate {
+    KbCandidate {
+        key: key.into(),
+        intent: Some(key.into()),
+        score,
+        answer: format!("Answer about {key} for {{caller_number}}."),
+        needs_person: key == "fraud",
+        topic: format!("What about {key}?"),
+    }
+}
+
+fn emb(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / n).collect()
+}
+
+#[test]
+fn answers_from_the_knowledge_base_with_slots() {
+    let mut d = dialog();
+    let r = d.on_turn(
+        &with_hits(
+            said("How do I check my balance?", "billing_balance"),
+            &[("billing_balance", 0.8), ("data_usage", 0.55)],
+        ),
+        secs(5),
+    );
+    assert_eq!(r.kind, "kb:billing_balance");
+    assert_eq!(r.text, "Answer about billing_balance for 5 5 5 1 2 3 4.");
+    assert!(r.escalation.is_none() && !r.hang_up);
+    // "No" after an answer ends the call politely; nothing was left open: no ticket.
+    let r = d.on_turn(&said("No.", "deny"), secs(12));
+    assert!(r.hang_up && r.kind == "goodbye");
+    assert_eq!(d.on_call_end(secs(14)), None);
+}
+
+#[test]
+fn clarifies_between_two_close_entries_then_answers_the_chosen_one() {
+    let mut d = dialog();
+    let r = d.on_turn(
+        &with_hits(
+            said("roaming", "unknown"),
+            &[("roaming_rates", 0.61), ("roaming_activate", 0.60)],
+        ),
+        secs(3),
+    );
+    assert_eq!(r.kind, "clarify");
+    assert_eq!(
+        r.text,
+        "Do you mean what about roaming_rates, or what about roaming_activate?"
+    );
+    let r = d.on_turn(&with_hits(said("The second one.", "unknown"), &[]), secs(8));
+    assert_eq!(r.kind, "kb:roaming_activate");
+}
+
+#[test]
+fn follow_up_uses_the_previous_topic() {
+    let mut d = dialog();
+    d.on_turn(
+        &with_hits(
+            said("How do I turn on roaming?", "roaming_activate"),
+            &[("roaming_activate", 0.9)],
+        ),
+        secs(3),
+    );
+    assert_eq!(d.followup_context(), Some("What about roaming_activate?"));
+    let mut a = with_hits(
+        said("And how much does that cost?", "unknown"),
+        &[("plan_change", 0.3)],
+    );
+    a.followup_hits = vec![cand("roaming_rates", 0.7)];
+    assert_eq!(d.on_turn(&a, secs(9)).kind, "kb-followup:roaming_rates");
+}
+
+#[test]
+fn explicit_request_escalates_with_a_summary() {
+    let mut d = dialog();
+    d.on_turn(
+        &with_hits(
+            said("Why is my bill so high?", "billing_high_bill"),
+            &[("billing_high_bill", 0.8)],
+        ),
+        secs(4),
+    );
+    let r = d.on_turn(
+        &said("I want to talk to a real person.", "unknown"),
+        secs(11),
+    );
+    let e = r.escalation.expect("escalates");
+    assert_eq!(e.trigger, Trigger::Requested);
+    assert_eq!(r.kind, "escalate:requested");
+    assert!(r.text.contains("colleague"), "{}", r.text);
+    let h = e.handoff;
+    assert_eq!(h.caller, "5551234");
+    assert_eq!(
+        h.intent, "billing_high_bill",
+        "the topic, not the request for a person"
+    );
+    assert_eq!(
+        h.asked,
+        [
+            "Why is my bill so high?",
+            "I want to talk to a real person."
+        ]
+    );
+    assert_eq!(h.answered.len(), 2);
+    assert_eq!(h.after_secs, 11);
+    // Once escalated, the bot stays quiet (routing speaks) and makes no ticket.
+    assert_eq!(
+        d.on_turn(&said("Hello?", "unknown"), secs(13)).kind,
+        "waiting"
+    );
+    // No person can take it: a callback ticket with the summary, said, then the call ends.
+    let r = d.on_no_agent(secs(15));
+    assert!(r.hang_up && r.kind == "callback");
+    let t = r.ticket.unwrap();
+    assert_eq!(t.kind, "callback");
+    assert_eq!(t.intent.as_deref(), Some("billing_high_bill"));
+    assert_eq!(t.details["caller"], "5551234");
+    assert!(
+        r.text.contains("5 5 5 1 2 3 4") && r.text.contains("1 2 3 4 0 0 1"),
+        "{}",
+        r.text
+    );
+    assert_eq!(d.on_call_end(secs(20)), None);
+}
+
+#[test]
+fn keypad_zero_escalates_and_chinese_request_too() {
+    let mut d = dialog();
+    assert_eq!(d.on_dtmf('5', secs(1)), None);
+    let r = d.on_dtmf('0', secs(2)).unwrap();
+    assert_eq!(r.escalation.unwrap().trigger, Trigger::Keypad);
+    let mut d = Dialog::new(settings(), "", "zh", 10, 1);
+    let r = d.on_turn(&said("我要转人工", "unknown"), secs(2));
+    assert_eq!(r.escalation.unwrap().trigger, Trigger::Requested);
+    assert!(r.text.starts_with("我为您转接人工客服"), "{}", r.text);
+}
+
+#[test]
+fn anger_above_threshold_and_rising_anger() {
+    let mut d = dialog();
+    let mut a = said("This is ridiculous, fix it!", "billing_high_bill");
+    a.understanding.anger = 0.8;
+    a.understanding.emotion = "angry".into();
+    let r = d.on_turn(&a, secs(5));
+    assert_eq!(r.escalation.as_ref().unwrap().trigger, Trigger::Anger);
+    assert_eq!(r.escalation.unwrap().handoff.emotions, ["angry"]);
+
+    let mut d = dialog();
+    for (i, anger) in [0.1f32, 0.2, 0.3].iter().enumerate() {
+        let mut a = with_hits(
+            said(&format!("question number {i} here"), "data_usage"),
+            &[("data_usage", 0.8)],
+        );
+        a.understanding.anger = *anger;
+        let r = d.on_turn(&a, secs(10 * i as u64 + 5));
+        if i < 2 {
+            assert!(r.escalation.is_none(), "turn {i}");
+        } else {
+            assert_eq!(r.escalation.unwrap().trigger, Trigger::AngerRising);
+        }
+    }
+}
+
+#[test]
+fn repeated_misunderstanding_escalates_and_asks_to_rephrase_first() {
+    let mut d = dialog();
+    let r = d.on_turn(&said("Blue elephants dance.", "unknown"), secs(3));
+    assert_eq!(r.kind, "rephrase");
+    let r = d.on_turn(&said("Purple giraffes sing.", "unknown"), secs(9));
+    assert_eq!(r.escalation.unwrap().trigger, Trigger::NotUnderstood);
+}
+
+#[test]
+fn sensitive_intent_and_needs_person_entry_escalate() {
+    let mut d = dialog();
+    let r = d.on_turn(
+        &said("I want to cancel my contract.", "cancel_service"),
+        secs(3),
+    );
+    assert_eq!(r.escalation.unwrap().trigger, Trigger::Sensitive);
+    let mut d = dialog();
+    let r = d.on_turn(
+        &with_hits(
+            said("Someone is using my card.", "unknown"),
+            &[("fraud", 0.8)],
+        ),
+        secs(3),
+    );
+    assert_eq!(r.escalation.as_ref().unwrap().trigger, Trigger::NeedsPerson);
+    assert!(
+        r.text.starts_with("Answer about fraud"),
+        "the entry's answer first: {}",
+        r.text
+    );
+}
+
+#[test]
+fn the_same_question_again_escalates() {
+    let mut d = dialog();
+    let mut a = with_hits(
+        said("Why is my bill so high this month?", "billing_high_bill"),
+        &[("billing_high_bill", 0.8)],
+    );
+    a.understanding.embedding = emb(&[1.0, 0.2, 0.0]);
+    assert!(d.on_turn(&a, secs(3)).escalation.is_none());
+    let mut b = with_hits(
+        said("Why is my bill this high this month?", "billing_high_bill"),
+        &[("billing_high_bill", 0.8)],
+    );
+    b.understanding.embedding = emb(&[1.0, 0.21, 0.0]);
+    assert_eq!(
+        d.on_turn(&b, secs(15)).escalation.unwrap().trigger,
+        Trigger::Repeated
+    );
+}
+
+#[test]
+fn long_call_escalates_on_tick() {
+    let mut d = dialog();
+    assert_eq!(d.on_tick(secs(599)), None);
+    assert_eq!(
+        d.on_tick(secs(600)).unwrap().escalation.unwrap().trigger,
+        Trigger::LongCall
+    );
+    assert_eq!(d.on_tick(secs(700)), None);
+}
+
+#[test]
+fn outage_flow_creates_a_ticket_and_reads_its_number() {
+    let mut d = dialog();
+    let r = d.on_turn(
+        &said("I want to report a fault on my line.", "report_outage"),
+        secs(3),
+    );
+    assert_eq!(r.kind, "flow:report_outage");
+    assert!(r.text.contains("address"));
+    let r = d.on_turn(&said("12 Station Road.", "unknown"), secs(10));
+    assert!(r.text.contains("number"));
+    assert_eq!(
+        d.on_dtmf('0', secs(12)),
+        None,
+        "digits are collected, 0 is not 'agent' here"
+    );
+    for k in "412345678#".chars() {
+        if let Some(r) = d.on_dtmf(k, secs(14)) {
+            assert!(r.text.contains("12 Station Road"), "{}", r.text);
+        }
+    }
+    let r = d.on_turn(&said("Yes.", "affirm"), secs(20));
+    let t = r.ticket.expect("ticket");
+    assert_eq!(t.reference, "1234001");
+    assert_eq!(t.kind, "fault");
+    assert_eq!(t.details["contact_number"], "0412345678");
+    assert!(r.text.contains("1 2 3 4 0 0 1"), "{}", r.text);
+    // A flow that keeps failing goes to a person.
+    let mut d = dialog();
+    d.on_turn(&said("report a fault", "report_outage"), secs(1));
+    d.on_turn(&said("5 Hill St", "unknown"), secs(2));
+    for i in 0..2 {
+        assert!(d
+            .on_turn(&said("I don't know", "unknown"), secs(3 + i))
+            .escalation
+            .is_none());
+    }
+    assert_eq!(
+        d.on_turn(&said("hmm", "unknown"), secs(6))
+            .escalation
+            .unwrap()
+            .trigger,
+        Trigger::FlowFailed
+    );
+}
+
+#[test]
+fn unresolved_call_gets_a_ticket() {
+    let mut d = dialog();
+    let r = d.on_turn(&said("Can my cat use my data plan?", "unknown"), secs(3));
+    assert_eq!(r.kind, "rephrase");
+    let t = d.on_call_end(secs(8)).expect("ticket");
+    assert_eq!(t.kind, "unresolved");
+    assert_eq!(t.subject, "unresolved call: Can my cat use my data plan?");
+    assert_eq!(t.details["asked"][0], "Can my cat use my data plan?");
+}

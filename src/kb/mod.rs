@@ -1,0 +1,294 @@
+//! The knowledge base: entries (question variants and an answer per language, an intent,
+//! tags, "needs a person"), stored in SQLite with an embedding per question and a full-text
+//! index (FTS5, BM25) beside it; `search` fuses the two. Files in and out: `format`.
+
+pub mod format;
+pub mod search;
+
+use crate::nlu::encoder::Encoder;
+use crate::nlu::text::index_terms;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::BTreeMap;
+use std::path::Path;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum KbError {
+    #[error("knowledge base file: {0}")]
+    Format(String),
+    #[error("knowledge base: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("knowledge base: {0}")]
+    Encoder(#[from] crate::nlu::NluError),
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The sample knowledge base for a telecom operator, built into the binary: a fresh
+/// deployment answers from it until the operator imports its own.
+pub const SAMPLE_KB: &str = include_str!("../../kb/telecom.md");
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KbEntry {
+    pub key: String,
+    pub intent: Option<String>,
+    pub tags: Vec<String>,
+    pub needs_person: bool,
+    pub enabled: bool,
+    /// (language, question) pairs.
+    pub questions: Vec<(String, String)>,
+    /// Answer per language.
+    pub answers: BTreeMap<String, String>,
+}
+
+impl KbEntry {
+    pub fn new(key: &str) -> KbEntry {
+        KbEntry {
+            key: key.to_string(),
+            intent: None,
+            tags: Vec::new(),
+            needs_person: false,
+            enabled: true,
+            questions: Vec::new(),
+            answers: BTreeMap::new(),
+        }
+    }
+
+    pub fn check(&self) -> Result<(), KbError> {
+        if self.questions.is_empty() {
+            return Err(KbError::Format(format!("entry {}: no question", self.key)));
+        }
+        if self.answers.is_empty() {
+            return Err(KbError::Format(format!("entry {}: no answer", self.key)));
+        }
+        Ok(())
+    }
+
+    /// Languages it has questions or answers in, sorted.
+    pub fn languages(&self) -> Vec<String> {
+        let mut l: Vec<String> = self
+            .questions
+            .iter()
+            .map(|(l, _)| l.clone())
+            .chain(self.answers.keys().cloned())
+            .collect();
+        l.sort();
+        l.dedup();
+        l
+    }
+
+    /// The answer in `lang`, else English, else any.
+    pub fn answer(&self, lang: &str) -> Option<&str> {
+        self.answers
+            .get(lang)
+            .or_else(|| self.answers.get("en"))
+            .or_else(|| self.answers.values().next())
+            .map(String::as_str)
+    }
+}
+
+/// Reads a knowledge-base file; the format comes from the extension (.md, .jsonl, .csv).
+pub fn read_file(path: &Path) -> Result<Vec<KbEntry>, KbError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KbError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let r = match ext {
+        "md" | "markdown" => format::parse_markdown(&text),
+        "jsonl" | "json" => format::parse_jsonl(&text),
+        "csv" => format::parse_csv(&text),
+        _ => Err(KbError::Format(format!(
+            "{}: unknown format (use .md, .jsonl or .csv)",
+            path.display()
+        ))),
+    };
+    r.map_err(|e| KbError::Format(format!("{}: {e}", path.display())))
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub added: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+fn f32s_to_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub fn blob_to_f32s(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Inserts or updates entries by key (the version goes up when anything changed), with an
+/// embedding per question when an encoder is given.
+pub fn import(
+    conn: &mut Connection,
+    entries: &[KbEntry],
+    encoder: Option<&dyn Encoder>,
+    who: &str,
+) -> Result<ImportReport, KbError> {
+    let existing: BTreeMap<String, KbEntry> = load(conn, true)?
+        .into_iter()
+        .map(|e| (e.key.clone(), e))
+        .collect();
+    // Embeddings first: a failing encoder leaves the database as it was.
+    let mut vectors: BTreeMap<(String, usize), Vec<f32>> = BTreeMap::new();
+    if let Some(enc) = encoder {
+        for e in entries {
+            if existing.get(&e.key) == Some(e) {
+                continue;
+            }
+            for (i, (_, q)) in e.questions.iter().enumerate() {
+                vectors.insert((e.key.clone(), i), enc.embed(q)?);
+            }
+        }
+    }
+    let now = crate::store::now_ms();
+    let tx = conn.transaction()?;
+    let mut report = ImportReport::default();
+    for e in entries {
+        let id: i64 = match existing.get(&e.key) {
+            Some(old) if old == e => {
+                report.unchanged += 1;
+                continue;
+            }
+            Some(_) => {
+                report.updated += 1;
+                tx.execute(
+                    "UPDATE kb_entries SET intent = ?2, tags = ?3, needs_person = ?4, enabled = ?5,
+                     version = version + 1, updated_by = ?6, updated_at_ms = ?7 WHERE key = ?1",
+                    params![
+                        e.key,
+                        e.intent,
+                        e.tags.join(","),
+                        e.needs_person,
+                        e.enabled,
+                        who,
+                        now
+                    ],
+                )?;
+                let id: i64 =
+                    tx.query_row("SELECT id FROM kb_entries WHERE key = ?1", [&e.key], |r| {
+                        r.get(0)
+                    })?;
+                tx.execute("DELETE FROM kb_questions WHERE entry_id = ?1", [id])?;
+                tx.execute("DELETE FROM kb_answers WHERE entry_id = ?1", [id])?;
+                tx.execute("DELETE FROM kb_fts WHERE entry_id = ?1", [id])?;
+                id
+            }
+            None => {
+                report.added += 1;
+                tx.execute(
+                    "INSERT INTO kb_entries (key, intent, tags, needs_person, enabled, updated_by, updated_at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![e.key, e.intent, e.tags.join(","), e.needs_person, e.enabled, who, now],
+                )?;
+                tx.last_insert_rowid()
+            }
+        };
+        for (i, (lang, q)) in e.questions.iter().enumerate() {
+            let blob = vectors.get(&(e.key.clone(), i)).map(|v| f32s_to_blob(v));
+            tx.execute(
+                "INSERT INTO kb_questions (entry_id, lang, text, embedding) VALUES (?1, ?2, ?3, ?4)",
+                params![id, lang, q, blob],
+            )?;
+            tx.execute(
+                "INSERT INTO kb_fts (terms, entry_id, lang) VALUES (?1, ?2, ?3)",
+                params![index_terms(q).join(" "), id, lang],
+            )?;
+        }
+        for (lang, a) in &e.answers {
+            tx.execute(
+                "INSERT INTO kb_answers (entry_id, lang, text) VALUES (?1, ?2, ?3)",
+                params![id, lang, a],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(report)
+}
+
+/// Computes the embeddings missing from questions (imported without an encoder); returns
+/// how many it filled in.
+pub fn fill_embeddings(conn: &Connection, encoder: &dyn Encoder) -> Result<usize, KbError> {
+    let missing: Vec<(i64, String)> = conn
+        .prepare(
+            "SELECT id, text FROM kb_questions WHERE embedding IS NULL OR length(embedding) != ?1",
+        )?
+        .query_map([encoder.dim() as i64 * 4], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, text) in &missing {
+        let v = encoder.embed(text)?;
+        conn.execute(
+            "UPDATE kb_questions SET embedding = ?2 WHERE id = ?1",
+            params![id, f32s_to_blob(&v)],
+        )?;
+    }
+    Ok(missing.len())
+}
+
+/// Every entry (disabled ones too when `all`), in key order.
+pub fn load(conn: &Connection, all: bool) -> Result<Vec<KbEntry>, KbError> {
+    let mut out = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT id, key, intent, tags, needs_person, enabled FROM kb_entries
+         WHERE enabled = 1 OR ?1 ORDER BY key",
+    )?;
+    let rows: Vec<(i64, KbEntry)> = stmt
+        .query_map([all], |r| {
+            let mut e = KbEntry::new(&r.get::<_, String>(1)?);
+            e.intent = r.get(2)?;
+            e.tags = r
+                .get::<_, String>(3)?
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(String::from)
+                .collect();
+            e.needs_person = r.get(4)?;
+            e.enabled = r.get(5)?;
+            Ok((r.get(0)?, e))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut q =
+        conn.prepare("SELECT lang, text FROM kb_questions WHERE entry_id = ?1 ORDER BY id")?;
+    let mut a = conn.prepare("SELECT lang, text FROM kb_answers WHERE entry_id = ?1")?;
+    for (id, mut e) in rows {
+        e.questions = q
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        e.answers = a
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// A number that changes whenever the knowledge base does (for reloading).
+pub fn version(conn: &Connection) -> Result<(i64, i64, i64), KbError> {
+    Ok(conn
+        .query_row(
+            "SELECT COUNT(*), COALESCE(MAX(updated_at_ms), 0), COALESCE(SUM(version), 0) FROM kb_entries",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?
+        .unwrap_or((0, 0, 0)))
+}
+
+/// Imports the bundled sample when the knowledge base is empty; true when it did.
+pub fn seed_sample(conn: &mut Connection, encoder: Option<&dyn Encoder>) -> Result<bool, KbError> {
+    if version(conn)?.0 > 0 {
+        return Ok(false);
+    }
+    let entries = format::parse_markdown(SAMPLE_KB)?;
+    import(conn, &entries, encoder, "sample")?;
+    Ok(true)
+}

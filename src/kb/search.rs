@@ -1,0 +1,176 @@
+//! Finding the entry that answers a question: cosine similarity between the question's
+//! embedding and every stored question variant (brute force over unit vectors: thousands
+//! of entries take well under a millisecond), fused with BM25 from the FTS5 index. The
+//! encoder is English-only, so Chinese questions lean on the lexical side (the index holds
+//! Chinese as character bigrams).
+
+use super::{blob_to_f32s, load, version, KbEntry, KbError};
+use crate::nlu::text::{index_terms, looks_chinese};
+use rusqlite::Connection;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KbHit {
+    /// Index into `KbIndex::entries`.
+    pub entry: usize,
+    pub key: String,
+    /// Fused score, 0..1.
+    pub score: f32,
+    /// Best cosine similarity with one of the entry's questions.
+    pub semantic: f32,
+    /// BM25 squashed into 0..1.
+    pub lexical: f32,
+}
+
+pub struct KbIndex {
+    pub entries: Vec<KbEntry>,
+    /// (entry index, unit vector) per question variant.
+    vectors: Vec<(usize, Vec<f32>)>,
+    by_id: HashMap<i64, usize>,
+    conn: Mutex<Connection>,
+    pub version: (i64, i64, i64),
+}
+
+/// Weight of the semantic score for English and for Chinese questions.
+const SEMANTIC_EN: f32 = 0.8;
+const SEMANTIC_ZH: f32 = 0.35;
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl KbIndex {
+    /// Loads the enabled entries and their vectors from the database at `path` (its own
+    /// read connection, used for the full-text queries).
+    pub fn open(path: &Path) -> Result<KbIndex, KbError> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Self::from_connection(conn)
+    }
+
+    pub fn from_connection(conn: Connection) -> Result<KbIndex, KbError> {
+        let entries = load(&conn, false)?;
+        let pos: HashMap<&str, usize> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.key.as_str(), i))
+            .collect();
+        let mut by_id = HashMap::new();
+        let mut vectors = Vec::new();
+        {
+            let mut stmt = conn.prepare(
+                "SELECT e.id, e.key, q.embedding FROM kb_questions q JOIN kb_entries e ON e.id = q.entry_id
+                 WHERE e.enabled = 1",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let key: String = r.get(1)?;
+                let Some(&i) = pos.get(key.as_str()) else {
+                    continue;
+                };
+                by_id.insert(r.get::<_, i64>(0)?, i);
+                if let Some(b) = r.get::<_, Option<Vec<u8>>>(2)? {
+                    vectors.push((i, blob_to_f32s(&b)));
+                }
+            }
+        }
+        let version = version(&conn)?;
+        Ok(KbIndex {
+            entries,
+            vectors,
+            by_id,
+            conn: Mutex::new(conn),
+            version,
+        })
+    }
+
+    pub fn has_vectors(&self) -> bool {
+        !self.vectors.is_empty()
+    }
+
+    /// BM25 per entry (best question), squashed to 0..1.
+    fn lexical(&self, text: &str) -> HashMap<usize, f32> {
+        let mut out = HashMap::new();
+        let terms = index_terms(text);
+        if terms.is_empty() {
+            return out;
+        }
+        let query = terms
+            .iter()
+            .map(|t| format!("\"{}\"", t.replace('"', "")))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        let Ok(conn) = self.conn.lock() else {
+            return out;
+        };
+        let rows: Result<Vec<(i64, f64)>, _> = conn
+            .prepare_cached("SELECT entry_id, bm25(kb_fts) FROM kb_fts WHERE kb_fts MATCH ?1")
+            .and_then(|mut s| {
+                s.query_map([&query], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            });
+        match rows {
+            Ok(rows) => {
+                for (id, bm25) in rows {
+                    let Some(&i) = self.by_id.get(&id) else {
+                        continue;
+                    };
+                    let b = (-bm25).max(0.0) as f32;
+                    let s = b / (b + 4.0);
+                    let e = out.entry(i).or_insert(0.0f32);
+                    *e = e.max(s);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "knowledge-base text search failed"),
+        }
+        out
+    }
+
+    /// The best `k` entries for `text` (with its embedding, when the encoder is running).
+    pub fn search(&self, text: &str, embedding: Option<&[f32]>, k: usize) -> Vec<KbHit> {
+        let mut semantic = vec![0f32; self.entries.len()];
+        if let Some(q) = embedding.filter(|q| q.iter().any(|&v| v != 0.0)) {
+            for (i, v) in &self.vectors {
+                if v.len() == q.len() {
+                    semantic[*i] = semantic[*i].max(dot(q, v));
+                }
+            }
+        }
+        let lexical = self.lexical(text);
+        let w = if looks_chinese(text) {
+            SEMANTIC_ZH
+        } else {
+            SEMANTIC_EN
+        };
+        let w = if self.vectors.is_empty() || embedding.is_none() {
+            0.0
+        } else {
+            w
+        };
+        let mut hits: Vec<KbHit> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                let lex = lexical.get(&i).copied().unwrap_or(0.0);
+                let sem = semantic[i].max(0.0);
+                KbHit {
+                    entry: i,
+                    key: e.key.clone(),
+                    score: w * sem + (1.0 - w) * lex,
+                    semantic: sem,
+                    lexical: lex,
+                }
+            })
+            .filter(|h| h.score > 0.0)
+            .collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.truncate(k);
+        hits
+    }
+}

@@ -1,0 +1,183 @@
+//! How something was said, from the caller's audio of one turn (8 kHz): loudness, pitch
+//! (autocorrelation per 40 ms frame), pitch range, speaking rate, and from those an
+//! arousal score in 0..1 that lifts the text's anger score: a shouted "fine." is not neutral.
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Prosody {
+    /// RMS level over the voiced frames, dB relative to full scale.
+    pub loudness_dbfs: f32,
+    /// Median pitch of the voiced frames, Hz (0 when none was found).
+    pub pitch_hz: f32,
+    /// Spread between the 10th and 90th percentile of pitch, in semitones.
+    pub pitch_range_st: f32,
+    /// Words per second of voiced audio (Chinese: characters / 1.5 per second).
+    pub rate_wps: f32,
+    /// Seconds of voiced audio.
+    pub voiced_secs: f32,
+    /// 0 (calm) .. 1 (loud, wide pitch, fast).
+    pub arousal: f32,
+}
+
+const FRAME: usize = 320; // 40 ms
+const HOP: usize = 160; // 20 ms
+
+fn dbfs(rms: f32) -> f32 {
+    20.0 * (rms.max(1e-6) / 32768.0).log10()
+}
+
+/// Pitch of one frame by normalised autocorrelation over 60..400 Hz, if it is voiced.
+fn frame_pitch(f: &[f32]) -> Option<f32> {
+    let energy: f32 = f.iter().map(|x| x * x).sum();
+    if energy <= 0.0 {
+        return None;
+    }
+    let r: Vec<f32> = (20..=133)
+        .map(|lag| {
+            let (mut num, mut e1, mut e2) = (0.0f32, 0.0f32, 0.0f32);
+            for i in 0..f.len() - lag {
+                num += f[i] * f[i + lag];
+                e1 += f[i] * f[i];
+                e2 += f[i + lag] * f[i + lag];
+            }
+            num / (e1 * e2).sqrt().max(1e-9)
+        })
+        .collect();
+    let max = r.iter().copied().fold(0.0f32, f32::max);
+    if max <= 0.6 {
+        return None;
+    }
+    // Multiples of the period correlate almost as well: take the shortest lag that is a
+    // peak close to the best one (avoids halving the pitch).
+    let i = (0..r.len()).find(|&i| {
+        r[i] >= 0.9 * max && (i == 0 || r[i] >= r[i - 1]) && (i + 1 == r.len() || r[i] >= r[i + 1])
+    })?;
+    Some(8000.0 / (i + 20) as f32)
+}
+
+fn percentile(sorted: &[f32], p: f32) -> f32 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f32 * p).round() as usize]
+}
+
+/// Measures one turn: `pcm` at 8 kHz, `text` its transcript.
+pub fn measure(pcm: &[i16], text: &str) -> Prosody {
+    let x: Vec<f32> = pcm.iter().map(|&s| s as f32).collect();
+    let mut voiced_energy = 0.0f64;
+    let mut voiced_frames = 0usize;
+    let mut pitches = Vec::new();
+    let mut start = 0;
+    while start + FRAME <= x.len() {
+        let f = &x[start..start + FRAME];
+        let rms = (f.iter().map(|v| v * v).sum::<f32>() / FRAME as f32).sqrt();
+        if dbfs(rms) > -45.0 {
+            if let Some(p) = frame_pitch(f) {
+                pitches.push(p);
+                voiced_energy += (rms * rms) as f64;
+                voiced_frames += 1;
+            }
+        }
+        start += HOP;
+    }
+    pitches.sort_by(f32::total_cmp);
+    let voiced_secs = voiced_frames as f32 * HOP as f32 / 8000.0;
+    let loudness_dbfs = if voiced_frames > 0 {
+        dbfs((voiced_energy / voiced_frames as f64).sqrt() as f32)
+    } else {
+        -90.0
+    };
+    let (p10, p50, p90) = (
+        percentile(&pitches, 0.1),
+        percentile(&pitches, 0.5),
+        percentile(&pitches, 0.9),
+    );
+    let pitch_range_st = if p10 > 0.0 {
+        12.0 * (p90 / p10).log2()
+    } else {
+        0.0
+    };
+    let cjk = text.chars().filter(|&c| super::text::is_cjk(c)).count();
+    let words = text.split_whitespace().count() as f32 + cjk as f32 / 1.5;
+    let rate_wps = if voiced_secs > 0.3 {
+        words / voiced_secs
+    } else {
+        0.0
+    };
+    let mut p = Prosody {
+        loudness_dbfs,
+        pitch_hz: p50,
+        pitch_range_st,
+        rate_wps,
+        voiced_secs,
+        arousal: 0.0,
+    };
+    p.arousal = arousal(&p, None);
+    p
+}
+
+/// How aroused the voice is, 0..1. Line levels differ by tens of dB between phones, trunks
+/// and synthetic voices, so with a `baseline` (the caller's own first turn) loudness, pitch
+/// range and rate count relative to it; without one only the extremes count: a voice close
+/// to clipping, a very wide pitch range.
+pub fn arousal(p: &Prosody, baseline: Option<&Prosody>) -> f32 {
+    if p.voiced_secs <= 0.0 {
+        return 0.0;
+    }
+    let (loud, wide, fast) = match baseline.filter(|b| b.voiced_secs > 0.4) {
+        Some(b) => (
+            ((p.loudness_dbfs - b.loudness_dbfs - 3.0) / 6.0).clamp(0.0, 1.0),
+            ((p.pitch_range_st - b.pitch_range_st - 2.0) / 6.0).clamp(0.0, 1.0),
+            if b.rate_wps > 0.5 {
+                ((p.rate_wps / b.rate_wps - 1.2) / 0.5).clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
+        ),
+        None => (
+            ((p.loudness_dbfs + 8.0) / 5.0).clamp(0.0, 1.0),
+            ((p.pitch_range_st - 8.0) / 6.0).clamp(0.0, 1.0),
+            0.0,
+        ),
+    };
+    0.55 * loud + 0.3 * wide + 0.15 * fast
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A harmonic tone gliding from `f0` to `f1` Hz at `amp` (of full scale) for `secs`.
+    fn voice(f0: f32, f1: f32, amp: f32, secs: f32) -> Vec<i16> {
+        let n = (secs * 8000.0) as usize;
+        let mut phase = 0.0f32;
+        (0..n)
+            .map(|i| {
+                let f = f0 + (f1 - f0) * i as f32 / n as f32;
+                phase += 2.0 * std::f32::consts::PI * f / 8000.0;
+                let s = phase.sin() + 0.5 * (2.0 * phase).sin() + 0.25 * (3.0 * phase).sin();
+                (s / 1.75 * amp * 32767.0) as i16
+            })
+            .collect()
+    }
+
+    #[test]
+    fn calm_and_shouted() {
+        let calm = measure(&voice(120.0, 130.0, 0.05, 1.5), "fine");
+        assert!((calm.pitch_hz - 125.0).abs() < 8.0, "{calm:?}");
+        assert!(calm.pitch_range_st < 2.0, "{calm:?}");
+        assert!(calm.arousal < 0.2, "{calm:?}");
+        let shout = measure(&voice(180.0, 360.0, 0.95, 1.5), "fine");
+        assert!(shout.loudness_dbfs > -10.0, "{shout:?}");
+        assert!(shout.pitch_range_st > 9.0, "{shout:?}");
+        // Against the same caller's calm first turn it is clearly aroused...
+        assert!(arousal(&shout, Some(&calm)) > 0.8, "{shout:?}");
+        // ...and a loud line alone (a hot trunk, a synthetic voice) is not.
+        let loud_calm = measure(&voice(120.0, 130.0, 0.6, 1.5), "fine");
+        assert!(loud_calm.arousal < 0.2, "{loud_calm:?}");
+        assert!(arousal(&loud_calm, Some(&loud_calm)) == 0.0);
+        let silent = measure(&vec![0i16; 8000], "");
+        assert_eq!(silent.arousal, 0.0);
+        assert_eq!(measure(&[], "").voiced_secs, 0.0);
+    }
+}

@@ -1,0 +1,184 @@
+//! The knowledge base and the NLU from the command line, with the real encoder: import,
+//! export, search, train, evaluate on the held-out set.
+
+mod common;
+use common::{models_dir, voxdesk};
+use std::path::Path;
+
+fn config(dir: &Path) -> String {
+    let cfg = dir.join("voxdesk.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[paths]\ndata_dir = \"{}\"\nmodels_dir = \"{}\"\n",
+            dir.join("data").display(),
+            models_dir()
+        ),
+    )
+    .unwrap();
+    cfg.display().to_string()
+}
+
+#[test]
+fn knowledge_base_import_export_and_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    // The sample is there from the start; search finds the right entry in both languages.
+    let (ok, out) = voxdesk(
+        &["-c", &cfg, "kb", "search", "how can I use my phone abroad"],
+        dir.path(),
+    );
+    assert!(ok, "{out}");
+    let first = out.lines().find(|l| l.starts_with("0.")).unwrap_or("");
+    assert!(first.contains("roaming_activate"), "{out}");
+    let (ok, out) = voxdesk(&["-c", &cfg, "kb", "search", "营业厅几点开门"], dir.path());
+    assert!(
+        ok && out.lines().next().unwrap_or("").contains("store_hours"),
+        "{out}"
+    );
+    // Import a new entry (Markdown), change it (CSV), export every format.
+    let md = dir.path().join("extra.md");
+    std::fs::write(&md, "## wifi_lounge\nintent: wifi_lounge\ntags: stores\n\n### en\nQ: What is the wifi password in your store lounge?\nA: The lounge wifi is voxdesk-guest, no password.\n").unwrap();
+    let (ok, out) = voxdesk(
+        &["-c", &cfg, "kb", "import", md.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(
+        ok && out.contains("1 added, 0 updated, 0 unchanged"),
+        "{out}"
+    );
+    let (ok, out) = voxdesk(
+        &["-c", &cfg, "kb", "import", md.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(
+        ok && out.contains("0 added, 0 updated, 1 unchanged"),
+        "{out}"
+    );
+    let (ok, out) = voxdesk(
+        &["-c", &cfg, "kb", "search", "wifi code in the shop"],
+        dir.path(),
+    );
+    assert!(
+        ok && out.lines().next().unwrap_or("").contains("wifi_lounge"),
+        "{out}"
+    );
+    let csv = dir.path().join("change.csv");
+    std::fs::write(&csv, "key,intent,lang,question,answer\nwifi_lounge,wifi_lounge,en,\"Wifi password, please?\",\"It is voxdesk-guest, no password.\"\n").unwrap();
+    let (ok, out) = voxdesk(
+        &["-c", &cfg, "kb", "import", csv.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(ok && out.contains("0 added, 1 updated"), "{out}");
+    for ext in ["md", "jsonl", "csv"] {
+        let f = dir.path().join(format!("all.{ext}"));
+        let (ok, out) = voxdesk(
+            &["-c", &cfg, "kb", "export", f.to_str().unwrap()],
+            dir.path(),
+        );
+        assert!(ok && out.contains("17 entries"), "{out}");
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            text.contains("voxdesk-guest") && text.contains("营业厅"),
+            "{ext}"
+        );
+    }
+    let db = rusqlite::Connection::open(dir.path().join("data/voxdesk.sqlite")).unwrap();
+    let (version, by): (i64, String) = db
+        .query_row(
+            "SELECT version, updated_by FROM kb_entries WHERE key = 'wifi_lounge'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(version, 2);
+    assert!(
+        by.starts_with("import:") && by.ends_with("change.csv"),
+        "{by}"
+    );
+    // Bad files are refused with the line, and nothing changes.
+    let bad = dir.path().join("bad.md");
+    std::fs::write(&bad, "## x\n### en\nQ: hello?\nhello\n").unwrap();
+    let (ok, out) = voxdesk(
+        &["-c", &cfg, "kb", "import", bad.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(!ok && out.contains("line 4"), "{out}");
+    let (ok, out) = voxdesk(&["-c", &cfg, "kb", "import", "nope.txt"], dir.path());
+    assert!(!ok && out.contains("nope.txt"), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+}
+
+#[test]
+fn train_and_evaluate_on_the_held_out_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let (ok, out) = voxdesk(&["-c", &cfg, "train"], dir.path());
+    assert!(ok, "{out}");
+    assert!(out.contains("train: 24 intents"), "{out}");
+    let heldout = Path::new(env!("CARGO_MANIFEST_DIR")).join("nlu/heldout.jsonl");
+    let (ok, out) = voxdesk(
+        &[
+            "-c",
+            &cfg,
+            "eval",
+            "nlu",
+            "--set",
+            heldout.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{out}");
+    eprintln!("{out}");
+    for part in [
+        "intent: accuracy",
+        "confusion matrix",
+        "emotion: accuracy",
+        "anger/frustration",
+        "NLU per utterance",
+        "precision",
+    ] {
+        assert!(out.contains(part), "{part}: {out}");
+    }
+    // A quality guard, not a timing: the bundled model keeps its held-out accuracy.
+    let acc: f64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("intent: accuracy "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(acc >= 85.0, "intent accuracy {acc} %\n{out}");
+    // A CSV set works too; a set with an unknown emotion is refused.
+    let csv = dir.path().join("set.csv");
+    std::fs::write(&csv, "text,intent,emotion\nHow do I pay my bill?,payment_methods,neutral\nI want a human,agent_request,neutral\n").unwrap();
+    let (ok, out) = voxdesk(
+        &["-c", &cfg, "eval", "nlu", "--set", csv.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(
+        ok && out.contains("intent: accuracy 100.0 % (2/2)"),
+        "{out}"
+    );
+    std::fs::write(&csv, "text,emotion\nhello,grumpy\n").unwrap();
+    let (ok, out) = voxdesk(
+        &["-c", &cfg, "eval", "nlu", "--set", csv.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(!ok && out.contains("grumpy"), "{out}");
+}
+
+#[test]
+fn a_missing_encoder_is_named_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("voxdesk.toml");
+    std::fs::write(&cfg, format!("[paths]\ndata_dir = \"{}\"\nmodels_dir = \"{}\"\n[models]\nencoder = \"encoder/missing.onnx\"\n", dir.path().join("data").display(), models_dir())).unwrap();
+    let (ok, out) = voxdesk(&["-c", cfg.to_str().unwrap(), "train"], dir.path());
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("models.encoder")
+            && out.contains("missing.onnx")
+            && out.contains("fetch-models"),
+        "{out}"
+    );
+    assert!(!out.contains("panicked"), "{out}");
+}
