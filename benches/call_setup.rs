@@ -62,7 +62,7 @@ fn call_setup() {
     std::fs::write(
         &cfg,
         format!(
-            "[sip]\nbind = \"127.0.0.1\"\nport = {port}\nring_ms = 0\n[media]\nrtp_port_min = 40000\nrtp_port_max = 59999\nrecord = false\n[paths]\ndata_dir = \"{}\"\n",
+            "[sip]\nbind = \"127.0.0.1\"\nport = {port}\nring_ms = 0\n[media]\nrtp_port_min = 40000\nrtp_port_max = 59999\nrecord = false\n[api]\nport = 0\n[paths]\ndata_dir = \"{}\"\n",
             dir.path().join("data").display()
         ),
     )

@@ -299,7 +299,7 @@ fn main() {
         std::fs::write(
             &cfg,
             format!(
-                "[sip]\nbind = \"127.0.0.1\"\nport = {port}\nring_ms = 0\n[media]\nrtp_port_min = 42000\nrtp_port_max = 42999\n[paths]\ndata_dir = \"{}\"\nmodels_dir = \"{}\"\n[prompts]\ngreeting = \"Hello, how can I help?\"\n",
+                "[sip]\nbind = \"127.0.0.1\"\nport = {port}\nring_ms = 0\n[media]\nrtp_port_min = 42000\nrtp_port_max = 42999\n[paths]\ndata_dir = \"{}\"\nmodels_dir = \"{}\"\n[prompts]\ngreeting = \"Hello, how can I help?\"\n[api]\nport = 0\n",
                 dir.path().join("data").display(),
                 m.display()
             ),

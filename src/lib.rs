@@ -2,6 +2,7 @@
 
 pub mod acd;
 pub mod admin;
+pub mod api;
 pub mod call;
 pub mod config;
 pub mod dialog;

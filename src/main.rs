@@ -314,6 +314,9 @@ async fn run(cfg: Config) -> Result<()> {
         (Some(s), Some(Arc::new(brain)))
     } else {
         tracing::info!("speech.enabled = false: greeting, DTMF and recording only");
+        // The knowledge base still exists for the API (full-text search only).
+        let c = cfg.clone();
+        tokio::task::spawn_blocking(move || voxdesk::admin::prepare_kb(&c, None)).await??;
         (None, None)
     };
     let (speech, brain) = speech;
@@ -347,6 +350,17 @@ async fn run(cfg: Config) -> Result<()> {
         .or(transport.local_tcp)
         .map(|a| a.port())
         .unwrap_or(cfg.sip.port);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    if cfg.api.enabled {
+        let addr = voxdesk::api::start(
+            Arc::new(cfg.clone()),
+            store.clone(),
+            brain.clone(),
+            stop_rx.clone(),
+        )
+        .await?;
+        tracing::info!(%addr, "HTTP API listening");
+    }
     let shared = Arc::new(Shared {
         ports: PortPool::new(cfg.media.rtp_port_min, cfg.media.rtp_port_max),
         store: store.clone(),
@@ -364,7 +378,6 @@ async fn run(cfg: Config) -> Result<()> {
         recordings = %cfg.recordings_dir().display(), agents = cfg.agents.len(), "voxdesk ready"
     );
     let endpoint = Endpoint::new(shared, transport, in_rx).await;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("stop requested");

@@ -61,7 +61,7 @@ fn doctor_and_calls_on_a_fresh_folder() {
     let (ok, out) = voxdesk(&["doctor", "--data-dir", "state"], dir.path());
     assert!(!ok, "{out}");
     assert!(
-        out.contains("database    ok") && out.contains("schema version 2"),
+        out.contains("database    ok") && out.contains("schema version 3"),
         "{out}"
     );
     assert!(out.contains("greeting    ok"), "{out}");
@@ -77,7 +77,9 @@ fn doctor_and_calls_on_a_fresh_folder() {
     );
     assert!(ok, "{out}");
     assert!(
-        out.contains("sha256 verified") && out.contains("Piper loads"),
+        out.contains("sha256 verified")
+            && out.contains("Piper loads")
+            && out.contains("encoder     ok"),
         "{out}"
     );
     // A corrupt copy of a model is caught by its sha256.

@@ -96,6 +96,39 @@ impl Default for DialogConfig {
     }
 }
 
+/// `[llm]`: optional generated answers from a chat endpoint on the premises.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmConfig {
+    pub enabled: bool,
+    /// OpenAI-compatible chat completions URL (plain http; llama.cpp server, vLLM, Ollama).
+    pub url: String,
+    pub model: String,
+    /// Sent as `Authorization: Bearer` when set.
+    pub api_key: String,
+    /// The whole request, connect to last byte; after it the bot asks to rephrase.
+    pub timeout_ms: u64,
+    pub max_tokens: u32,
+    /// Instructions; the closest knowledge-base entries are appended as the facts.
+    pub system_en: String,
+    pub system_zh: String,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            enabled: false,
+            url: "http://127.0.0.1:8081/v1/chat/completions".into(),
+            model: "local".into(),
+            api_key: String::new(),
+            timeout_ms: 2500,
+            max_tokens: 120,
+            system_en: "You are the telephone assistant of a telecom operator. Answer in one or two short sentences that will be spoken aloud, using only the facts below. If the facts do not answer the question, reply with nothing.".into(),
+            system_zh: "你是电信运营商的电话助理。只根据下面的事实，用一两句简短的话回答，回答会被朗读出来。如果事实无法回答问题，就不要回答。".into(),
+        }
+    }
+}
+
 pub(super) fn validate(nlu: &NluConfig, d: &DialogConfig) -> Result<(), ConfigError> {
     for (key, v) in [
         ("nlu.intent_threshold", nlu.intent_threshold),

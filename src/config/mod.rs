@@ -19,7 +19,31 @@ pub enum ConfigError {
 }
 
 mod dialog;
-pub use dialog::{DialogConfig, NluConfig};
+pub use dialog::{DialogConfig, LlmConfig, NluConfig};
+
+/// `[api]`: the HTTP API for the console and scripts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub enabled: bool,
+    /// Address to listen on (loopback by default: put a TLS proxy in front to expose it).
+    pub bind: String,
+    /// 0 picks a free port (logged at start-up).
+    pub port: u16,
+    /// When set, requests need `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            enabled: true,
+            bind: "127.0.0.1".into(),
+            port: 8080,
+            token: String::new(),
+        }
+    }
+}
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
@@ -41,6 +65,8 @@ pub struct Config {
     pub speech: SpeechConfig,
     pub nlu: NluConfig,
     pub dialog: DialogConfig,
+    pub api: ApiConfig,
+    pub llm: LlmConfig,
     pub agents: Vec<AgentAccount>,
     /// Set when the agent list is the built-in demo one.
     #[serde(skip)]
@@ -319,6 +345,8 @@ impl Default for Config {
             speech: SpeechConfig::default(),
             nlu: NluConfig::default(),
             dialog: DialogConfig::default(),
+            api: ApiConfig::default(),
+            llm: LlmConfig::default(),
             agents: demo_agents(),
             demo_agents: true,
         }
@@ -594,6 +622,29 @@ impl Config {
             ));
         }
         dialog::validate(&self.nlu, &self.dialog)?;
+        if self.llm.enabled {
+            if !self.llm.url.starts_with("http://") {
+                return Err(invalid(
+                    "llm.url",
+                    "must be an http:// URL (put a local proxy in front for TLS)",
+                ));
+            }
+            if !(100..=30000).contains(&self.llm.timeout_ms) {
+                return Err(invalid("llm.timeout_ms", "between 100 and 30000"));
+            }
+        }
+        let api_ip: IpAddr = self.api.bind.parse().map_err(|_| {
+            invalid(
+                "api.bind",
+                format!("{:?} is not an IP address", self.api.bind),
+            )
+        })?;
+        if self.api.enabled && !api_ip.is_loopback() && self.api.token.is_empty() {
+            return Err(invalid(
+                "api.token",
+                "the HTTP API is bound to a non-loopback address: set a token (and put TLS in front)",
+            ));
+        }
         if self.demo_agents && !bind.is_loopback() {
             return Err(invalid(
                 "agents",

@@ -29,6 +29,7 @@ pub struct Brain {
     checked: Mutex<Instant>,
     reload_every: Duration,
     agent_phrases: Vec<String>,
+    llm: crate::config::LlmConfig,
 }
 
 impl Brain {
@@ -69,6 +70,7 @@ impl Brain {
             checked: Mutex::new(Instant::now()),
             reload_every: Duration::from_secs(cfg.nlu.reload_secs),
             agent_phrases: cfg.nlu.agent_phrases.clone(),
+            llm: cfg.llm.clone(),
         })
     }
 
@@ -225,10 +227,51 @@ impl Brain {
         }
         let mut understanding = understanding;
         understanding.elapsed = t.elapsed();
+        let best = |h: &[KbCandidate]| h.first().map(|c| c.score).unwrap_or(0.0);
+        let generated = if self.llm.enabled
+            && !text.trim().is_empty()
+            && understanding.rule.is_none()
+            && best(&hits) < th
+            && best(&followup_hits) < th
+        {
+            self.generate(text, lang, &hits)
+        } else {
+            None
+        };
         Analysis {
             understanding,
             hits,
             followup_hits,
+            generated,
+        }
+    }
+}
+
+impl Brain {
+    /// Asks the configured chat endpoint, grounded on the closest entries (or the first few
+    /// when none is close); None on any failure (logged): the dialog asks to rephrase.
+    fn generate(&self, text: &str, lang: &str, hits: &[KbCandidate]) -> Option<String> {
+        let t = Instant::now();
+        let facts: Vec<super::llm::Grounding> = hits
+            .iter()
+            .map(|h| super::llm::Grounding {
+                question: &h.topic,
+                answer: &h.answer,
+            })
+            .collect();
+        match super::llm::ask(&self.llm, text, lang, &facts) {
+            Ok(a) => {
+                tracing::info!(
+                    ms = t.elapsed().as_millis() as u64,
+                    answered = a.is_some(),
+                    "generated answer"
+                );
+                a
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ms = t.elapsed().as_millis() as u64, "no generated answer; falling back");
+                None
+            }
         }
     }
 }

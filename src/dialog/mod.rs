@@ -7,6 +7,7 @@
 
 pub mod brain;
 pub mod flow;
+pub mod llm;
 pub mod summary;
 
 use crate::config::{DialogConfig, NluConfig};
@@ -38,6 +39,8 @@ pub struct Analysis {
     /// Candidates for the turn read together with the previous topic (follow-ups such as
     /// "and how much does that cost?").
     pub followup_hits: Vec<KbCandidate>,
+    /// An answer generated from the closest entries when none of them answers (`[llm]`).
+    pub generated: Option<String>,
 }
 
 /// Why a call goes to a person.
@@ -547,6 +550,14 @@ impl Dialog {
             .cloned()
         {
             return self.answer(&f, at, &format!("kb-followup:{}", f.key));
+        }
+        if let Some(g) = a.generated.as_ref().filter(|g| !g.trim().is_empty()) {
+            self.not_understood = 0;
+            self.open_question = None;
+            if let Some(t) = self.turns.last_mut() {
+                t.answered = true;
+            }
+            return self.say(g.clone(), "generated");
         }
         self.not_understood(at, text)
     }

@@ -322,3 +322,26 @@ fn unresolved_call_gets_a_ticket() {
     assert_eq!(t.subject, "unresolved call: Can my cat use my data plan?");
     assert_eq!(t.details["asked"][0], "Can my cat use my data plan?");
 }
+
+#[test]
+fn a_generated_answer_is_used_only_when_the_knowledge_base_has_none() {
+    let mut d = dialog();
+    let mut a = with_hits(
+        said("Does the travel pass work in Japan?", "unknown"),
+        &[("roaming_rates", 0.4)],
+    );
+    a.generated = Some("Yes, it covers Japan.".into());
+    let r = d.on_turn(&a, secs(3));
+    assert_eq!(
+        (r.kind.as_str(), r.text.as_str()),
+        ("generated", "Yes, it covers Japan.")
+    );
+    // A knowledge-base answer wins over a generated one.
+    let mut a = with_hits(
+        said("How much is roaming?", "roaming_rates"),
+        &[("roaming_rates", 0.8)],
+    );
+    a.generated = Some("Something else.".into());
+    assert_eq!(d.on_turn(&a, secs(9)).kind, "kb:roaming_rates");
+    assert_eq!(d.on_call_end(secs(12)), None);
+}

@@ -146,8 +146,10 @@ pub fn to_markdown(entries: &[KbEntry]) -> String {
     s
 }
 
+/// An entry as JSON (the JSONL line format, also the REST API's body).
 #[derive(Serialize, Deserialize)]
-struct JsonEntry {
+#[serde(deny_unknown_fields)]
+pub struct JsonEntry {
     key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     intent: Option<String>,
@@ -167,14 +169,8 @@ fn default_true() -> bool {
     true
 }
 
-pub fn parse_jsonl(text: &str) -> Result<Vec<KbEntry>, KbError> {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let j: JsonEntry =
-            serde_json::from_str(line).map_err(|e| bad("jsonl", i + 1, e.to_string()))?;
+impl From<JsonEntry> for KbEntry {
+    fn from(j: JsonEntry) -> KbEntry {
         let mut e = KbEntry::new(&j.key);
         e.intent = j.intent;
         e.tags = j.tags;
@@ -185,6 +181,37 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<KbEntry>, KbError> {
                 .extend(qs.into_iter().map(|q| (lang.clone(), q)));
         }
         e.answers = j.answers;
+        e
+    }
+}
+
+impl From<&KbEntry> for JsonEntry {
+    fn from(e: &KbEntry) -> JsonEntry {
+        let mut questions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (l, q) in &e.questions {
+            questions.entry(l.clone()).or_default().push(q.clone());
+        }
+        JsonEntry {
+            key: e.key.clone(),
+            intent: e.intent.clone(),
+            tags: e.tags.clone(),
+            needs_person: e.needs_person,
+            enabled: e.enabled,
+            questions,
+            answers: e.answers.clone(),
+        }
+    }
+}
+
+pub fn parse_jsonl(text: &str) -> Result<Vec<KbEntry>, KbError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let j: JsonEntry =
+            serde_json::from_str(line).map_err(|e| bad("jsonl", i + 1, e.to_string()))?;
+        let e = KbEntry::from(j);
         e.check()
             .map_err(|err| bad("jsonl", i + 1, err.to_string()))?;
         out.push(e);
@@ -195,20 +222,7 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<KbEntry>, KbError> {
 pub fn to_jsonl(entries: &[KbEntry]) -> String {
     let mut s = String::new();
     for e in entries {
-        let mut questions: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (l, q) in &e.questions {
-            questions.entry(l.clone()).or_default().push(q.clone());
-        }
-        let j = JsonEntry {
-            key: e.key.clone(),
-            intent: e.intent.clone(),
-            tags: e.tags.clone(),
-            needs_person: e.needs_person,
-            enabled: e.enabled,
-            questions,
-            answers: e.answers.clone(),
-        };
-        s.push_str(&serde_json::to_string(&j).unwrap_or_default());
+        s.push_str(&serde_json::to_string(&JsonEntry::from(e)).unwrap_or_default());
         s.push('\n');
     }
     s

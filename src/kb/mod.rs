@@ -271,6 +271,23 @@ pub fn load(conn: &Connection, all: bool) -> Result<Vec<KbEntry>, KbError> {
     Ok(out)
 }
 
+/// Removes the entry `key` (and its questions, answers and index rows); false if absent.
+pub fn delete(conn: &mut Connection, key: &str) -> Result<bool, KbError> {
+    let tx = conn.transaction()?;
+    let Some(id): Option<i64> = tx
+        .query_row("SELECT id FROM kb_entries WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
+        .optional()?
+    else {
+        return Ok(false);
+    };
+    tx.execute("DELETE FROM kb_fts WHERE entry_id = ?1", [id])?;
+    tx.execute("DELETE FROM kb_entries WHERE id = ?1", [id])?;
+    tx.commit()?;
+    Ok(true)
+}
+
 /// A number that changes whenever the knowledge base does (for reloading).
 pub fn version(conn: &Connection) -> Result<(i64, i64, i64), KbError> {
     Ok(conn

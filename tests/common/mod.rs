@@ -99,6 +99,12 @@ impl Server {
             dir.path().join("data").display(),
             if models { PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models") } else { dir.path().join("no-models") }.display()
         );
+        // Tests run side by side: the HTTP API takes a free port (logged).
+        let cfg = if tables.contains("[api]") {
+            cfg
+        } else {
+            format!("{cfg}\n[api]\nport = 0\n")
+        };
         // Without models the bot cannot listen or talk: greeting, DTMF and recording only.
         let cfg = if models || tables.contains("[speech]") {
             cfg
@@ -414,4 +420,71 @@ pub fn models_dir() -> String {
         .join("models")
         .display()
         .to_string()
+}
+
+impl Server {
+    /// Where the HTTP API listens (from the start-up log).
+    pub fn api_addr(&self) -> String {
+        let log = self.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("HTTP API listening"))
+            .expect("the API is listening");
+        let at = line.find("addr=").expect("addr=") + 5;
+        line[at..].split_whitespace().next().unwrap().to_string()
+    }
+}
+
+/// One HTTP/1.1 request (Connection: close); returns (status, body).
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the API");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let body = body.unwrap_or("");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }

@@ -1,0 +1,331 @@
+//! The HTTP API (axum) the web console and operators' scripts use: the knowledge base,
+//! training, calls with their turns, escalations and tickets. JSON in and out; bound to
+//! loopback by default; with `api.token` set, every request needs `Authorization: Bearer`.
+
+use crate::config::Config;
+use crate::kb::{self, format::JsonEntry, search::KbIndex, KbEntry};
+use crate::store::Store;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+#[derive(Clone)]
+struct Api {
+    cfg: Arc<Config>,
+    store: Store,
+    brain: Option<Arc<crate::dialog::brain::Brain>>,
+}
+
+/// An error as `{"error": "..."}` with its status.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "api request failed");
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Binds the API listener (`api.bind`:`api.port`; port 0 picks a free one) and serves it
+/// until `stop` fires. Returns the bound address.
+pub async fn start(
+    cfg: Arc<Config>,
+    store: Store,
+    brain: Option<Arc<crate::dialog::brain::Brain>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<std::net::SocketAddr> {
+    use anyhow::Context;
+    let addr = format!("{}:{}", cfg.api.bind, cfg.api.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot bind the HTTP API on {addr} (api.bind / api.port)"))?;
+    let local = listener.local_addr()?;
+    let app = router(Api { cfg, store, brain });
+    tokio::spawn(async move {
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "HTTP API stopped");
+        }
+    });
+    Ok(local)
+}
+
+fn router(api: Api) -> Router {
+    Router::new()
+        .route("/api/kb", get(kb_list))
+        .route("/api/kb/search", get(kb_search))
+        .route("/api/kb/{key}", get(kb_get).put(kb_put).delete(kb_delete))
+        .route("/api/nlu/train", post(train))
+        .route("/api/calls", get(calls))
+        .route("/api/calls/{id}", get(call))
+        .route("/api/escalations", get(escalations))
+        .route("/api/tickets", get(tickets))
+        .layer(middleware::from_fn_with_state(api.clone(), auth))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(api)
+}
+
+async fn auth(State(api): State<Api>, req: Request, next: Next) -> Response {
+    let token = &api.cfg.api.token;
+    if !token.is_empty() {
+        let given = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return ApiError(
+                StatusCode::UNAUTHORIZED,
+                "a valid `Authorization: Bearer <api.token>` is required".into(),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Runs `f` with a connection of its own on a blocking thread (writes that need the
+/// encoder, or a transaction).
+async fn blocking<T: Send + 'static>(
+    api: &Api,
+    f: impl FnOnce(&mut rusqlite::Connection) -> anyhow::Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    let path = api.cfg.database_path();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = crate::store::open_connection(&path)?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)
+}
+
+async fn kb_list(State(api): State<Api>) -> ApiResult<Json<Vec<JsonEntry>>> {
+    let entries = blocking(&api, |c| Ok(kb::load(c, true)?)).await?;
+    Ok(Json(entries.iter().map(JsonEntry::from).collect()))
+}
+
+async fn kb_get(State(api): State<Api>, Path(key): Path<String>) -> ApiResult<Json<JsonEntry>> {
+    let entries = blocking(&api, |c| Ok(kb::load(c, true)?)).await?;
+    entries
+        .iter()
+        .find(|e| e.key == key)
+        .map(|e| Json(JsonEntry::from(e)))
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no entry {key:?}")))
+}
+
+async fn kb_put(
+    State(api): State<Api>,
+    Path(key): Path<String>,
+    body: String,
+) -> ApiResult<Response> {
+    let j: JsonEntry = serde_json::from_str(&body)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let entry = KbEntry::from(j);
+    if entry.key != key {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("the body's key {:?} is not the path's {key:?}", entry.key),
+        ));
+    }
+    entry
+        .check()
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let encoder = api
+        .brain
+        .as_ref()
+        .and_then(|b| b.nlu())
+        .map(|n| n.encoder().clone());
+    let report = blocking(&api, move |c| {
+        Ok(kb::import(c, &[entry], encoder.as_deref(), "api")?)
+    })
+    .await?;
+    let status = if report.added > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!({ "added": report.added, "updated": report.updated, "unchanged": report.unchanged }))).into_response())
+}
+
+async fn kb_delete(State(api): State<Api>, Path(key): Path<String>) -> ApiResult<StatusCode> {
+    let k = key.clone();
+    if blocking(&api, move |c| Ok(kb::delete(c, &k)?)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError(StatusCode::NOT_FOUND, format!("no entry {key:?}")))
+    }
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: String,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+async fn kb_search(State(api): State<Api>, Query(q): Query<SearchQuery>) -> ApiResult<Json<Value>> {
+    let path = api.cfg.database_path();
+    let encoder = api
+        .brain
+        .as_ref()
+        .and_then(|b| b.nlu())
+        .map(|n| n.encoder().clone());
+    let hits = tokio::task::spawn_blocking(move || -> anyhow::Result<Value> {
+        let index = KbIndex::open(&path)?;
+        let emb = match &encoder {
+            Some(e) => Some(e.embed(&q.q)?),
+            None => None,
+        };
+        let lang = q.lang.clone().unwrap_or_else(|| {
+            if crate::nlu::text::looks_chinese(&q.q) { "zh" } else { "en" }.into()
+        });
+        Ok(Value::Array(
+            index
+                .search(&q.q, emb.as_deref(), 5)
+                .into_iter()
+                .map(|h| {
+                    let e = &index.entries[h.entry];
+                    json!({ "key": h.key, "score": h.score, "semantic": h.semantic, "lexical": h.lexical,
+                            "intent": e.intent, "answer": e.answer(&lang) })
+                })
+                .collect(),
+        ))
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)?;
+    Ok(Json(hits))
+}
+
+async fn train(State(api): State<Api>) -> ApiResult<Json<Value>> {
+    let Some(nlu) = api.brain.as_ref().and_then(|b| b.nlu()).cloned() else {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "nlu.enabled is false (or speech is off): nothing to train".into(),
+        ));
+    };
+    let cfg = api.cfg.clone();
+    let msg = tokio::task::spawn_blocking(move || {
+        crate::admin::train_and_store(&cfg, nlu.encoder().as_ref()).map(|(_, m)| m)
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)?;
+    Ok(Json(json!({ "result": msg })))
+}
+
+/// Rows of `sql` as JSON objects keyed by column name.
+async fn rows(api: &Api, sql: &'static str, param: Option<String>) -> ApiResult<Vec<Value>> {
+    api.store
+        .read(move |c| {
+            let mut st = c.prepare(sql)?;
+            let names: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
+            let map = |r: &rusqlite::Row| {
+                let mut o = serde_json::Map::new();
+                for (i, n) in names.iter().enumerate() {
+                    let v = match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Value::Null,
+                        rusqlite::types::ValueRef::Integer(i) => json!(i),
+                        rusqlite::types::ValueRef::Real(f) => json!(f),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            let s = String::from_utf8_lossy(t).into_owned();
+                            // JSON stored as text (summaries, details) goes out as JSON.
+                            if n.ends_with("_json") {
+                                serde_json::from_str(&s).unwrap_or(Value::String(s))
+                            } else {
+                                Value::String(s)
+                            }
+                        }
+                        rusqlite::types::ValueRef::Blob(_) => Value::Null,
+                    };
+                    o.insert(n.trim_end_matches("_json").to_string(), v);
+                }
+                Ok(Value::Object(o))
+            };
+            let out: rusqlite::Result<Vec<Value>> = match &param {
+                Some(p) => st.query_map([p], map)?.collect(),
+                None => st.query_map([], map)?.collect(),
+            };
+            out
+        })
+        .await
+        .map_err(internal)
+}
+
+async fn calls(State(api): State<Api>) -> ApiResult<Json<Vec<Value>>> {
+    Ok(Json(
+        rows(
+            &api,
+            "SELECT * FROM calls ORDER BY started_at_ms DESC LIMIT 100",
+            None,
+        )
+        .await?,
+    ))
+}
+
+async fn call(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let mut c = rows(&api, "SELECT * FROM calls WHERE id = ?1", Some(id.clone())).await?;
+    let Some(call) = c.pop() else {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no call {id:?}")));
+    };
+    let turns = rows(
+        &api,
+        "SELECT * FROM turns WHERE call_id = ?1 ORDER BY seq, speaker DESC",
+        Some(id.clone()),
+    )
+    .await?;
+    let esc = rows(
+        &api,
+        "SELECT * FROM escalations WHERE call_id = ?1 ORDER BY id",
+        Some(id.clone()),
+    )
+    .await?;
+    let tickets = rows(
+        &api,
+        "SELECT * FROM tickets WHERE call_id = ?1 ORDER BY id",
+        Some(id),
+    )
+    .await?;
+    Ok(Json(
+        json!({ "call": call, "turns": turns, "escalations": esc, "tickets": tickets }),
+    ))
+}
+
+async fn escalations(State(api): State<Api>) -> ApiResult<Json<Vec<Value>>> {
+    Ok(Json(
+        rows(
+            &api,
+            "SELECT * FROM escalations ORDER BY id DESC LIMIT 100",
+            None,
+        )
+        .await?,
+    ))
+}
+
+async fn tickets(State(api): State<Api>) -> ApiResult<Json<Vec<Value>>> {
+    Ok(Json(
+        rows(
+            &api,
+            "SELECT * FROM tickets ORDER BY id DESC LIMIT 100",
+            None,
+        )
+        .await?,
+    ))
+}
