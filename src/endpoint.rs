@@ -32,6 +32,10 @@ pub struct Shared {
     pub speech: Option<Arc<crate::speech::Speech>>,
     /// Understanding and the dialog (NLU models, knowledge base); with `speech`.
     pub brain: Option<Arc<crate::dialog::brain::Brain>>,
+    /// Queues and agents for escalated calls (`routing.enabled`).
+    pub router: Option<crate::routing::Router>,
+    /// Base URL of a call's page for `Call-Info` (the call id is appended).
+    pub call_info_url: String,
     pub bind_ip: IpAddr,
     pub advertised: String,
     pub sip_port: u16,
@@ -154,6 +158,13 @@ impl Endpoint {
                 }
             }
         }
+        if let Some(r) = &shared.router {
+            for a in &shared.cfg.agents {
+                if let Some(b) = registrar.lookup(&a.username, now_ms()).into_iter().next() {
+                    r.registration(&a.username, Some(b));
+                }
+            }
+        }
         let (core_tx, core_rx) = mpsc::channel(1024);
         Endpoint {
             shared,
@@ -216,7 +227,24 @@ impl Endpoint {
         self.persist(ops);
     }
 
+    /// Tells the router where an agent can be reached now (or that it cannot).
+    fn notify_router(&self, aor: &str) {
+        if let Some(r) = &self.shared.router {
+            r.registration(aor, self.registrar.lookup(aor, now_ms()).into_iter().next());
+        }
+    }
+
     fn persist(&self, ops: Vec<StoreOp>) {
+        let mut touched: Vec<String> = ops
+            .iter()
+            .map(|op| match op {
+                StoreOp::Set { aor, .. } | StoreOp::Remove { aor, .. } => aor.clone(),
+            })
+            .collect();
+        touched.dedup();
+        for aor in &touched {
+            self.notify_router(aor);
+        }
         for op in ops {
             match op {
                 StoreOp::Set { aor, binding } => {

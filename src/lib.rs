@@ -1,6 +1,5 @@
 //! voxdesk: an on-premises AI voice call-center server.
 
-pub mod acd;
 pub mod admin;
 pub mod api;
 pub mod call;
@@ -14,6 +13,7 @@ pub mod models;
 pub mod nlu;
 pub mod prompts;
 pub mod registrar;
+pub mod routing;
 pub mod speech;
 pub mod store;
 pub mod transport;

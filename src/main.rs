@@ -320,6 +320,19 @@ async fn run(cfg: Config) -> Result<()> {
         (None, None)
     };
     let (speech, brain) = speech;
+    if let Some(b) = brain.clone() {
+        // Newly trained heads and knowledge-base changes (CLI, API) are picked up without a
+        // restart, also while no call is running.
+        let every = std::time::Duration::from_secs(cfg.nlu.reload_secs);
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(every);
+            loop {
+                t.tick().await;
+                let b = b.clone();
+                let _ = tokio::task::spawn_blocking(move || b.maybe_reload()).await;
+            }
+        });
+    }
     let (greeting, source) = {
         let cfg = cfg.clone();
         let sp = speech.clone();
@@ -351,15 +364,24 @@ async fn run(cfg: Config) -> Result<()> {
         .map(|a| a.port())
         .unwrap_or(cfg.sip.port);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let router = cfg
+        .routing
+        .enabled
+        .then(|| voxdesk::routing::Router::start(&cfg));
+    let mut call_info_url = cfg.routing.console_url.clone();
     if cfg.api.enabled {
         let addr = voxdesk::api::start(
             Arc::new(cfg.clone()),
             store.clone(),
             brain.clone(),
+            router.clone(),
             stop_rx.clone(),
         )
         .await?;
         tracing::info!(%addr, "HTTP API listening");
+        if call_info_url.is_empty() {
+            call_info_url = format!("http://{addr}/api/calls/");
+        }
     }
     let shared = Arc::new(Shared {
         ports: PortPool::new(cfg.media.rtp_port_min, cfg.media.rtp_port_max),
@@ -367,6 +389,8 @@ async fn run(cfg: Config) -> Result<()> {
         greeting,
         speech,
         brain,
+        router,
+        call_info_url,
         bind_ip,
         advertised: cfg.advertised_address(),
         sip_port,

@@ -143,6 +143,11 @@ const MIGRATIONS: &[&str] = &[
         status TEXT NOT NULL DEFAULT 'open',
         created_at_ms INTEGER NOT NULL
     );",
+    // 4: routing of escalations to people
+    "ALTER TABLE escalations ADD COLUMN agent TEXT;
+    ALTER TABLE escalations ADD COLUMN queued_at_ms INTEGER;
+    ALTER TABLE escalations ADD COLUMN wait_ms INTEGER;
+    ALTER TABLE escalations ADD COLUMN answered_at_ms INTEGER;",
 ];
 
 /// One row of the `turns` table. Offsets are milliseconds from the call's answer (the
@@ -387,13 +392,42 @@ impl Store {
         });
     }
 
-    /// Sets the outcome of the call's latest escalation ("callback", "answered", ...).
+    /// Sets the outcome of the call's latest escalation ("callback", "abandoned", ...),
+    /// with the time waited when it was queued.
     pub fn escalation_outcome(&self, call_id: &str, outcome: &str) {
         let (id, outcome) = (call_id.to_string(), outcome.to_string());
         self.write("escalation outcome", move |db| {
             db.execute(
-                "UPDATE escalations SET outcome = ?2 WHERE id = (SELECT MAX(id) FROM escalations WHERE call_id = ?1)",
-                params![id, outcome],
+                "UPDATE escalations SET outcome = ?2,
+                    wait_ms = CASE WHEN queued_at_ms IS NULL THEN wait_ms ELSE ?3 - queued_at_ms END
+                 WHERE id = (SELECT MAX(id) FROM escalations WHERE call_id = ?1)",
+                params![id, outcome, now_ms()],
+            )
+        });
+    }
+
+    /// The call's latest escalation entered `queue`.
+    pub fn escalation_queued(&self, call_id: &str, queue: &str) {
+        let (id, queue) = (call_id.to_string(), queue.to_string());
+        self.write("escalation queued", move |db| {
+            db.execute(
+                "UPDATE escalations SET queue = ?2, queued_at_ms = ?3, outcome = 'waiting'
+                 WHERE id = (SELECT MAX(id) FROM escalations WHERE call_id = ?1)",
+                params![id, queue, now_ms()],
+            )
+        });
+    }
+
+    /// A person took the call's latest escalation.
+    pub fn escalation_answered(&self, call_id: &str, agent: &str) {
+        let (id, agent) = (call_id.to_string(), agent.to_string());
+        self.write("escalation answered", move |db| {
+            let now = now_ms();
+            db.execute(
+                "UPDATE escalations SET agent = ?2, answered_at_ms = ?3, outcome = 'answered',
+                    wait_ms = ?3 - COALESCE(queued_at_ms, created_at_ms)
+                 WHERE id = (SELECT MAX(id) FROM escalations WHERE call_id = ?1)",
+                params![id, agent, now],
             )
         });
     }

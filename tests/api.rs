@@ -103,3 +103,31 @@ fn a_token_guards_the_api() {
         "health needs no token"
     );
 }
+
+#[test]
+fn a_running_server_picks_up_knowledge_base_changes_and_new_heads() {
+    let server = Server::start_with_models("", "", "[nlu]\nreload_secs = 1\n");
+    let api = server.api_addr();
+    let wait_log = |needle: &str| {
+        let t = std::time::Instant::now();
+        while t.elapsed() < std::time::Duration::from_secs(20) {
+            if server.log().contains(needle) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("no {needle:?} in the log:\n{}", server.log());
+    };
+    let entry = r#"{"key":"lounge_wifi","intent":"lounge_wifi","questions":{"en":["What is the wifi password in the store?"]},"answers":{"en":"It is voxdesk-guest."}}"#;
+    assert_eq!(
+        http(&api, "PUT", "/api/kb/lounge_wifi", Some(entry), None).0,
+        201
+    );
+    wait_log("knowledge base changed: reloaded");
+    // Training over the API (seconds): the heads now know the new intent, and the server
+    // loads them by itself.
+    let (st, body) = http(&api, "POST", "/api/nlu/train", None, None);
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("25 intents"), "{body}");
+    wait_log("loaded newly trained intent and emotion heads");
+}

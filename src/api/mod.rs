@@ -20,6 +20,7 @@ struct Api {
     cfg: Arc<Config>,
     store: Store,
     brain: Option<Arc<crate::dialog::brain::Brain>>,
+    router: Option<crate::routing::Router>,
 }
 
 /// An error as `{"error": "..."}` with its status.
@@ -44,6 +45,7 @@ pub async fn start(
     cfg: Arc<Config>,
     store: Store,
     brain: Option<Arc<crate::dialog::brain::Brain>>,
+    router: Option<crate::routing::Router>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<std::net::SocketAddr> {
     use anyhow::Context;
@@ -52,7 +54,12 @@ pub async fn start(
         .await
         .with_context(|| format!("cannot bind the HTTP API on {addr} (api.bind / api.port)"))?;
     let local = listener.local_addr()?;
-    let app = router(Api { cfg, store, brain });
+    let app = routes(Api {
+        cfg,
+        store,
+        brain,
+        router,
+    });
     tokio::spawn(async move {
         let r = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -66,7 +73,7 @@ pub async fn start(
     Ok(local)
 }
 
-fn router(api: Api) -> Router {
+fn routes(api: Api) -> Router {
     Router::new()
         .route("/api/kb", get(kb_list))
         .route("/api/kb/search", get(kb_search))
@@ -76,6 +83,8 @@ fn router(api: Api) -> Router {
         .route("/api/calls/{id}", get(call))
         .route("/api/escalations", get(escalations))
         .route("/api/tickets", get(tickets))
+        .route("/api/agents", get(agents))
+        .route("/api/agents/{id}/state", post(agent_state))
         .layer(middleware::from_fn_with_state(api.clone(), auth))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(api)
@@ -328,4 +337,55 @@ async fn tickets(State(api): State<Api>) -> ApiResult<Json<Vec<Value>>> {
         )
         .await?,
     ))
+}
+
+async fn agents(State(api): State<Api>) -> ApiResult<Json<Value>> {
+    let Some(r) = &api.router else {
+        return Ok(Json(json!([])));
+    };
+    Ok(Json(
+        serde_json::to_value(r.agents().await).map_err(internal)?,
+    ))
+}
+
+#[derive(Deserialize)]
+struct AgentStateBody {
+    /// "available" or "paused".
+    state: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /api/agents/{id}/state` with `{"state": "available"}` or
+/// `{"state": "paused", "reason": "lunch"}`.
+async fn agent_state(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Json(b): Json<AgentStateBody>,
+) -> ApiResult<StatusCode> {
+    let Some(r) = &api.router else {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "routing.enabled is false".into(),
+        ));
+    };
+    let available = match b.state.as_str() {
+        "available" => true,
+        "paused" => false,
+        s => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("state {s:?}: \"available\" or \"paused\""),
+            ))
+        }
+    };
+    let reason = if b.reason.is_empty() {
+        "paused"
+    } else {
+        &b.reason
+    };
+    r.set_state(&id, available, reason)
+        .await
+        .map(|_| StatusCode::NO_CONTENT)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))
 }

@@ -80,7 +80,13 @@ impl Call {
         inv.push_header("CSeq", "1 INVITE");
         inv.push_header("Contact", self.ctx.shared.contact(&flow));
         inv.push_header("Allow", ALLOW);
-        inv.push_header("Subject", format!("Call from {caller_user}"));
+        let handoff = self.handoff_headers();
+        if handoff.is_empty() {
+            inv.push_header("Subject", format!("Call from {caller_user}"));
+        }
+        for (name, value) in handoff {
+            inv.push_header(name, value);
+        }
         inv.push_header("User-Agent", self.ctx.shared.server_header.clone());
         inv.push_header("Content-Type", "application/sdp");
         inv.body = sdp::offer(&local, 101).to_bytes();
@@ -145,6 +151,10 @@ impl Call {
                         .await;
                     tracing::info!(agent = %a.username, codec = neg.codec.name(), "agent answered");
                 }
+                if self.state == State::Confirmed && self.queued.is_some() {
+                    // An escalated call: the caller is already talking to us.
+                    return self.on_escalated_answer().await;
+                }
                 // Now answer the caller and bridge.
                 self.answer().await;
             }
@@ -156,6 +166,9 @@ impl Call {
         tracing::info!(code, "agent leg failed");
         if let Some(a) = self.agent.take() {
             let _ = a.media.cmd.send(MediaCmd::Stop).await;
+        }
+        if self.state == State::Confirmed && self.queued.is_some() {
+            return self.escalated_ring_failed(code);
         }
         if self.state == State::Ringing {
             let (c, reason) = if code == 486 || code == 600 {

@@ -50,7 +50,8 @@ impl Call {
                 tracing::info!("caller hung up");
                 self.ctx.respond(&key, reply(200)).await;
                 self.end_reason.get_or_insert_with(|| "caller-bye".into());
-                self.bye_agent().await;
+                // An agent leg still ringing is cancelled, an answered one gets BYE.
+                self.cancel_agent().await;
                 self.state = State::Done;
             }
             Method::Invite | Method::Update => {

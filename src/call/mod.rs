@@ -23,6 +23,7 @@ use crate::speech::turn::TurnEvent;
 
 mod agent;
 mod answer;
+mod escalate;
 mod in_dialog;
 mod talk;
 use agent::AgentLeg;
@@ -128,6 +129,8 @@ struct Call {
     recording: Option<std::path::PathBuf>,
     /// The spoken conversation with the bot (absent when speech is off or a person talks).
     talk: Option<Talk>,
+    /// Handed to people: queued, ringing, whispering or bridged.
+    queued: Option<escalate::Queued>,
 }
 
 const T1: Duration = Duration::from_millis(500);
@@ -224,6 +227,7 @@ pub async fn run_inbound(
         agent: None,
         recording: None,
         talk: None,
+        queued: None,
     };
     call.run(rx).await;
 }
@@ -240,14 +244,30 @@ impl Call {
                 },
                 e = recv_opt(&mut self.media_events) => if let Some(e) = e { self.on_media(e).await },
                 e = async { match self.agent.as_mut() { Some(a) => a.events.recv().await, None => std::future::pending().await } } => {
-                    if let Some(MediaEvent::RtpTimeout) = e { self.hangup("agent-rtp-timeout").await }
+                    match e {
+                        Some(MediaEvent::RtpTimeout) => self.hangup("agent-rtp-timeout").await,
+                        Some(MediaEvent::PlaybackDone) if self.queued.as_ref().map(|q| q.whispering).unwrap_or(false) => {
+                            self.connect_agent().await
+                        }
+                        _ => {}
+                    }
                 }
                 e = async { match self.talk.as_mut() { Some(t) => t.rx.recv().await, None => std::future::pending().await } } => {
                     if let Some(e) = e { self.on_talk(e).await }
                 }
+                e = async { match self.queued.as_mut() { Some(q) => q.events.recv().await, None => std::future::pending().await } } => {
+                    if let Some(e) = e { self.on_route(e).await }
+                }
                 _ = tokio::time::sleep_until(deadline) => self.on_timer().await,
             }
+            let handover = self.talk.as_mut().and_then(|t| t.take_handover());
+            if let Some(e) = handover {
+                if self.state == State::Confirmed {
+                    self.hand_over(e).await;
+                }
+            }
         }
+        self.escalation_finished();
         if let Some(t) = self.talk.as_mut() {
             t.on_call_end();
         }
@@ -270,6 +290,9 @@ impl Call {
         }
         if let Some(b) = self.bye_deadline {
             d = d.min(b);
+        }
+        if let Some(h) = self.queued.as_ref().and_then(|q| q.hold_at) {
+            d = d.min(h);
         }
         d
     }
@@ -309,6 +332,14 @@ impl Call {
             if now >= b {
                 self.state = State::Done;
             }
+        }
+        if self
+            .queued
+            .as_ref()
+            .and_then(|q| q.hold_at)
+            .is_some_and(|h| now >= h)
+        {
+            self.on_hold_timer().await;
         }
     }
 
@@ -382,10 +413,12 @@ impl Call {
             }
             MediaEvent::PlaybackDone => {
                 tracing::debug!("prompt finished");
-                let done = match (self.talk.as_mut(), self.media.as_ref()) {
-                    (Some(t), Some(m)) => t.on_playback_done(&m.cmd),
-                    _ => false,
-                };
+                let done = self
+                    .talk
+                    .as_mut()
+                    .map(|t| t.on_playback_done())
+                    .unwrap_or(false);
+                self.on_caller_playback_done();
                 if done && self.state == State::Confirmed {
                     self.hangup("bot-goodbye").await;
                 }
@@ -459,11 +492,15 @@ impl Call {
     async fn on_digit(&mut self, d: char) {
         tracing::info!(digit = %d, "DTMF");
         self.ctx.shared.store.call_dtmf(&self.ctx.id, d);
+        if self.state == State::Confirmed && self.on_queued_digit(d).await {
+            return;
+        }
         if self.state == State::Confirmed {
             if let (Some(t), Some(m)) = (self.talk.as_mut(), self.media.as_ref()) {
-                // The bot has the call: keys belong to the dialog (menus, flows, 0 = a person).
-                t.on_dtmf(d, &m.cmd);
-                return;
+                // The bot has the call: keys go to the dialog first (flows, 0 = a person).
+                if t.on_dtmf(d, &m.cmd) {
+                    return;
+                }
             }
         }
         if d == '#'
@@ -538,7 +575,9 @@ impl Call {
                 .ok()
                 .and_then(|r| r.ok());
         }
+        let mut ids = vec![self.sip_call_id.clone()];
         if let Some(a) = self.agent.take() {
+            ids.push(a.call_id.clone());
             let _ = a.media.cmd.send(MediaCmd::Stop).await;
         }
         let reason = self.end_reason.clone().unwrap_or_else(|| "normal".into());
@@ -547,10 +586,6 @@ impl Call {
             .shared
             .store
             .call_ended(&self.ctx.id, now_ms(), &reason, summary);
-        let mut ids = vec![self.sip_call_id.clone()];
-        if let Some(a) = &self.agent {
-            ids.push(a.call_id.clone());
-        }
         let _ = self.ctx.core.send(CoreMsg::Ended { call_ids: ids }).await;
     }
 }

@@ -68,6 +68,15 @@ struct Tentative {
     stale: Arc<AtomicBool>,
 }
 
+impl Drop for Talk {
+    fn drop(&mut self) {
+        // A person took over (or the call ended): whatever is still rendering is dropped.
+        if let Some(s) = &self.speaking {
+            s.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Drop for Tentative {
     fn drop(&mut self) {
         self.stale.store(true, Ordering::Relaxed);
@@ -101,7 +110,11 @@ pub(super) struct Talk {
     answered: Instant,
     /// The prosody of the caller's first real turn: how they sound when calm(er).
     baseline: Option<crate::nlu::prosody::Prosody>,
-    /// A handoff was said; until routing exists, a callback follows it (once).
+    /// The escalation whose handoff line is being said; handed to the call (`take_handover`)
+    /// once it has been said, or at once if the caller speaks over it.
+    handover: Option<crate::dialog::Escalation>,
+    handover_ready: bool,
+    /// The call went to the queue or a callback: nothing more to hand over.
     handed_over: bool,
     callback_done: bool,
     /// "en", "zh", or "auto" until the first turn tells.
@@ -151,6 +164,8 @@ impl Talk {
             caller: caller.to_string(),
             answered: Instant::now(),
             baseline: None,
+            handover: None,
+            handover_ready: false,
             handed_over: false,
             callback_done: false,
             speech,
@@ -403,10 +418,10 @@ impl Talk {
         if self.baseline.is_none() {
             self.baseline = u.prosody.filter(|p| p.voiced_secs > 0.4);
         }
-        let mut reply = self.dialog.on_turn(&analysis, utt.end);
-        if reply.kind == "waiting" && self.handed_over && !self.callback_done {
-            // The caller spoke over the handoff line: go straight on to the callback.
-            reply = self.no_agent();
+        let reply = self.dialog.on_turn(&analysis, utt.end);
+        if reply.kind == "waiting" && self.handover.is_some() {
+            // The caller spoke over the handoff line: hand over now.
+            self.handover_ready = true;
         }
         self.speak(seq, reply, &utt, stt_done, media);
     }
@@ -451,9 +466,11 @@ impl Talk {
             ..Default::default()
         });
         if let Some(e) = &reply.escalation {
-            self.handed_over = true;
             tracing::info!(trigger = e.trigger.as_str(), summary = %e.handoff.line(), "escalating to a person");
             self.store.escalation(&self.call_id, e, "pending");
+            // Routing starts at once (the agent's phone rings while the line is said).
+            self.handover = Some(e.clone());
+            self.handover_ready = true;
         }
         if let Some(t) = &reply.ticket {
             tracing::info!(reference = %t.reference, kind = %t.kind, "ticket created");
@@ -610,38 +627,72 @@ impl Talk {
     }
 
     /// Playback went quiet: true when the reply that asked to end the call has been spoken.
-    /// After a handoff line, with no routing to people yet, the caller is offered a callback
-    /// (a ticket) and the call ends politely.
-    pub fn on_playback_done(&mut self, media: &mpsc::Sender<MediaCmd>) -> bool {
+    /// After a handoff line the escalation is ready for the call (`take_handover`).
+    pub fn on_playback_done(&mut self) -> bool {
         match &self.speaking {
             Some(s) if s.started && s.hang_up => {
                 self.speaking = None;
                 true
             }
-            Some(s) if s.started && s.escalates && !self.callback_done => {
+            Some(s) if s.started && s.escalates => {
                 self.speaking = None;
-                let reply = self.no_agent();
-                self.seq += 1;
-                let at = self.answered.elapsed();
-                let now = Instant::now();
-                let utt = UttMeta {
-                    start: at,
-                    end: at,
-                    speech_end: now,
-                    decided: now,
-                };
-                self.speak(self.seq, reply, &utt, now, media);
+                self.handover_ready = true;
                 false
             }
             _ => false,
         }
     }
 
-    /// No person can take the handed-over call (there is no routing yet): book a callback.
-    fn no_agent(&mut self) -> Reply {
+    /// The escalation to act on, once its handoff line has been said.
+    pub fn take_handover(&mut self) -> Option<crate::dialog::Escalation> {
+        if !self.handover_ready || self.handed_over {
+            return None;
+        }
+        self.handed_over = true;
+        self.handover.take()
+    }
+
+    /// Says `text` (a queue announcement) as the bot.
+    pub fn announce(&mut self, text: &str, kind: &str, media: &mpsc::Sender<MediaCmd>) {
+        let reply = Reply {
+            text: text.to_string(),
+            kind: kind.to_string(),
+            ..Default::default()
+        };
+        self.say_now(reply, media);
+    }
+
+    /// No person can take the handed-over call: book a callback, say so, end the call.
+    pub fn callback(&mut self, media: &mpsc::Sender<MediaCmd>) {
+        if self.callback_done {
+            return;
+        }
         self.callback_done = true;
+        self.handed_over = true;
         self.store.escalation_outcome(&self.call_id, "callback");
-        self.dialog.on_no_agent(self.answered.elapsed())
+        let reply = self.dialog.on_no_agent(self.answered.elapsed());
+        self.say_now(reply, media);
+    }
+
+    fn say_now(&mut self, reply: Reply, media: &mpsc::Sender<MediaCmd>) {
+        self.seq += 1;
+        let at = self.answered.elapsed();
+        let now = Instant::now();
+        let utt = UttMeta {
+            start: at,
+            end: at,
+            speech_end: now,
+            decided: now,
+        };
+        self.speak(self.seq, reply, &utt, now, media);
+    }
+
+    pub fn language(&self) -> &str {
+        if self.language == "zh" {
+            "zh"
+        } else {
+            "en"
+        }
     }
 
     /// The call is over: a question left unanswered becomes a ticket.

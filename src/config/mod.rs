@@ -19,7 +19,9 @@ pub enum ConfigError {
 }
 
 mod dialog;
+mod routing;
 pub use dialog::{DialogConfig, LlmConfig, NluConfig};
+pub use routing::{QueueDef, RoutingConfig};
 
 /// `[api]`: the HTTP API for the console and scripts.
 #[derive(Debug, Clone, Deserialize)]
@@ -67,6 +69,7 @@ pub struct Config {
     pub dialog: DialogConfig,
     pub api: ApiConfig,
     pub llm: LlmConfig,
+    pub routing: RoutingConfig,
     pub agents: Vec<AgentAccount>,
     /// Set when the agent list is the built-in demo one.
     #[serde(skip)]
@@ -347,6 +350,7 @@ impl Default for Config {
             dialog: DialogConfig::default(),
             api: ApiConfig::default(),
             llm: LlmConfig::default(),
+            routing: RoutingConfig::default(),
             agents: demo_agents(),
             demo_agents: true,
         }
@@ -622,6 +626,7 @@ impl Config {
             ));
         }
         dialog::validate(&self.nlu, &self.dialog)?;
+        routing::validate(&self.routing)?;
         if self.llm.enabled {
             if !self.llm.url.starts_with("http://") {
                 return Err(invalid(

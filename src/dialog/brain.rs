@@ -111,7 +111,8 @@ impl Brain {
             let Ok(mut c) = self.checked.lock() else {
                 return;
             };
-            if c.elapsed() < self.reload_every {
+            // (A tenth of slack: the periodic check must not skip every other tick.)
+            if c.elapsed() + self.reload_every / 10 < self.reload_every {
                 return;
             }
             *c = Instant::now();

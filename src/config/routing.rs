@@ -1,0 +1,140 @@
+//! `[routing]`: queues for escalated calls and how agents are rung.
+
+use super::{invalid, ConfigError};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QueueDef {
+    pub name: String,
+    /// Skills an agent needs for this queue (all of them).
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// Intents whose escalations go here (the first queue that lists the intent wins; a
+    /// call whose intent no queue lists goes to the first queue).
+    #[serde(default)]
+    pub intents: Vec<String>,
+    /// Higher is served first (a call returned after a failed transfer gets +10).
+    #[serde(default)]
+    pub priority: i32,
+    /// Seconds a caller waits for a person before a callback is booked instead.
+    #[serde(default = "default_max_wait")]
+    pub max_wait_secs: u64,
+}
+
+fn default_max_wait() -> u64 {
+    120
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Route escalated calls to agents. Off: every escalation ends with a callback ticket.
+    pub enabled: bool,
+    /// Seconds an agent's phone rings before the next agent is tried.
+    pub ring_timeout_secs: u64,
+    /// Seconds after a call before the agent gets the next one.
+    pub wrap_up_secs: u64,
+    /// Say the handoff summary to the agent before connecting the caller.
+    pub whisper: bool,
+    /// Console URL put in Call-Info (the call id is appended); empty: the API's own URL.
+    pub console_url: String,
+    pub queues: Vec<QueueDef>,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        let q = |name: &str, skills: &[&str], intents: &[&str], priority: i32| QueueDef {
+            name: name.into(),
+            skills: skills.iter().map(|s| s.to_string()).collect(),
+            intents: intents.iter().map(|s| s.to_string()).collect(),
+            priority,
+            max_wait_secs: default_max_wait(),
+        };
+        RoutingConfig {
+            enabled: true,
+            ring_timeout_secs: 15,
+            wrap_up_secs: 10,
+            whisper: true,
+            console_url: String::new(),
+            queues: vec![
+                q("general", &["general"], &[], 0),
+                q(
+                    "billing",
+                    &["billing"],
+                    &[
+                        "billing_balance",
+                        "billing_high_bill",
+                        "payment_methods",
+                        "payment_due_date",
+                    ],
+                    0,
+                ),
+                q(
+                    "technical",
+                    &["technical"],
+                    &[
+                        "outage_status",
+                        "report_outage",
+                        "sim_replace",
+                        "puk_code",
+                        "esim",
+                        "data_usage",
+                        "data_addon",
+                        "roaming_activate",
+                        "roaming_rates",
+                    ],
+                    0,
+                ),
+                q(
+                    "retention",
+                    &["retention"],
+                    &["cancel_service", "complaint", "plan_change", "port_in"],
+                    5,
+                ),
+                q("security", &["general"], &["fraud"], 10),
+            ],
+        }
+    }
+}
+
+impl RoutingConfig {
+    /// The queue for an escalation about `intent`.
+    pub fn queue_for(&self, intent: &str) -> Option<&QueueDef> {
+        self.queues
+            .iter()
+            .find(|q| q.intents.iter().any(|i| i == intent))
+            .or(self.queues.first())
+    }
+}
+
+pub(super) fn validate(r: &RoutingConfig) -> Result<(), ConfigError> {
+    if r.enabled && r.queues.is_empty() {
+        return Err(invalid(
+            "routing.queues",
+            "at least one queue (or routing.enabled = false)",
+        ));
+    }
+    if !(3..=120).contains(&r.ring_timeout_secs) {
+        return Err(invalid("routing.ring_timeout_secs", "between 3 and 120"));
+    }
+    if r.wrap_up_secs > 3600 {
+        return Err(invalid("routing.wrap_up_secs", "at most 3600"));
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, q) in r.queues.iter().enumerate() {
+        if q.name.is_empty() || !names.insert(q.name.as_str()) {
+            return Err(invalid(
+                &format!("routing.queues[{i}].name"),
+                "missing or used twice",
+            ));
+        }
+        if !(5..=3600).contains(&q.max_wait_secs) {
+            return Err(invalid(
+                &format!("routing.queues[{i}].max_wait_secs"),
+                "between 5 and 3600",
+            ));
+        }
+    }
+    Ok(())
+}
