@@ -148,6 +148,26 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE escalations ADD COLUMN queued_at_ms INTEGER;
     ALTER TABLE escalations ADD COLUMN wait_ms INTEGER;
     ALTER TABLE escalations ADD COLUMN answered_at_ms INTEGER;",
+    // 5: agents' wrap-up, and what they say the bot should have answered
+    "CREATE TABLE wrapups (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT NOT NULL REFERENCES calls(id),
+        agent TEXT,
+        disposition TEXT NOT NULL,
+        notes TEXT NOT NULL DEFAULT '',
+        correction TEXT,
+        created_at_ms INTEGER NOT NULL
+    );
+    CREATE TABLE kb_suggestions (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT REFERENCES calls(id),
+        question TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        intent TEXT,
+        suggested_by TEXT,
+        status TEXT NOT NULL DEFAULT 'pending',
+        created_at_ms INTEGER NOT NULL
+    );",
 ];
 
 /// One row of the `turns` table. Offsets are milliseconds from the call's answer (the

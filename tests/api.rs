@@ -86,6 +86,32 @@ fn knowledge_base_over_http() {
         (200, "[]".into())
     );
     assert_eq!(http(&api, "GET", "/api/calls/nope", None, None).0, 404);
+    assert_eq!(
+        http(
+            &api,
+            "POST",
+            "/api/calls/nope/wrapup",
+            Some(r#"{"disposition":"resolved"}"#),
+            None
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        http(
+            &api,
+            "POST",
+            "/api/calls/nope/wrapup",
+            Some(r#"{"notes":"x"}"#),
+            None
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        http(&api, "GET", "/api/kb/suggestions", None, None),
+        (200, "[]".into())
+    );
     assert_eq!(http(&api, "POST", "/api/nlu/train", None, None).0, 409);
 }
 
@@ -130,4 +156,61 @@ fn a_running_server_picks_up_knowledge_base_changes_and_new_heads() {
     assert_eq!(st, 200, "{body}");
     assert!(body.contains("25 intents"), "{body}");
     wait_log("loaded newly trained intent and emotion heads");
+}
+
+#[test]
+fn agent_states_over_http() {
+    let server = Server::start();
+    let api = server.api_addr();
+    let (st, body) = http(&api, "GET", "/api/agents", None, None);
+    assert_eq!(st, 200);
+    let agents: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(agents.len(), 2, "the demo agents: {body}");
+    assert!(
+        agents
+            .iter()
+            .all(|a| a["state"] == "offline" && a["registered"] == false),
+        "{body}"
+    );
+    // Not registered: cannot be made available; can be paused.
+    let (st, body) = http(
+        &api,
+        "POST",
+        "/api/agents/agent1/state",
+        Some(r#"{"state":"available"}"#),
+        None,
+    );
+    assert!(st == 400 && body.contains("not registered"), "{st} {body}");
+    assert_eq!(
+        http(
+            &api,
+            "POST",
+            "/api/agents/agent1/state",
+            Some(r#"{"state":"paused","reason":"lunch"}"#),
+            None
+        )
+        .0,
+        204
+    );
+    let (_, body) = http(&api, "GET", "/api/agents", None, None);
+    assert!(body.contains("paused: lunch"), "{body}");
+    let (st, body) = http(
+        &api,
+        "POST",
+        "/api/agents/agent1/state",
+        Some(r#"{"state":"dancing"}"#),
+        None,
+    );
+    assert!(st == 400 && body.contains("dancing"), "{st} {body}");
+    assert_eq!(
+        http(
+            &api,
+            "POST",
+            "/api/agents/nobody/state",
+            Some(r#"{"state":"paused"}"#),
+            None
+        )
+        .0,
+        400
+    );
 }

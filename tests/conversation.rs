@@ -135,7 +135,13 @@ fn a_spoken_question_is_transcribed_and_answered_aloud() {
 #[test]
 fn the_caller_interrupts_the_answer_and_is_heard() {
     let _g = serial();
-    let server = Server::start_with_models("", "", PATIENT_BOT);
+    // Whatever the bot makes of the first turn (a balance answer, or a request to rephrase
+    // when the line is misheard), its reply is long enough to be talked over.
+    let cfg = PATIENT_BOT.replace(
+        "anger_rising = false\n",
+        "anger_rising = false\nrephrase_en = \"Sorry, I am not quite sure I understood what you just said. Could you please say that again in a different way, so that I can find the right answer for you?\"\n",
+    );
+    let server = Server::start_with_models("", "", &cfg);
     // "Hello, I would like to check the balance on my account, please." then, while the bot
     // answers (the knowledge-base answer reads the caller's number: rendered, not cached),
     // JFK's line: the answer must stop, and the new words be transcribed.
@@ -145,7 +151,7 @@ fn the_caller_interrupts_the_answer_and_is_heard() {
         "caller-hello.ul",
         8000,
         "jfk.ul",
-        13000,
+        16000,
     );
     let out = sipp(server.port, sc.to_str().unwrap(), &[]);
     assert_sipp_ok(&out, &server);
@@ -485,4 +491,39 @@ fn a_knowledge_base_question_a_follow_up_then_a_person() {
         .query_row("SELECT COUNT(*) FROM turns WHERE speaker = 'caller' AND intent IS NOT NULL AND emotion IS NOT NULL AND anger IS NOT NULL", [], |r| r.get(0))
         .unwrap();
     assert!(n >= 3, "{n}");
+    // Over the API: the call with its turns and escalation; the agent's wrap-up with a
+    // correction lands in the knowledge-base suggestion queue with the caller's question.
+    let api = server.api_addr();
+    let (st, body) = http(&api, "GET", &format!("/api/calls/{}", row.id), None, None);
+    assert_eq!(st, 200, "{body}");
+    let call: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        call["escalations"][0]["summary"]["caller"], "+15550100",
+        "{body}"
+    );
+    assert_eq!(call["tickets"][0]["kind"], "callback");
+    let wrap = r#"{"disposition":"resolved","agent":"agent1","notes":"explained the pass","correction":"The Travel Pass is ten dollars a day in over a hundred countries."}"#;
+    assert_eq!(
+        http(
+            &api,
+            "POST",
+            &format!("/api/calls/{}/wrapup", row.id),
+            Some(wrap),
+            None
+        )
+        .0,
+        204
+    );
+    let (_, body) = http(&api, "GET", "/api/kb/suggestions", None, None);
+    let sug: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(sug.len(), 1, "{body}");
+    assert!(
+        sug[0]["question"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("how much"),
+        "{body}"
+    );
+    assert_eq!(sug[0]["suggested_by"], "agent1");
 }

@@ -81,6 +81,8 @@ fn routes(api: Api) -> Router {
         .route("/api/nlu/train", post(train))
         .route("/api/calls", get(calls))
         .route("/api/calls/{id}", get(call))
+        .route("/api/calls/{id}/wrapup", post(wrapup))
+        .route("/api/kb/suggestions", get(suggestions))
         .route("/api/escalations", get(escalations))
         .route("/api/tickets", get(tickets))
         .route("/api/agents", get(agents))
@@ -388,4 +390,90 @@ async fn agent_state(
         .await
         .map(|_| StatusCode::NO_CONTENT)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))
+}
+
+#[derive(Deserialize)]
+struct WrapUp {
+    /// The agent's disposition code ("resolved", "follow-up", ...).
+    disposition: String,
+    #[serde(default)]
+    notes: String,
+    #[serde(default)]
+    agent: Option<String>,
+    /// "The bot should have answered X": goes to the knowledge-base suggestion queue.
+    #[serde(default)]
+    correction: Option<String>,
+}
+
+/// `POST /api/calls/{id}/wrapup`: the agent's disposition and notes; a correction becomes a
+/// knowledge-base suggestion (the caller's last question with the agent's answer).
+async fn wrapup(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    body: String,
+) -> ApiResult<StatusCode> {
+    let w: WrapUp = serde_json::from_str(&body)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    if w.disposition.trim().is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "disposition is required".into(),
+        ));
+    }
+    let found = api
+        .store
+        .read(move |c| {
+            let exists: bool = c.query_row("SELECT COUNT(*) > 0 FROM calls WHERE id = ?1", [&id], |r| r.get(0))?;
+            if !exists {
+                return Ok(false);
+            }
+            let now = crate::store::now_ms();
+            let agent = match w.agent.clone() {
+                Some(a) => Some(a),
+                None => c.query_row(
+                    "SELECT agent FROM escalations WHERE call_id = ?1 ORDER BY id DESC LIMIT 1",
+                    [&id],
+                    |r| r.get::<_, Option<String>>(0),
+                ).unwrap_or(None),
+            };
+            c.execute(
+                "INSERT INTO wrapups (call_id, agent, disposition, notes, correction, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![id, agent, w.disposition.trim(), w.notes, w.correction, now],
+            )?;
+            if let Some(answer) = w.correction.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+                // The question: the caller's last words to the bot.
+                let (question, intent): (String, Option<String>) = c
+                    .query_row(
+                        "SELECT text, intent FROM turns WHERE call_id = ?1 AND speaker = 'caller' AND text != ''
+                         AND (intent IS NULL OR intent NOT IN ('agent_request', 'goodbye', 'thanks', 'affirm', 'deny'))
+                         ORDER BY seq DESC LIMIT 1",
+                        [&id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .unwrap_or_default();
+                c.execute(
+                    "INSERT INTO kb_suggestions (call_id, question, answer, intent, suggested_by, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    rusqlite::params![id, question, answer, intent, agent, now],
+                )?;
+            }
+            Ok(true)
+        })
+        .await
+        .map_err(internal)?;
+    if found {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError(StatusCode::NOT_FOUND, "no such call".into()))
+    }
+}
+
+async fn suggestions(State(api): State<Api>) -> ApiResult<Json<Vec<Value>>> {
+    Ok(Json(
+        rows(
+            &api,
+            "SELECT * FROM kb_suggestions WHERE status = 'pending' ORDER BY id DESC LIMIT 100",
+            None,
+        )
+        .await?,
+    ))
 }

@@ -741,6 +741,10 @@ mod tests {
         assert_eq!(c.sip.port, d.sip.port);
         assert_eq!(c.media.rtp_port_min, d.media.rtp_port_min);
         assert_eq!(c.registrar.digest_algorithms, d.registrar.digest_algorithms);
+        assert_eq!(c.routing.queues, d.routing.queues);
+        assert_eq!(c.dialog.sensitive_intents, d.dialog.sensitive_intents);
+        assert_eq!(c.nlu.intent_threshold, d.nlu.intent_threshold);
+        assert_eq!(c.models.encoder, d.models.encoder);
         assert!(c.demo_agents);
     }
 
