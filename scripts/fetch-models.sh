@@ -12,5 +12,7 @@ if ! "$venv/bin/python" -c 'import numpy, onnx, onnxruntime' >/dev/null 2>&1; th
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     'numpy==2.4.6' 'onnx==1.23.2' 'onnxruntime==1.31.1'
+  "$venv/bin/python" -c 'import numpy, onnx, onnxruntime' ||
+    { echo "fetch-models: $venv is incomplete (pip failed?); remove it and run again" >&2; exit 1; }
 fi
 exec "$venv/bin/python" scripts/fetch_models.py "$@"

@@ -226,7 +226,8 @@ fn graceful_shutdown_sends_bye_and_flushes_cdr() {
 
 /// A real softphone (baresip) registers as agent1 with digest auth; a sipp caller dials the
 /// agent's extension; voxdesk rings the agent's registered contact, bridges the two legs and
-/// records both sides. The agent hears the caller; the caller hears the agent.
+/// records both sides. The agent hears the caller; the caller hears the agent. The caller's
+/// leg is PCMA, the agent's PCMU: transcoded through the bridge.
 #[test]
 fn baresip_agent_registers_and_is_called_through_the_bridge() {
     let _g = serial();
@@ -317,6 +318,13 @@ module sndfile.so\nmodule_app account.so\n",
     let log = server.log();
     assert!(
         log.contains("agent answered") && log.contains("caller and agent bridged"),
+        "{log}"
+    );
+    // The caller speaks PCMA only, the agent's leg runs PCMU: the bridge transcodes (it
+    // relays decoded audio), and both directions carry speech (checked below).
+    assert_eq!(row.codec.as_deref(), Some("PCMA"), "{row:?}");
+    assert!(
+        log.contains("agent answered agent=agent1 codec=\"PCMU\""),
         "{log}"
     );
     // What the agent heard (baresip's decoded-audio dump) carries the caller's speech.
