@@ -233,84 +233,18 @@ fn baresip_agent_registers_and_is_called_through_the_bridge() {
     let _g = serial();
     require("baresip");
     let server = Server::start();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("cfg");
-    let rec = dir.path().join("rec");
-    std::fs::create_dir_all(&cfg).unwrap();
-    std::fs::create_dir_all(&rec).unwrap();
-    // The agent's voice, padded with silence (baresip hangs up when its audio file ends).
-    let voice = dir.path().join("agent.wav");
-    {
-        let mut r = hound::WavReader::open(fixtures().join("agent-hello.wav")).unwrap();
-        let spec = r.spec();
-        let mut w = hound::WavWriter::create(&voice, spec).unwrap();
-        for s in r.samples::<i16>() {
-            w.write_sample(s.unwrap()).unwrap();
-        }
-        for _ in 0..(spec.sample_rate * 40) {
-            w.write_sample(0i16).unwrap();
-        }
-        w.finalize().unwrap();
-    }
-    let sip_port = free_port();
-    let rtp = free_media_port();
-    std::fs::write(
-        cfg.join("accounts"),
-        format!("<sip:agent1@127.0.0.1:{}>;auth_user=agent1;auth_pass=agent1pass;answermode=auto;regint=60;audio_codecs=PCMU/8000/1,PCMA/8000/1\n", server.port),
-    )
-    .unwrap();
-    std::fs::write(
-        cfg.join("config"),
-        format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\naudio_player aufile,{heard}\naudio_alert aufile,/dev/null\n\
-audio_source aufile,{voice}\nrtp_ports {rtp}-{}\nsnd_path {rec}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n\
-module sndfile.so\nmodule_app account.so\n",
-            rtp + 20,
-            heard = dir.path().join("heard.wav").display(),
-            voice = voice.display(),
-            rec = rec.display()
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.path().join("baresip.log")).unwrap();
-    let mut agent = std::process::Command::new("baresip")
-        .arg("-f")
-        .arg(&cfg)
-        .args(["-t", "40"])
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let baresip_log =
-        || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
-    // Wait for the digest-authenticated registration to land in SQLite.
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let n: i64 = server
-            .db()
-            .query_row(
-                "SELECT COUNT(*) FROM registrations WHERE aor = 'agent1'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        if n == 1 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "baresip did not register:\n{}\n{}",
-            baresip_log(),
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut agent = Softphone::start_padded(
+        &server,
+        "agent1",
+        "agent1pass",
+        &fixtures().join("agent-hello.wav"),
+        true,
+        40,
+    );
     let out = sipp(server.port, "uac_bye.xml", &["-s", "agent1", "-d", "4000"]);
-    let _ = agent.kill();
-    let _ = agent.wait();
+    agent.stop();
     if !out.status.success() {
-        eprintln!("baresip log:\n{}", baresip_log());
+        eprintln!("baresip log:\n{}", agent.log());
     }
     assert_sipp_ok(&out, &server);
     let row = server.wait_call_ended();
@@ -328,11 +262,7 @@ module sndfile.so\nmodule_app account.so\n",
         "{log}"
     );
     // What the agent heard (baresip's decoded-audio dump) carries the caller's speech.
-    let heard = std::fs::read_dir(&rec)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .expect("baresip recorded the call");
+    let heard = agent.heard().expect("baresip recorded the call");
     let agent_rms = wav_rms(&heard, 0.0, 4.0)[0];
     assert!(agent_rms > 0.02, "agent heard the caller: rms {agent_rms}");
     // voxdesk's stereo recording: left = caller, right = what the caller heard (the agent).

@@ -432,15 +432,7 @@ impl Talk {
         let Some(reply) = self.dialog.on_dtmf(digit, at) else {
             return false;
         };
-        self.seq += 1;
-        let now = Instant::now();
-        let utt = UttMeta {
-            start: at,
-            end: at,
-            speech_end: now,
-            decided: now,
-        };
-        self.speak(self.seq, reply, &utt, now, media);
+        self.say_now(reply, media);
         true
     }
 

@@ -612,6 +612,14 @@ module sndfile.so\nmodule_app account.so\n",
     }
 }
 
+impl Softphone {
+    /// Ends baresip (its files stay until the softphone is dropped).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Softphone {
     fn drop(&mut self) {
         let _ = self.child.kill();
