@@ -417,12 +417,30 @@ impl Endpoint {
                     self.reply(&key, &msg, 482, &[]);
                     return;
                 }
-                // A configured agent who is not registered: say so instead of the bot.
                 let user = msg
                     .request_uri()
                     .and_then(|u| u.as_sip())
                     .and_then(|u| u.user_decoded())
                     .unwrap_or_default();
+                // An agent dialling a feature code (*21, *22): only with their credentials.
+                if let Some(code) = self.shared.cfg.routing.feature_codes.lookup(&user) {
+                    match self.registrar.authorize(&msg, now_ms(), &new_tag()) {
+                        Ok(agent) => {
+                            let f = call::Feature { agent, code };
+                            self.start_call(key, msg, flow, call_id, Some(f));
+                        }
+                        Err(resp) => {
+                            let mut resp = *resp;
+                            if resp.status() != Some(401) {
+                                tracing::info!(%flow, code = ?resp.status(), "feature code refused");
+                            }
+                            resp.push_header("Server", self.shared.server_header.clone());
+                            self.respond(&key, resp);
+                        }
+                    }
+                    return;
+                }
+                // A configured agent who is not registered: say so instead of the bot.
                 if self.registrar.account(&user).is_some()
                     && self.registrar.lookup(&user, now_ms()).is_empty()
                 {
@@ -430,7 +448,7 @@ impl Endpoint {
                     self.reply(&key, &msg, 480, &[]);
                     return;
                 }
-                self.start_call(key, msg, flow, call_id);
+                self.start_call(key, msg, flow, call_id, None);
             }
             Method::Cancel => {
                 let ikey = key.invite_for_cancel();
@@ -463,7 +481,14 @@ impl Endpoint {
         }
     }
 
-    fn start_call(&mut self, key: TxKey, msg: Message, flow: Flow, call_id: String) {
+    fn start_call(
+        &mut self,
+        key: TxKey,
+        msg: Message,
+        flow: Flow,
+        call_id: String,
+        feature: Option<call::Feature>,
+    ) {
         let (tx, rx) = mpsc::channel(256);
         let id = format!("{:016x}", rand::random::<u64>());
         self.calls.insert(call_id.clone(), CallEntry { tx });
@@ -499,6 +524,7 @@ impl Endpoint {
                     flow,
                     rx,
                     agents,
+                    feature,
                 ));
                 // A panic in one call must never take the server down, nor leave the caller
                 // waiting: a still-pending INVITE gets 500 (ignored if already answered).

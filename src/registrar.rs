@@ -165,8 +165,8 @@ impl Registrar {
         ops
     }
 
-    fn challenge(&self, req: &Message, now_ms: i64, stale: bool) -> Message {
-        let mut r = req.response(401, "Unauthorized", None);
+    fn challenge(&self, req: &Message, now_ms: i64, stale: bool, to_tag: Option<&str>) -> Message {
+        let mut r = req.response(401, "Unauthorized", to_tag);
         let nonce = self.nonces.issue((now_ms / 1000) as u64);
         for alg in self
             .cfg
@@ -183,6 +183,69 @@ impl Registrar {
             r.push_header("WWW-Authenticate", c.header_value());
         }
         r
+    }
+
+    /// Digest check of a request other than REGISTER from an agent's softphone (a feature
+    /// code): the authenticated account name, or the response to send (401 with a
+    /// challenge, 403 for an unknown user or someone else's credentials, 400 if malformed).
+    pub fn authorize(
+        &self,
+        req: &Message,
+        now_ms: i64,
+        to_tag: &str,
+    ) -> Result<String, Box<Message>> {
+        let method = req
+            .method()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_default();
+        let from_user = req
+            .from_addr()
+            .ok()
+            .and_then(|f| f.uri.as_sip().and_then(|u| u.user_decoded()));
+        let accounts = &self.accounts;
+        let verdict = auth::verify(
+            req.header("Authorization"),
+            &method,
+            &self.realm,
+            &self.nonces,
+            (now_ms / 1000) as u64,
+            |u, alg| {
+                let a = accounts.get(u)?;
+                match alg {
+                    Algorithm::Md5 => Some(a.ha1_md5.clone()),
+                    Algorithm::Sha256 => a.ha1_sha256.clone(),
+                }
+            },
+        );
+        match verdict {
+            Verdict::Ok { username } if from_user.as_deref() == Some(username.as_str()) => {
+                Ok(username)
+            }
+            Verdict::Ok { .. } => Err(Box::new(req.response(
+                403,
+                "Forbidden (credentials for another user)",
+                Some(to_tag),
+            ))),
+            Verdict::Challenge { stale } => {
+                if from_user
+                    .map(|u| accounts.contains_key(&u))
+                    .unwrap_or(false)
+                {
+                    Err(Box::new(self.challenge(req, now_ms, stale, Some(to_tag))))
+                } else {
+                    Err(Box::new(req.response(
+                        403,
+                        "Forbidden (agents only)",
+                        Some(to_tag),
+                    )))
+                }
+            }
+            Verdict::Malformed(why) => Err(Box::new(req.response(
+                400,
+                &format!("Bad Request ({why})"),
+                Some(to_tag),
+            ))),
+        }
     }
 
     /// Handles a validated REGISTER; returns the response and the store changes.
@@ -227,7 +290,9 @@ impl Registrar {
                     vec![],
                 )
             }
-            Verdict::Challenge { stale } => return (self.challenge(req, now_ms, stale), vec![]),
+            Verdict::Challenge { stale } => {
+                return (self.challenge(req, now_ms, stale, None), vec![])
+            }
             Verdict::Malformed(why) => {
                 return (reply(400, &format!("Bad Request ({why})")), vec![])
             }

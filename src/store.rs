@@ -168,6 +168,8 @@ const MIGRATIONS: &[&str] = &[
         status TEXT NOT NULL DEFAULT 'pending',
         created_at_ms INTEGER NOT NULL
     );",
+    // 6: a call that waited too long in one queue and moved to its overflow queue
+    "ALTER TABLE escalations ADD COLUMN overflow_from TEXT;",
 ];
 
 /// One row of the `turns` table. Offsets are milliseconds from the call's answer (the
@@ -434,6 +436,18 @@ impl Store {
                 "UPDATE escalations SET queue = ?2, queued_at_ms = ?3, outcome = 'waiting'
                  WHERE id = (SELECT MAX(id) FROM escalations WHERE call_id = ?1)",
                 params![id, queue, now_ms()],
+            )
+        });
+    }
+
+    /// The call's latest escalation moved to `queue` (its queue's overflow).
+    pub fn escalation_overflow(&self, call_id: &str, queue: &str) {
+        let (id, queue) = (call_id.to_string(), queue.to_string());
+        self.write("escalation overflow", move |db| {
+            db.execute(
+                "UPDATE escalations SET overflow_from = queue, queue = ?2
+                 WHERE id = (SELECT MAX(id) FROM escalations WHERE call_id = ?1)",
+                params![id, queue],
             )
         });
     }

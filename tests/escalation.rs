@@ -286,3 +286,49 @@ fn a_caller_who_hangs_up_in_the_queue_is_recorded_as_abandoned() {
         "{body}"
     );
 }
+
+#[test]
+fn a_call_nobody_in_its_queue_can_take_overflows_to_the_next_queue() {
+    let _g = serial();
+    // The first queue needs a skill no agent has; after its max wait the call moves on.
+    let server = Server::start_with_models(
+        "",
+        "",
+        "[routing]\n[[routing.queues]]\nname = \"front\"\nskills = [\"vip\"]\nmax_wait_secs = 5\noverflow = \"general\"\n\n\
+[[routing.queues]]\nname = \"general\"\nskills = [\"general\"]\n",
+    );
+    let agent = Softphone::start(
+        &server,
+        "agent1",
+        "agent1pass",
+        &fixtures().join("agent-hello.wav"),
+        true,
+    );
+    let sc = caller_scenario(&server, 26000, 6000);
+    let out = sipp(server.port, sc.to_str().unwrap(), &["-timeout", "90"]);
+    if !out.status.success() {
+        eprintln!("baresip:\n{}", agent.log());
+    }
+    assert_sipp_ok(&out, &server);
+    server.wait_call_ended();
+    let log = server.log();
+    assert!(log.contains("routing: overflow"), "{log}");
+    let (queue, from, agent_id, outcome, wait_ms): (String, String, String, String, i64) = server
+        .db()
+        .query_row(
+            "SELECT queue, overflow_from, agent, outcome, wait_ms FROM escalations",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            queue.as_str(),
+            from.as_str(),
+            agent_id.as_str(),
+            outcome.as_str()
+        ),
+        ("general", "front", "agent1", "answered")
+    );
+    assert!(wait_ms >= 5000, "waited {wait_ms} ms");
+}

@@ -238,7 +238,9 @@ impl Call {
                 .send(MediaCmd::Update(stream_params(n, n.ptime_ms)))
                 .await;
         }
-        if self.agent.as_ref().map(|a| a.answered).unwrap_or(false) {
+        if let Some(f) = self.feature_request.take() {
+            self.run_feature(f).await;
+        } else if self.agent.as_ref().map(|a| a.answered).unwrap_or(false) {
             self.bridge().await;
         } else if let Some(m) = &self.media {
             let _ = m

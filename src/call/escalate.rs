@@ -191,6 +191,16 @@ impl Call {
                     let _ = a.media.cmd.send(MediaCmd::Stop).await;
                 }
             }
+            RouteEvent::Overflow { queue } => {
+                tracing::info!(%queue, "waited too long: moved to the overflow queue");
+                self.ctx
+                    .shared
+                    .store
+                    .escalation_overflow(&self.ctx.id, &queue);
+                if let Some(q) = self.queued.as_mut() {
+                    q.queue = queue;
+                }
+            }
             RouteEvent::Expired => {
                 tracing::info!("nobody could take the call in time: booking a callback");
                 self.cancel_agent().await;

@@ -24,9 +24,11 @@ use crate::speech::turn::TurnEvent;
 mod agent;
 mod answer;
 mod escalate;
+mod feature;
 mod in_dialog;
 mod talk;
 use agent::AgentLeg;
+pub use feature::Feature;
 use talk::{Talk, TalkEvent};
 
 /// Inputs from the endpoint.
@@ -131,6 +133,10 @@ struct Call {
     talk: Option<Talk>,
     /// Handed to people: queued, ringing, whispering or bridged.
     queued: Option<escalate::Queued>,
+    /// An agent's feature code, applied when the call is answered.
+    feature_request: Option<Feature>,
+    /// Applied; its confirmation is playing (then voxdesk hangs up).
+    feature: Option<Feature>,
 }
 
 const T1: Duration = Duration::from_millis(500);
@@ -184,6 +190,7 @@ pub async fn run_inbound(
     flow: Flow,
     rx: mpsc::Receiver<CallInput>,
     agents: Vec<(String, Binding)>,
+    feature: Option<Feature>,
 ) {
     let from = invite.from_addr().ok();
     let sip_call_id = invite.call_id().unwrap_or_default().to_string();
@@ -228,6 +235,8 @@ pub async fn run_inbound(
         recording: None,
         talk: None,
         queued: None,
+        feature_request: feature,
+        feature: None,
     };
     call.run(rx).await;
 }
@@ -421,6 +430,9 @@ impl Call {
                 self.on_caller_playback_done();
                 if done && self.state == State::Confirmed {
                     self.hangup("bot-goodbye").await;
+                }
+                if self.feature.is_some() && self.state == State::Confirmed {
+                    self.hangup("feature-code").await;
                 }
             }
             MediaEvent::Utterance(u) => {

@@ -21,7 +21,7 @@ pub enum ConfigError {
 mod dialog;
 mod routing;
 pub use dialog::{DialogConfig, LlmConfig, NluConfig};
-pub use routing::{QueueDef, RoutingConfig};
+pub use routing::{FeatureCode, FeatureCodes, QueueDef, RoutingConfig};
 
 /// `[api]`: the HTTP API for the console and scripts.
 #[derive(Debug, Clone, Deserialize)]

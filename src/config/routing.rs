@@ -17,9 +17,14 @@ pub struct QueueDef {
     /// Higher is served first (a call returned after a failed transfer gets +10).
     #[serde(default)]
     pub priority: i32,
-    /// Seconds a caller waits for a person before a callback is booked instead.
+    /// Seconds a caller waits for a person before the call overflows (or, without an
+    /// overflow queue, a callback is booked instead).
     #[serde(default = "default_max_wait")]
     pub max_wait_secs: u64,
+    /// Another queue that takes the call after `max_wait_secs` here (it waits there for
+    /// that queue's `max_wait_secs`, at the head of its priority). Empty: book a callback.
+    #[serde(default)]
+    pub overflow: String,
 }
 
 fn default_max_wait() -> u64 {
@@ -40,6 +45,49 @@ pub struct RoutingConfig {
     /// Console URL put in Call-Info (the call id is appended); empty: the API's own URL.
     pub console_url: String,
     pub queues: Vec<QueueDef>,
+    /// Numbers an agent dials from their softphone to change state (digest-authenticated
+    /// with the agent's SIP account; a short confirmation is played, then the call ends).
+    pub feature_codes: FeatureCodes,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeatureCodes {
+    /// Ready for calls.
+    pub available: String,
+    /// Paused (no calls offered) until the agent dials `available` again.
+    pub pause: String,
+}
+
+impl Default for FeatureCodes {
+    fn default() -> Self {
+        FeatureCodes {
+            available: "*21".into(),
+            pause: "*22".into(),
+        }
+    }
+}
+
+/// What an agent's feature code asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureCode {
+    Available,
+    Pause,
+}
+
+impl FeatureCodes {
+    /// The feature a dialled number (the request-URI user) stands for.
+    pub fn lookup(&self, dialled: &str) -> Option<FeatureCode> {
+        if dialled.is_empty() {
+            None
+        } else if dialled == self.available {
+            Some(FeatureCode::Available)
+        } else if dialled == self.pause {
+            Some(FeatureCode::Pause)
+        } else {
+            None
+        }
+    }
 }
 
 impl Default for RoutingConfig {
@@ -50,6 +98,7 @@ impl Default for RoutingConfig {
             intents: intents.iter().map(|s| s.to_string()).collect(),
             priority,
             max_wait_secs: default_max_wait(),
+            overflow: String::new(),
         };
         RoutingConfig {
             enabled: true,
@@ -94,6 +143,7 @@ impl Default for RoutingConfig {
                 ),
                 q("security", &["general"], &["fraud"], 10),
             ],
+            feature_codes: FeatureCodes::default(),
         }
     }
 }
@@ -121,6 +171,26 @@ pub(super) fn validate(r: &RoutingConfig) -> Result<(), ConfigError> {
     if r.wrap_up_secs > 3600 {
         return Err(invalid("routing.wrap_up_secs", "at most 3600"));
     }
+    let fc = &r.feature_codes;
+    for (key, code) in [("available", &fc.available), ("pause", &fc.pause)] {
+        if !code.is_empty()
+            && (code.len() > 16
+                || !code
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '*' || c == '#'))
+        {
+            return Err(invalid(
+                &format!("routing.feature_codes.{key}"),
+                "digits, * and # only (at most 16), or empty to turn it off",
+            ));
+        }
+    }
+    if !fc.available.is_empty() && fc.available == fc.pause {
+        return Err(invalid(
+            "routing.feature_codes.pause",
+            "must differ from routing.feature_codes.available",
+        ));
+    }
     let mut names = std::collections::HashSet::new();
     for (i, q) in r.queues.iter().enumerate() {
         if q.name.is_empty() || !names.insert(q.name.as_str()) {
@@ -133,6 +203,17 @@ pub(super) fn validate(r: &RoutingConfig) -> Result<(), ConfigError> {
             return Err(invalid(
                 &format!("routing.queues[{i}].max_wait_secs"),
                 "between 5 and 3600",
+            ));
+        }
+    }
+    for (i, q) in r.queues.iter().enumerate() {
+        if q.overflow.is_empty() {
+            continue;
+        }
+        if q.overflow == q.name || !names.contains(q.overflow.as_str()) {
+            return Err(invalid(
+                &format!("routing.queues[{i}].overflow"),
+                "the name of another queue (or empty: book a callback)",
             ));
         }
     }

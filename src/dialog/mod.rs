@@ -707,9 +707,11 @@ fn topic_phrase(q: &str) -> String {
 }
 
 /// Fills {caller_number} and {time_of_day} in an answer.
+/// (in the answer's language: a Chinese answer gets Chinese words for them).
 pub fn fill_slots(answer: &str, caller: &str, hour: u32) -> String {
+    let zh = answer.chars().any(crate::nlu::text::is_cjk);
     let number: String = if caller.is_empty() {
-        "your phone".into()
+        if zh { "您的电话" } else { "your phone" }.into()
     } else {
         caller
             .chars()
@@ -718,10 +720,13 @@ pub fn fill_slots(answer: &str, caller: &str, hour: u32) -> String {
             .trim_end()
             .to_string()
     };
-    let tod = match hour {
-        5..=11 => "morning",
-        12..=17 => "afternoon",
-        _ => "evening",
+    let tod = match (hour, zh) {
+        (5..=11, false) => "morning",
+        (12..=17, false) => "afternoon",
+        (_, false) => "evening",
+        (5..=11, true) => "上午",
+        (12..=17, true) => "下午",
+        (_, true) => "晚上",
     };
     answer
         .replace("{caller_number}", &number)

@@ -345,3 +345,24 @@ fn a_generated_answer_is_used_only_when_the_knowledge_base_has_none() {
     assert_eq!(d.on_turn(&a, secs(9)).kind, "kb:roaming_rates");
     assert_eq!(d.on_call_end(secs(12)), None);
 }
+
+#[test]
+fn slots_are_filled_in_the_answers_language() {
+    use super::fill_slots;
+    assert_eq!(
+        fill_slots("号码是{caller_number}，{time_of_day}好", "", 9),
+        "号码是您的电话，上午好"
+    );
+    assert_eq!(
+        fill_slots(
+            "Good {time_of_day}, texting from {caller_number}",
+            "+1555",
+            20
+        ),
+        "Good evening, texting from + 1 5 5 5"
+    );
+    assert_eq!(
+        fill_slots("from {caller_number}", "", 13),
+        "from your phone"
+    );
+}

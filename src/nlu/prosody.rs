@@ -119,7 +119,7 @@ pub fn measure(pcm: &[i16], text: &str) -> Prosody {
 /// How aroused the voice is, 0..1. Line levels differ by tens of dB between phones, trunks
 /// and synthetic voices, so with a `baseline` (the caller's own first turn) loudness, pitch
 /// range and rate count relative to it; without one only the extremes count: a voice close
-/// to clipping, a very wide pitch range.
+/// to clipping.
 pub fn arousal(p: &Prosody, baseline: Option<&Prosody>) -> f32 {
     if p.voiced_secs <= 0.0 {
         return 0.0;
@@ -127,20 +127,20 @@ pub fn arousal(p: &Prosody, baseline: Option<&Prosody>) -> f32 {
     let (loud, wide, fast) = match baseline.filter(|b| b.voiced_secs > 0.4) {
         Some(b) => (
             ((p.loudness_dbfs - b.loudness_dbfs - 3.0) / 6.0).clamp(0.0, 1.0),
-            ((p.pitch_range_st - b.pitch_range_st - 2.0) / 6.0).clamp(0.0, 1.0),
+            // Wide margin: the range measure is noisy (several semitones between calm
+            // sentences of one voice).
+            ((p.pitch_range_st - b.pitch_range_st - 5.0) / 6.0).clamp(0.0, 1.0),
             if b.rate_wps > 0.5 {
                 ((p.rate_wps / b.rate_wps - 1.2) / 0.5).clamp(0.0, 1.0)
             } else {
                 0.0
             },
         ),
-        None => (
-            ((p.loudness_dbfs + 8.0) / 5.0).clamp(0.0, 1.0),
-            ((p.pitch_range_st - 8.0) / 6.0).clamp(0.0, 1.0),
-            0.0,
-        ),
+        // Pitch range alone is no evidence: measured on a calm synthetic voice over G.711 it
+        // varies from 8 to 18 semitones between sentences. Only a voice close to clipping.
+        None => (((p.loudness_dbfs + 8.0) / 5.0).clamp(0.0, 1.0), 0.0, 0.0),
     };
-    0.55 * loud + 0.3 * wide + 0.15 * fast
+    0.65 * loud + 0.2 * wide + 0.15 * fast
 }
 
 #[cfg(test)]
@@ -171,7 +171,7 @@ mod tests {
         assert!(shout.loudness_dbfs > -10.0, "{shout:?}");
         assert!(shout.pitch_range_st > 9.0, "{shout:?}");
         // Against the same caller's calm first turn it is clearly aroused...
-        assert!(arousal(&shout, Some(&calm)) > 0.8, "{shout:?}");
+        assert!(arousal(&shout, Some(&calm)) > 0.7, "{shout:?}");
         // ...and a loud line alone (a hot trunk, a synthetic voice) is not.
         let loud_calm = measure(&voice(120.0, 130.0, 0.6, 1.5), "fine");
         assert!(loud_calm.arousal < 0.2, "{loud_calm:?}");

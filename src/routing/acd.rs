@@ -46,6 +46,8 @@ pub struct QueueConfig {
     /// Skills an agent needs for this queue (all of them).
     pub skills: Vec<String>,
     pub max_wait: Duration,
+    /// Where a call goes after `max_wait` here (None: it expires).
+    pub overflow: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -69,7 +71,13 @@ pub enum Action {
     Ring { call: String, agent: String },
     /// Stop ringing (timeout); the call goes to another agent.
     CancelRing { call: String, agent: String },
-    /// The call waited `max_wait` without reaching anyone.
+    /// The call waited `max_wait` in `from` and now waits in `to` (the queue's overflow).
+    Overflow {
+        call: String,
+        from: String,
+        to: String,
+    },
+    /// The call waited `max_wait` without reaching anyone (and has nowhere to overflow).
     Expired { call: String, queue: String },
 }
 
@@ -79,7 +87,12 @@ struct Waiting {
     queue: String,
     language: String,
     priority: i32,
+    /// Arrival (the order within a priority; kept when the call overflows).
     since: Duration,
+    /// When it joined its current queue (that queue's `max_wait` counts from here).
+    joined: Duration,
+    /// Queues it already overflowed from (never back into one of them).
+    visited: Vec<String>,
     /// Agents who did not answer this call.
     tried: HashSet<String>,
     /// Ringing this agent since.
@@ -225,6 +238,8 @@ impl Acd {
             language: language.into(),
             priority,
             since: now,
+            joined: now,
+            visited: Vec::new(),
             tried: HashSet::new(),
             ringing: None,
         });
@@ -303,7 +318,7 @@ impl Acd {
         let waits = self
             .calls
             .iter()
-            .filter_map(|w| self.queues.get(&w.queue).map(|q| w.since + q.max_wait));
+            .filter_map(|w| self.queues.get(&w.queue).map(|q| w.joined + q.max_wait));
         let wraps = self.agents.values().filter_map(|a| match a.state {
             AgentState::WrapUp { until } => Some(until),
             _ => None,
@@ -345,19 +360,35 @@ impl Acd {
             self.requeue(&call, &agent);
         }
         let queues = &self.queues;
-        let (expired, keep): (Vec<Waiting>, Vec<Waiting>) =
-            std::mem::take(&mut self.calls).into_iter().partition(|w| {
-                w.ringing.is_none()
-                    && queues
-                        .get(&w.queue)
-                        .map(|q| now >= w.since + q.max_wait)
-                        .unwrap_or(true)
-            });
+        let mut keep = Vec::with_capacity(self.calls.len());
+        for mut w in std::mem::take(&mut self.calls) {
+            let q = queues.get(&w.queue);
+            if w.ringing.is_some() || q.map(|q| now < w.joined + q.max_wait).unwrap_or(false) {
+                keep.push(w);
+                continue;
+            }
+            let to = q
+                .and_then(|q| q.overflow.clone())
+                .filter(|to| queues.contains_key(to) && !w.visited.contains(to));
+            match to {
+                Some(to) => {
+                    let from = std::mem::replace(&mut w.queue, to.clone());
+                    out.push(Action::Overflow {
+                        call: w.call.clone(),
+                        from: from.clone(),
+                        to,
+                    });
+                    w.visited.push(from);
+                    w.joined = now;
+                    keep.push(w);
+                }
+                None => out.push(Action::Expired {
+                    call: w.call,
+                    queue: w.queue,
+                }),
+            }
+        }
         self.calls = keep;
-        out.extend(expired.into_iter().map(|w| Action::Expired {
-            call: w.call,
-            queue: w.queue,
-        }));
         out.extend(self.dispatch(now));
         out
     }
@@ -404,198 +435,5 @@ impl Acd {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn s(v: u64) -> Duration {
-        Duration::from_secs(v)
-    }
-
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
-
-    fn acd() -> Acd {
-        let mut a = Acd::new(
-            AcdConfig {
-                ring_timeout: s(15),
-                wrap_up: s(10),
-            },
-            vec![
-                QueueConfig {
-                    name: "billing".into(),
-                    skills: strings(&["billing"]),
-                    max_wait: s(120),
-                },
-                QueueConfig {
-                    name: "technical".into(),
-                    skills: strings(&["technical"]),
-                    max_wait: s(60),
-                },
-            ],
-        );
-        a.add_agent(
-            "alice",
-            &strings(&["billing", "technical"]),
-            &strings(&["en"]),
-        );
-        a.add_agent("bob", &strings(&["billing"]), &strings(&["en", "zh"]));
-        a.add_agent("carol", &strings(&["technical"]), &strings(&["zh"]));
-        a
-    }
-
-    fn ring(call: &str, agent: &str) -> Action {
-        Action::Ring {
-            call: call.into(),
-            agent: agent.into(),
-        }
-    }
-
-    #[test]
-    fn longest_idle_agent_with_the_skill_and_language_rings() {
-        let mut a = acd();
-        a.set_available("bob", s(0)).unwrap();
-        a.set_available("alice", s(5)).unwrap();
-        a.set_available("carol", s(1)).unwrap();
-        // Billing in English: bob has been idle longest.
-        assert_eq!(
-            a.enqueue("c1", "billing", "en", 0, s(10)).unwrap(),
-            [ring("c1", "bob")]
-        );
-        // Technical in Chinese: only carol speaks it.
-        assert_eq!(
-            a.enqueue("c2", "technical", "zh", 0, s(11)).unwrap(),
-            [ring("c2", "carol")]
-        );
-        // Technical in English: alice.
-        assert_eq!(
-            a.enqueue("c3", "technical", "en", 0, s(12)).unwrap(),
-            [ring("c3", "alice")]
-        );
-        // Nobody left: the next call waits, with its position.
-        assert!(a
-            .enqueue("c4", "billing", "en", 0, s(13))
-            .unwrap()
-            .is_empty());
-        assert_eq!(a.position("c4"), Some(1));
-        assert_eq!(
-            a.enqueue("unknown", "sales", "en", 0, s(13)),
-            Err(AcdError::UnknownQueue("sales".into()))
-        );
-    }
-
-    #[test]
-    fn ring_timeout_moves_on_and_pauses_the_silent_agent() {
-        let mut a = acd();
-        a.set_available("bob", s(0)).unwrap();
-        a.set_available("alice", s(1)).unwrap();
-        assert_eq!(
-            a.enqueue("c1", "billing", "en", 0, s(2)).unwrap(),
-            [ring("c1", "bob")]
-        );
-        assert_eq!(a.next_deadline(), Some(s(17)));
-        assert!(a.on_time(s(16)).is_empty());
-        assert_eq!(
-            a.on_time(s(17)),
-            [
-                Action::CancelRing {
-                    call: "c1".into(),
-                    agent: "bob".into()
-                },
-                ring("c1", "alice")
-            ]
-        );
-        assert_eq!(
-            a.agent("bob").unwrap().state,
-            AgentState::Paused {
-                reason: "no answer".into()
-            }
-        );
-        // Alice is busy (486): nobody else may take it, the call waits; bob comes back.
-        assert!(a.ring_failed("c1", s(18)).is_empty());
-        // Bob already failed this call: he is not rung for it again.
-        assert!(a.set_available("bob", s(20)).unwrap().is_empty());
-        a.add_agent("dave", &strings(&["billing"]), &[]);
-        assert_eq!(
-            a.set_available("dave", s(21)).unwrap(),
-            [ring("c1", "dave")]
-        );
-        a.answered("c1").unwrap();
-        assert_eq!(
-            a.agent("dave").unwrap().state,
-            AgentState::OnCall { call: "c1".into() }
-        );
-    }
-
-    #[test]
-    fn wrap_up_then_available_and_priority_first() {
-        let mut a = acd();
-        a.set_available("bob", s(0)).unwrap();
-        assert_eq!(
-            a.enqueue("c1", "billing", "en", 0, s(1)).unwrap(),
-            [ring("c1", "bob")]
-        );
-        a.answered("c1").unwrap();
-        assert!(a
-            .enqueue("c2", "billing", "en", 0, s(2))
-            .unwrap()
-            .is_empty());
-        assert!(a
-            .enqueue("c3", "billing", "en", 5, s(3))
-            .unwrap()
-            .is_empty());
-        assert_eq!(a.position("c3"), Some(1));
-        assert_eq!(a.position("c2"), Some(2));
-        // The call ends at 30 s: wrap-up until 40 s, then the priority call rings first.
-        assert!(a.call_ended("bob", s(30)).is_empty());
-        assert_eq!(
-            a.agent("bob").unwrap().state,
-            AgentState::WrapUp { until: s(40) }
-        );
-        assert_eq!(a.next_deadline(), Some(s(40)));
-        assert_eq!(a.on_time(s(40)), [ring("c3", "bob")]);
-    }
-
-    #[test]
-    fn max_wait_expires_and_abandon_frees_a_ringing_agent() {
-        let mut a = acd();
-        assert!(a
-            .enqueue("c1", "technical", "en", 0, s(0))
-            .unwrap()
-            .is_empty());
-        assert_eq!(
-            a.on_time(s(60)),
-            [Action::Expired {
-                call: "c1".into(),
-                queue: "technical".into()
-            }]
-        );
-        assert_eq!(a.position("c1"), None);
-        a.set_available("alice", s(61)).unwrap();
-        assert_eq!(
-            a.enqueue("c2", "technical", "en", 0, s(62)).unwrap(),
-            [ring("c2", "alice")]
-        );
-        assert_eq!(
-            a.abandon("c2", s(63)),
-            [Action::CancelRing {
-                call: "c2".into(),
-                agent: "alice".into()
-            }]
-        );
-        assert_eq!(a.agent("alice").unwrap().state, AgentState::Available);
-        // Pausing a ringing agent hands the call on.
-        assert_eq!(
-            a.enqueue("c3", "technical", "en", 0, s(64)).unwrap(),
-            [ring("c3", "alice")]
-        );
-        assert_eq!(
-            a.set_unavailable("alice", Some("lunch"), s(65)).unwrap(),
-            [Action::CancelRing {
-                call: "c3".into(),
-                agent: "alice".into()
-            }]
-        );
-        assert_eq!(a.position("c3"), Some(1));
-    }
-}
+#[path = "acd_tests.rs"]
+mod tests;

@@ -23,6 +23,8 @@ pub enum RouteEvent {
     },
     /// Stop ringing the agent (no answer in time, or the agent went away).
     CancelRing { agent: String },
+    /// The call waited its queue's max wait and moved to the overflow queue.
+    Overflow { queue: String },
     /// Nobody answered within the queue's max wait.
     Expired,
 }
@@ -98,6 +100,7 @@ impl Router {
                 name: q.name.clone(),
                 skills: q.skills.clone(),
                 max_wait: Duration::from_secs(q.max_wait_secs),
+                overflow: (!q.overflow.is_empty()).then(|| q.overflow.clone()),
             })
             .collect();
         let mut acd = Acd::new(
@@ -373,6 +376,12 @@ impl Driver {
                     Action::CancelRing { call, agent } => {
                         if let Some(tx) = self.calls.get(&call) {
                             let _ = tx.try_send(RouteEvent::CancelRing { agent });
+                        }
+                    }
+                    Action::Overflow { call, from, to } => {
+                        tracing::info!(%call, %from, %to, "routing: overflow");
+                        if let Some(tx) = self.calls.get(&call) {
+                            let _ = tx.try_send(RouteEvent::Overflow { queue: to });
                         }
                     }
                     Action::Expired { call, queue } => {
