@@ -126,20 +126,27 @@ fn a_person_is_asked_for_and_an_agent_takes_the_call() {
 }
 
 #[test]
-fn nobody_available_books_a_callback() {
+fn nobody_available_the_bot_answers_meanwhile_then_a_callback() {
     let _g = serial();
-    // No softphone registers; the queue gives up after 5 s.
+    // No softphone registers; the queue gives up after 25 s. While waiting the caller asks
+    // the bot something the knowledge base answers.
     let server = Server::start_with_models(
         "",
         "",
-        "[routing]\n[[routing.queues]]\nname = \"general\"\nskills = [\"general\"]\nmax_wait_secs = 5\n",
+        "[routing]\n[[routing.queues]]\nname = \"general\"\nskills = [\"general\"]\nmax_wait_secs = 25\n",
     );
     let ask = spoken(
         &server,
         "person.ul",
         &[("I want to talk to a real person, please.", 0.0)],
     );
-    let sc = talk_scenario(server.dir.path(), 6500, &ask, 2500, "silence.ul", 0);
+    // Then silence (RTP keeps flowing) until the bot hangs up.
+    let question = spoken(
+        &server,
+        "roaming.ul",
+        &[("How do I turn on roaming?", 45.0)],
+    );
+    let sc = talk_scenario(server.dir.path(), 6500, &ask, 12000, &question, 0);
     let text = std::fs::read_to_string(&sc).unwrap();
     let cut = text.rfind("  <send retrans=\"500\">").unwrap();
     let hangup = BOT_HANGS_UP.replace("timeout=\"15000\"", "timeout=\"60000\"");
@@ -156,7 +163,24 @@ fn nobody_available_books_a_callback() {
     let e = escalations(&server);
     assert_eq!(e[0].queue.as_deref(), Some("general"), "{e:?}");
     assert_eq!(e[0].outcome.as_deref(), Some("callback"), "{e:?}");
-    assert!(e[0].wait_ms.unwrap() >= 5000, "{e:?}");
+    assert!(e[0].wait_ms.unwrap() >= 25000, "{e:?}");
+    let answered: Vec<String> = {
+        let db = server.db();
+        let mut st = db
+            .prepare("SELECT kind || ' ' || text FROM turns WHERE speaker = 'bot' AND kind LIKE 'queued-kb:%'")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    assert!(
+        answered.len() == 1
+            && answered[0].starts_with("queued-kb:roaming_activate Roaming is off by default.")
+            && answered[0].ends_with("before you travel. You are still in line for a colleague."),
+        "{answered:?}\n{}",
+        server.log()
+    );
     let (kind, caller): (String, String) = server
         .db()
         .query_row("SELECT kind, caller FROM tickets", [], |r| {

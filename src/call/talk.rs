@@ -419,7 +419,9 @@ impl Talk {
             self.baseline = u.prosody.filter(|p| p.voiced_secs > 0.4);
         }
         let reply = self.dialog.on_turn(&analysis, utt.end);
-        if reply.kind == "waiting" && self.handover.is_some() {
+        if (reply.kind == "waiting" || reply.kind.starts_with("queued-kb:"))
+            && self.handover.is_some()
+        {
             // The caller spoke over the handoff line: hand over now.
             self.handover_ready = true;
         }

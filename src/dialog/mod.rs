@@ -430,7 +430,40 @@ impl Dialog {
             answered: false,
         });
         if self.escalated {
-            // Waiting for a person: the queue (routing) decides what the caller hears.
+            // Waiting for a person: a question the knowledge base answers clearly is
+            // answered (the caller keeps their place in line); anything else waits for the
+            // person, and the queue (routing) decides what the caller hears.
+            let th = self.s.dialog.kb_threshold;
+            let clear = a.hits.first().filter(|h| {
+                !h.needs_person
+                    && !matches!(
+                        u.intent.as_str(),
+                        "agent_request" | "goodbye" | "thanks" | "affirm" | "deny"
+                    )
+                    && u.rule.is_none()
+                    && (h.score >= th + 0.1
+                        || h.score >= th && h.intent.as_deref() == Some(u.intent.as_str()))
+            });
+            if let Some(best) = clear.cloned() {
+                // The call's topic stays what it was escalated about (queue, ticket).
+                let topic = self.last_intent.clone();
+                let mut r = self.answer(&best, at, &format!("queued-kb:{}", best.key));
+                self.last_intent = topic;
+                let still = self.text(
+                    "You are still in line for a colleague.",
+                    "您仍在排队等候人工客服。",
+                );
+                // Not "is there anything else?": the person is coming.
+                let body = r
+                    .text
+                    .trim_end()
+                    .trim_end_matches("Is there anything else?")
+                    .trim_end_matches("还有什么可以帮您？")
+                    .trim_end()
+                    .to_string();
+                r.text = format!("{body} {still}");
+                return r;
+            }
             return Reply {
                 kind: "waiting".into(),
                 ..Default::default()

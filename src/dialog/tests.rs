@@ -149,6 +149,34 @@ fn explicit_request_escalates_with_a_summary() {
         d.on_turn(&said("Hello?", "unknown"), secs(13)).kind,
         "waiting"
     );
+    // ...unless it is a question the knowledge base answers clearly: answered, still queued.
+    let r = d.on_turn(
+        &with_hits(
+            said("How do I turn on roaming?", "roaming_activate"),
+            &[("roaming_activate", 0.8)],
+        ),
+        secs(14),
+    );
+    assert_eq!(r.kind, "queued-kb:roaming_activate");
+    assert!(!r.hang_up && r.escalation.is_none(), "{r:?}");
+    assert!(
+        r.text.starts_with("Answer about roaming_activate")
+            && r.text.ends_with("You are still in line for a colleague."),
+        "{}",
+        r.text
+    );
+    // A person is still what they asked for: not an answer.
+    assert_eq!(
+        d.on_turn(
+            &with_hits(
+                said("Agent please", "agent_request"),
+                &[("roaming_activate", 0.8)]
+            ),
+            secs(14)
+        )
+        .kind,
+        "waiting"
+    );
     // No person can take it: a callback ticket with the summary, said, then the call ends.
     let r = d.on_no_agent(secs(15));
     assert!(r.hang_up && r.kind == "callback");
