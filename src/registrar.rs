@@ -185,6 +185,24 @@ impl Registrar {
         r
     }
 
+    /// Checks the request's `Authorization` digest against the agent accounts.
+    fn verify(&self, req: &Message, method: &str, now_ms: i64) -> Verdict {
+        auth::verify(
+            req.header("Authorization"),
+            method,
+            &self.realm,
+            &self.nonces,
+            (now_ms / 1000) as u64,
+            |u, alg| {
+                let a = self.accounts.get(u)?;
+                match alg {
+                    Algorithm::Md5 => Some(a.ha1_md5.clone()),
+                    Algorithm::Sha256 => a.ha1_sha256.clone(),
+                }
+            },
+        )
+    }
+
     /// Digest check of a request other than REGISTER from an agent's softphone (a feature
     /// code): the authenticated account name, or the response to send (401 with a
     /// challenge, 403 for an unknown user or someone else's credentials, 400 if malformed).
@@ -202,21 +220,7 @@ impl Registrar {
             .from_addr()
             .ok()
             .and_then(|f| f.uri.as_sip().and_then(|u| u.user_decoded()));
-        let accounts = &self.accounts;
-        let verdict = auth::verify(
-            req.header("Authorization"),
-            &method,
-            &self.realm,
-            &self.nonces,
-            (now_ms / 1000) as u64,
-            |u, alg| {
-                let a = accounts.get(u)?;
-                match alg {
-                    Algorithm::Md5 => Some(a.ha1_md5.clone()),
-                    Algorithm::Sha256 => a.ha1_sha256.clone(),
-                }
-            },
-        );
+        let verdict = self.verify(req, &method, now_ms);
         match verdict {
             Verdict::Ok { username } if from_user.as_deref() == Some(username.as_str()) => {
                 Ok(username)
@@ -228,7 +232,7 @@ impl Registrar {
             ))),
             Verdict::Challenge { stale } => {
                 if from_user
-                    .map(|u| accounts.contains_key(&u))
+                    .map(|u| self.accounts.contains_key(&u))
                     .unwrap_or(false)
                 {
                     Err(Box::new(self.challenge(req, now_ms, stale, Some(to_tag))))
@@ -267,21 +271,7 @@ impl Registrar {
         if !self.accounts.contains_key(&user) {
             return (reply(404, "Not Found"), vec![]);
         }
-        let accounts = &self.accounts;
-        let verdict = auth::verify(
-            req.header("Authorization"),
-            "REGISTER",
-            &self.realm,
-            &self.nonces,
-            (now_ms / 1000) as u64,
-            |u, alg| {
-                let a = accounts.get(u)?;
-                match alg {
-                    Algorithm::Md5 => Some(a.ha1_md5.clone()),
-                    Algorithm::Sha256 => a.ha1_sha256.clone(),
-                }
-            },
-        );
+        let verdict = self.verify(req, "REGISTER", now_ms);
         match verdict {
             Verdict::Ok { username } if username == user => {}
             Verdict::Ok { .. } => {

@@ -304,7 +304,8 @@ impl Store {
         }
     }
 
-    /// Runs a query on the database thread and waits for its result.
+    /// Runs a query (or a write whose outcome the caller needs) on the database thread, in
+    /// order with the queued writes, and waits for its result.
     pub async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,

@@ -427,6 +427,8 @@ async fn wrapup(
             if !exists {
                 return Ok(false);
             }
+            // The wrap-up and its suggestion land together or not at all.
+            let c = c.unchecked_transaction()?;
             let now = crate::store::now_ms();
             let agent = match w.agent.clone() {
                 Some(a) => Some(a),
@@ -456,6 +458,7 @@ async fn wrapup(
                     rusqlite::params![id, question, answer, intent, agent, now],
                 )?;
             }
+            c.commit()?;
             Ok(true)
         })
         .await
