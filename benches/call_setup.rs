@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use voxdesk::media::g711::Law;
 use voxdesk::media::ports::PortPool;
-use voxdesk::media::session::{self, MediaCmd, MediaSetup, StreamParams};
+use voxdesk::media::session::{self, MediaCmd, MediaSetup, Party, StreamParams};
 
 fn quick() -> bool {
     std::env::var_os("VOXDESK_BENCH_QUICK").is_some()
@@ -194,10 +194,22 @@ fn relay(calls: usize, seconds: u64) {
                 .unwrap();
             let (t1, r1) = tokio::sync::mpsc::channel(16);
             let (t2, r2) = tokio::sync::mpsc::channel(16);
-            a.cmd.send(MediaCmd::BridgeOut(Some(t1))).await.unwrap();
-            b.cmd.send(MediaCmd::BridgeIn(Some(r1))).await.unwrap();
-            b.cmd.send(MediaCmd::BridgeOut(Some(t2))).await.unwrap();
-            a.cmd.send(MediaCmd::BridgeIn(Some(r2))).await.unwrap();
+            a.cmd
+                .send(MediaCmd::BridgeOut(Party::Agent, Some(t1)))
+                .await
+                .unwrap();
+            b.cmd
+                .send(MediaCmd::BridgeIn(Party::Caller, Some(r1)))
+                .await
+                .unwrap();
+            b.cmd
+                .send(MediaCmd::BridgeOut(Party::Caller, Some(t2)))
+                .await
+                .unwrap();
+            a.cmd
+                .send(MediaCmd::BridgeIn(Party::Agent, Some(r2)))
+                .await
+                .unwrap();
             std::mem::forget((_erx, _erx2));
             (a, b)
         });

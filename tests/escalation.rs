@@ -122,7 +122,110 @@ fn a_person_is_asked_for_and_an_agent_takes_the_call() {
     let end = wav_seconds(&wav);
     let both = wav_rms(&wav, end - 10.0, end);
     assert!(both[0] > 0.02, "caller in the recording: {both:?}");
+    // Both sides went on being transcribed after the handoff, speaker-labelled.
+    let said = |who: &str, words: &str, rows: &[(String, String)]| {
+        rows.iter()
+            .any(|(w, text)| w == who && text.to_lowercase().contains(words))
+    };
+    let bridged = bridged_turns(&server, &row.id, |rows| {
+        said("agent", "customer care", rows) && said("caller", "country", rows)
+    });
+    assert!(
+        said("agent", "customer care", &bridged),
+        "the agent's greeting: {bridged:?}"
+    );
+    assert!(
+        said("caller", "country", &bridged),
+        "the caller's words to the agent: {bridged:?}"
+    );
     drop(agent);
+}
+
+/// The bridged call's transcript (speaker, text), once `done` says it is complete (the
+/// recogniser works in the background; some seconds are allowed after the call ends).
+fn bridged_turns(
+    server: &Server,
+    call: &str,
+    done: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let db = server.db();
+        let mut st = db
+            .prepare("SELECT speaker, text FROM turns WHERE call_id = ?1 AND kind = 'bridged' ORDER BY seq")
+            .unwrap();
+        let rows: Vec<(String, String)> = st
+            .query_map([call], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        if done(&rows) || std::time::Instant::now() > deadline {
+            return rows;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn keys_pressed_by_the_caller_reach_the_agent_across_the_bridge() {
+    let _g = serial();
+    let server = Server::start_with_models("", "", "[routing]\nwhisper = false\n");
+    let agent = Softphone::start(
+        &server,
+        "agent1",
+        "agent1pass",
+        &fixtures().join("agent-hello.wav"),
+        true,
+    );
+    // 0 asks for a person; 5, pressed once the agent is there, is meant for the agent.
+    let text = std::fs::read_to_string(scenario("uac_press0.xml")).unwrap();
+    let sc = server.dir.path().join("press0then5.xml");
+    std::fs::write(
+        &sc,
+        text.replace("@wait_ms@", "4000").replace(
+            "<pause milliseconds=\"@talk_ms@\"/>",
+            "<pause milliseconds=\"14000\"/>\n  <nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/dtmf_2833_5.pcap\"/></action></nop>\n  <pause milliseconds=\"3000\"/>",
+        ),
+    )
+    .unwrap();
+    // Once the call is bridged, the agent keys 7 on the softphone (for the caller's side).
+    let out = std::thread::scope(|sc_| {
+        sc_.spawn(|| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+            while !server.log().contains("caller and agent bridged")
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            agent.command("sndcode", "7");
+        });
+        sipp(server.port, sc.to_str().unwrap(), &["-timeout", "60"])
+    });
+    assert_sipp_ok(&out, &server);
+    let row = server.wait_call_ended();
+    let log = server.log();
+    assert!(log.contains("caller and agent bridged"), "{log}");
+    let db = server.db();
+    let digits: String = db
+        .query_row("SELECT dtmf FROM calls WHERE id = ?1", [&row.id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(digits, "05", "the caller's keys");
+    // The agent's phone got the 5 as RFC 4733 events (and never the 0, which was the bot's).
+    let events = agent.events();
+    assert!(
+        events.contains("CALL_DTMF_START") && events.contains("\"param\":\"5\""),
+        "{events}\n{}",
+        agent.log()
+    );
+    assert!(!events.contains("\"param\":\"0\""), "{events}");
+    // The agent's 7 was passed to the caller's leg.
+    assert!(
+        log.contains("agent DTMF passed to the caller digit=7"),
+        "{log}"
+    );
 }
 
 #[test]

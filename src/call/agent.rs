@@ -3,10 +3,13 @@
 
 use super::{stream_params, Call, State};
 use crate::endpoint::{new_tag, ALLOW};
-use crate::media::session::{self, MediaCmd, MediaEvent, MediaHandle, MediaSetup, StreamParams};
+use crate::media::session::{
+    self, MediaCmd, MediaEvent, MediaHandle, MediaSetup, Party, StreamParams,
+};
 use crate::transport::Flow;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use voxdesk_sip::dialog::Dialog;
 use voxdesk_sip::sdp::{self, LocalMedia, SessionDescription};
 use voxdesk_sip::txn::TxKey;
@@ -25,6 +28,10 @@ pub(super) struct AgentLeg {
     pub(super) local: LocalMedia,
     pub(super) answered: bool,
     pub(super) bye_sent: bool,
+    /// Caller and agent hear each other.
+    pub(super) bridged: bool,
+    /// When this leg's media session (its turn timeline) started.
+    pub(super) media_at: Instant,
 }
 
 impl Call {
@@ -52,6 +59,8 @@ impl Call {
                 return self.unavailable("rtp-socket-error").await;
             }
         };
+        // The agent's turns are for the transcript: talking over the whisper pauses nothing.
+        let _ = media.cmd.send(MediaCmd::Transcribe(true)).await;
         let flow = binding.flow.clone();
         let call_id = format!("{}-agent@voxdesk", self.ctx.id);
         let caller = self.invite.from_addr().ok();
@@ -103,6 +112,8 @@ impl Call {
             local,
             answered: false,
             bye_sent: false,
+            bridged: false,
+            media_at: Instant::now(),
         });
         let key = voxdesk_sip::txn::client_key_for_request(&inv);
         if let Some(a) = self.agent.as_mut() {
@@ -180,27 +191,103 @@ impl Call {
         }
     }
 
+    /// A person takes over: the bot stops listening and talking (its last turn number and
+    /// the caller's language are kept for the transcript that goes on).
+    pub(super) fn end_talk(&mut self) {
+        if let Some(t) = self.talk.take() {
+            self.talk_left = Some((t.seq(), t.language().to_string()));
+        }
+    }
+
     pub(super) async fn bridge(&mut self) {
-        // A person takes over: the bot stops listening and talking.
-        self.talk = None;
-        let (Some(m), Some(a)) = (&self.media, &self.agent) else {
+        self.end_talk();
+        let (Some(m), Some(a)) = (&self.media, self.agent.as_mut()) else {
             return;
         };
+        a.bridged = true;
         let (to_agent_tx, to_agent_rx) = mpsc::channel(16);
         let (to_caller_tx, to_caller_rx) = mpsc::channel(16);
-        let _ = m.cmd.send(MediaCmd::BridgeOut(Some(to_agent_tx))).await;
-        let _ = m.cmd.send(MediaCmd::BridgeIn(Some(to_caller_rx))).await;
-        let _ = a
-            .media
+        let _ = m
             .cmd
-            .send(MediaCmd::BridgeOut(Some(to_caller_tx)))
+            .send(MediaCmd::BridgeOut(Party::Agent, Some(to_agent_tx)))
+            .await;
+        let _ = m
+            .cmd
+            .send(MediaCmd::BridgeIn(Party::Agent, Some(to_caller_rx)))
             .await;
         let _ = a
             .media
             .cmd
-            .send(MediaCmd::BridgeIn(Some(to_agent_rx)))
+            .send(MediaCmd::BridgeOut(Party::Caller, Some(to_caller_tx)))
+            .await;
+        let _ = a
+            .media
+            .cmd
+            .send(MediaCmd::BridgeIn(Party::Caller, Some(to_agent_rx)))
             .await;
         tracing::info!(agent = %a.username, "caller and agent bridged");
+        let agent_media_at = a.media_at;
+        self.start_scribe(agent_media_at).await;
+    }
+
+    /// Both sides of the bridged call go on being transcribed (when configured and there
+    /// is a recogniser).
+    pub(super) async fn start_scribe(&mut self, agent_media_at: Instant) {
+        let cfg = &self.ctx.shared.cfg;
+        let Some(speech) = self.ctx.shared.speech.clone() else {
+            return;
+        };
+        if !cfg.routing.transcribe_bridged || self.scribe.is_some() {
+            return;
+        }
+        let (seq, language) = self
+            .talk_left
+            .clone()
+            .unwrap_or_else(|| (0, speech.language.clone()));
+        let offset =
+            agent_media_at.saturating_duration_since(self.media_at.unwrap_or(agent_media_at));
+        self.scribe = Some(super::scribe::Scribe::new(
+            speech,
+            self.ctx.shared.brain.clone(),
+            self.ctx.shared.store.clone(),
+            self.ctx.id.clone(),
+            &language,
+            seq,
+            offset,
+        ));
+        for cmd in [
+            self.media.as_ref().map(|m| &m.cmd),
+            self.agent.as_ref().map(|a| &a.media.cmd),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let _ = cmd.send(MediaCmd::Transcribe(true)).await;
+        }
+    }
+
+    /// Events from the agent leg's media: the whisper ended, a key, a turn, silence.
+    pub(super) async fn on_agent_media(&mut self, e: MediaEvent) {
+        match e {
+            MediaEvent::RtpTimeout => self.hangup("agent-rtp-timeout").await,
+            MediaEvent::PlaybackDone
+                if self.queued.as_ref().map(|q| q.whispering).unwrap_or(false) =>
+            {
+                self.connect_agent().await
+            }
+            MediaEvent::Dtmf(d) if self.agent.as_ref().is_some_and(|a| a.bridged) => {
+                tracing::info!(digit = %d, "agent DTMF passed to the caller");
+                if let Some(m) = &self.media {
+                    let _ = m.cmd.send(MediaCmd::SendDigit(d)).await;
+                }
+            }
+            MediaEvent::Utterance(u) => {
+                if let Some(s) = self.scribe.as_mut() {
+                    s.on_utterance("agent", u);
+                }
+            }
+            _ => {}
+        }
     }
 
     pub(super) async fn on_agent_request(&mut self, key: TxKey, msg: Message) {

@@ -151,6 +151,7 @@ impl Call {
             Ok(h) => {
                 self.media = Some(h);
                 self.media_events = Some(ev_rx);
+                self.media_at = Some(Instant::now());
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot open RTP socket");

@@ -247,7 +247,10 @@ impl Call {
             .store
             .escalation_answered(&self.ctx.id, &agent);
         tracing::info!(%agent, "agent took the escalated call");
-        self.talk = None;
+        self.end_talk();
+        if let Some(at) = self.agent.as_ref().map(|a| a.media_at) {
+            self.start_scribe(at).await;
+        }
         let whisper = self.queued.as_mut().and_then(|q| {
             q.agent = Some(agent.clone());
             q.hold_at = None;

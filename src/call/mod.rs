@@ -26,6 +26,7 @@ mod answer;
 mod escalate;
 mod feature;
 mod in_dialog;
+mod scribe;
 mod talk;
 use agent::AgentLeg;
 pub use feature::Feature;
@@ -129,8 +130,14 @@ struct Call {
     agents: Vec<(String, Binding)>,
     agent: Option<AgentLeg>,
     recording: Option<std::path::PathBuf>,
+    /// When the caller's media session (its turn timeline) started.
+    media_at: Option<Instant>,
     /// The spoken conversation with the bot (absent when speech is off or a person talks).
     talk: Option<Talk>,
+    /// The bot's last turn number and the caller's language, kept when a person takes over.
+    talk_left: Option<(u32, String)>,
+    /// Transcribes both sides of a bridged call.
+    scribe: Option<scribe::Scribe>,
     /// Handed to people: queued, ringing, whispering or bridged.
     queued: Option<escalate::Queued>,
     /// An agent's feature code, applied when the call is answered.
@@ -233,7 +240,10 @@ pub async fn run_inbound(
         agents,
         agent: None,
         recording: None,
+        media_at: None,
         talk: None,
+        talk_left: None,
+        scribe: None,
         queued: None,
         feature_request: feature,
         feature: None,
@@ -253,13 +263,7 @@ impl Call {
                 },
                 e = recv_opt(&mut self.media_events) => if let Some(e) = e { self.on_media(e).await },
                 e = async { match self.agent.as_mut() { Some(a) => a.events.recv().await, None => std::future::pending().await } } => {
-                    match e {
-                        Some(MediaEvent::RtpTimeout) => self.hangup("agent-rtp-timeout").await,
-                        Some(MediaEvent::PlaybackDone) if self.queued.as_ref().map(|q| q.whispering).unwrap_or(false) => {
-                            self.connect_agent().await
-                        }
-                        _ => {}
-                    }
+                    if let Some(e) = e { self.on_agent_media(e).await }
                 }
                 e = async { match self.talk.as_mut() { Some(t) => t.rx.recv().await, None => std::future::pending().await } } => {
                     if let Some(e) = e { self.on_talk(e).await }
@@ -444,6 +448,8 @@ impl Call {
                 );
                 if let (Some(t), Some(m)) = (self.talk.as_mut(), self.media.as_ref()) {
                     t.on_utterance(u, &m.cmd);
+                } else if let Some(s) = self.scribe.as_mut() {
+                    s.on_utterance("caller", u);
                 }
             }
             MediaEvent::Tentative(u) => {
@@ -504,6 +510,11 @@ impl Call {
     async fn on_digit(&mut self, d: char) {
         tracing::info!(digit = %d, "DTMF");
         self.ctx.shared.store.call_dtmf(&self.ctx.id, d);
+        if let Some(a) = self.agent.as_ref().filter(|a| a.bridged) {
+            // A person has the call: the caller's keys are theirs (IVRs, card numbers).
+            let _ = a.media.cmd.send(MediaCmd::SendDigit(d)).await;
+            return;
+        }
         if self.state == State::Confirmed && self.on_queued_digit(d).await {
             return;
         }

@@ -681,6 +681,11 @@ impl Talk {
         self.speak(self.seq, reply, &utt, now, media);
     }
 
+    /// The number of the last turn (caller's or bot's).
+    pub fn seq(&self) -> u32 {
+        self.seq
+    }
+
     pub fn language(&self) -> &str {
         if self.language == "zh" {
             "zh"

@@ -42,6 +42,9 @@ pub struct RoutingConfig {
     pub wrap_up_secs: u64,
     /// Say the handoff summary to the agent before connecting the caller.
     pub whisper: bool,
+    /// Keep transcribing a bridged call, both sides, speaker-labelled in `turns` (agent
+    /// assist and QA; costs recogniser time on the inference pool).
+    pub transcribe_bridged: bool,
     /// Console URL put in Call-Info (the call id is appended); empty: the API's own URL.
     pub console_url: String,
     pub queues: Vec<QueueDef>,
@@ -105,6 +108,7 @@ impl Default for RoutingConfig {
             ring_timeout_secs: 15,
             wrap_up_secs: 10,
             whisper: true,
+            transcribe_bridged: true,
             console_url: String::new(),
             queues: vec![
                 q("general", &["general"], &[], 0),

@@ -76,10 +76,13 @@ pub enum MediaCmd {
     StopPlayback,
     SendDigit(char),
     Update(StreamParams),
-    /// Send decoded caller audio to another leg.
-    BridgeOut(Option<mpsc::Sender<Frame>>),
-    /// Play audio received from another leg.
-    BridgeIn(Option<mpsc::Receiver<Frame>>),
+    /// Send this leg's decoded audio to another leg (None: stop sending to it).
+    BridgeOut(Party, Option<mpsc::Sender<Frame>>),
+    /// Hear audio from another leg (None: stop). Several inputs are mixed.
+    BridgeIn(Party, Option<mpsc::Receiver<Frame>>),
+    /// Detect turns for the transcript only: also while bridged, and never pausing what
+    /// plays (barge-in is for the bot's own prompts on the caller's leg).
+    Transcribe(bool),
     /// Start recording both directions to this WAV (from now on).
     Record(PathBuf),
     Stop,
@@ -117,6 +120,21 @@ pub struct Utterance {
     pub speech_end: Instant,
     /// When the turn detector decided the turn was over.
     pub decided: Instant,
+}
+
+/// Who a bridged leg belongs to (keys for its audio routes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    Caller,
+    Agent,
+    Supervisor,
+}
+
+/// Audio from another leg, waiting to be mixed into what this leg hears.
+struct BridgeInput {
+    from: Party,
+    rx: mpsc::Receiver<Frame>,
+    buf: VecDeque<i16>,
 }
 
 struct Queued {
@@ -202,9 +220,10 @@ struct Session {
     vad: EnergyVad,
     turns: TurnDetector,
     frames: u64,
-    bridge_out: Option<mpsc::Sender<Frame>>,
-    bridge_in: Option<mpsc::Receiver<Frame>>,
-    bridge_buf: VecDeque<i16>,
+    bridge_out: Vec<(Party, mpsc::Sender<Frame>)>,
+    bridge_in: Vec<BridgeInput>,
+    /// Detect turns while bridged (their audio goes to the recogniser, nothing is paused).
+    transcribe: bool,
     digits: VecDeque<(bool, [u8; 4])>,
     digit_ts: u32,
     recorder: Option<Recorder>,
@@ -265,9 +284,9 @@ impl Session {
             heard_base: 0,
             heard_cap: ((s.turn.max_turn_ms + s.turn.pre_roll_ms + 2000) * 8) as usize,
             frames: 0,
-            bridge_out: None,
-            bridge_in: None,
-            bridge_buf: VecDeque::new(),
+            bridge_out: Vec::new(),
+            bridge_in: Vec::new(),
+            transcribe: false,
             digits: VecDeque::new(),
             digit_ts: 0,
             recorder,
@@ -350,11 +369,23 @@ impl Session {
                 }
                 self.params = p;
             }
-            MediaCmd::BridgeOut(tx) => self.bridge_out = tx,
-            MediaCmd::BridgeIn(rx) => {
-                self.bridge_in = rx;
-                self.bridge_buf.clear();
+            MediaCmd::BridgeOut(to, tx) => {
+                self.bridge_out.retain(|(p, _)| *p != to);
+                if let Some(tx) = tx {
+                    self.bridge_out.push((to, tx));
+                }
             }
+            MediaCmd::BridgeIn(from, rx) => {
+                self.bridge_in.retain(|i| i.from != from);
+                if let Some(rx) = rx {
+                    self.bridge_in.push(BridgeInput {
+                        from,
+                        rx,
+                        buf: VecDeque::with_capacity(FRAME * 5),
+                    });
+                }
+            }
+            MediaCmd::Transcribe(on) => self.transcribe = on,
             MediaCmd::Record(path) => match Recorder::create(&path) {
                 Ok(r) => self.recorder = Some(r),
                 Err(e) => tracing::error!(error = %e, "recording disabled for this call"),
@@ -494,10 +525,14 @@ impl Session {
             self.heard.drain(..drop);
             self.heard_base += drop as u64;
         }
-        if !self.params.recv || self.bridge_in.is_some() {
+        let bridged = !self.bridge_in.is_empty();
+        if !self.params.recv || (bridged && !self.transcribe) {
             return; // on hold, or a person is talking to the caller
         }
-        self.turns.set_bot_speaking(!self.prompts.is_empty());
+        // Turns for the transcript only (an agent's leg, a bridged caller): what plays is
+        // never paused for them.
+        self.turns
+            .set_bot_speaking(!self.transcribe && !bridged && !self.prompts.is_empty());
         let voiced = self.vad.score(rx) > 0.5;
         let Some(ev) = self.turns.on_frame(voiced, now) else {
             return;
@@ -566,20 +601,24 @@ impl Session {
 
     fn next_tx_frame(&mut self) -> (Frame, bool) {
         let mut f = [0i16; FRAME];
-        if let Some(rx) = self.bridge_in.as_mut() {
-            while let Ok(fr) = rx.try_recv() {
-                self.bridge_buf.extend(fr);
+        let mut mixed = false;
+        for input in self.bridge_in.iter_mut() {
+            while let Ok(fr) = input.rx.try_recv() {
+                input.buf.extend(fr);
             }
-            // Bound the bridge backlog to ~100 ms.
-            while self.bridge_buf.len() > FRAME * 5 {
-                self.bridge_buf.drain(..FRAME);
+            // Bound each leg's backlog to ~100 ms.
+            while input.buf.len() > FRAME * 5 {
+                input.buf.drain(..FRAME);
             }
-            if self.bridge_buf.len() >= FRAME {
-                for (o, s) in f.iter_mut().zip(self.bridge_buf.drain(..FRAME)) {
-                    *o = s;
+            if input.buf.len() >= FRAME {
+                for (o, s) in f.iter_mut().zip(input.buf.drain(..FRAME)) {
+                    *o = o.saturating_add(s);
                 }
-                return (f, true);
+                mixed = true;
             }
+        }
+        if mixed {
+            return (f, true);
         }
         if let Some(q) = self.prompts.front_mut() {
             if q.pos == 0 {
@@ -614,7 +653,7 @@ impl Session {
             self.take_turns(&[0; FRAME]);
         }
         self.vad_fed = 0;
-        if let Some(tx) = &self.bridge_out {
+        for (_, tx) in &self.bridge_out {
             let _ = tx.try_send(rx);
         }
         // While a digit is being sent, the audio source waits (a prompt is not skipped).

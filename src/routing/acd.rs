@@ -97,6 +97,9 @@ struct Waiting {
     tried: HashSet<String>,
     /// Ringing this agent since.
     ringing: Option<(String, Duration)>,
+    /// Only this agent may take the call (a transfer to a person; the queue's skills do not
+    /// apply). Dropped when that agent fails to take it: the queue serves it from then on.
+    target: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,9 +232,37 @@ impl Acd {
         priority: i32,
         now: Duration,
     ) -> Result<Vec<Action>, AcdError> {
+        self.enqueue_for(call, queue, language, priority, None, now)
+    }
+
+    /// As `enqueue`, for one agent first (`target`, e.g. a transfer to a named colleague):
+    /// only they are rung while they can take it; if they do not answer or are away
+    /// (paused, offline) the call falls back to the queue's agents.
+    pub fn enqueue_for(
+        &mut self,
+        call: &str,
+        queue: &str,
+        language: &str,
+        priority: i32,
+        target: Option<&str>,
+        now: Duration,
+    ) -> Result<Vec<Action>, AcdError> {
         if !self.queues.contains_key(queue) {
             return Err(AcdError::UnknownQueue(queue.into()));
         }
+        // A target who cannot take calls now: straight to the queue.
+        let target = match target {
+            Some(t) => {
+                let a = self
+                    .agents
+                    .get(t)
+                    .ok_or_else(|| AcdError::UnknownAgent(t.into()))?;
+                matches!(a.state, AgentState::Available | AgentState::WrapUp { .. })
+                    .then(|| t.to_string())
+            }
+            None => None,
+        };
+        self.calls.retain(|w| w.call != call);
         self.calls.push(Waiting {
             call: call.into(),
             queue: queue.into(),
@@ -242,6 +273,7 @@ impl Acd {
             visited: Vec::new(),
             tried: HashSet::new(),
             ringing: None,
+            target,
         });
         Ok(self.dispatch(now))
     }
@@ -397,6 +429,9 @@ impl Acd {
         if let Some(w) = self.calls.iter_mut().find(|w| w.call == call) {
             w.ringing = None;
             w.tried.insert(failed_agent.to_string());
+            if w.target.as_deref() == Some(failed_agent) {
+                w.target = None;
+            }
         }
     }
 
@@ -417,8 +452,13 @@ impl Acd {
                 .values()
                 .filter(|a| a.state == AgentState::Available)
                 .filter(|a| !w.tried.contains(&a.id))
-                .filter(|a| q.skills.iter().all(|s| a.skills.contains(s)))
-                .filter(|a| a.languages.is_empty() || a.languages.contains(&w.language))
+                .filter(|a| match &w.target {
+                    Some(t) => &a.id == t,
+                    None => {
+                        q.skills.iter().all(|s| a.skills.contains(s))
+                            && (a.languages.is_empty() || a.languages.contains(&w.language))
+                    }
+                })
                 .min_by_key(|a| (a.idle_since, a.id.clone()))
                 .map(|a| a.id.clone());
             if let Some(agent) = best {

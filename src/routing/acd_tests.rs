@@ -231,3 +231,42 @@ fn a_call_overflows_once_then_expires() {
         }]
     );
 }
+
+#[test]
+fn a_transfer_to_a_named_agent_rings_only_them_then_falls_back_to_the_queue() {
+    let mut a = acd();
+    a.set_available("bob", s(0)).unwrap();
+    a.set_available("alice", s(1)).unwrap();
+    a.set_available("carol", s(2)).unwrap();
+    // carol lacks the billing skill, yet a transfer to her rings her (not bob, idle longer).
+    assert_eq!(
+        a.enqueue_for("c1", "billing", "en", 10, Some("carol"), s(3))
+            .unwrap(),
+        [ring("c1", "carol")]
+    );
+    // She does not answer: the billing queue's longest-idle agent gets it.
+    let out = a.on_time(s(18));
+    assert_eq!(
+        out,
+        [
+            Action::CancelRing {
+                call: "c1".into(),
+                agent: "carol".into()
+            },
+            ring("c1", "bob")
+        ]
+    );
+    // A paused target is skipped at once; an unknown one is an error.
+    let mut a = acd();
+    a.set_available("bob", s(0)).unwrap();
+    a.set_unavailable("alice", Some("lunch"), s(0)).unwrap();
+    assert_eq!(
+        a.enqueue_for("c2", "billing", "en", 10, Some("alice"), s(1))
+            .unwrap(),
+        [ring("c2", "bob")]
+    );
+    assert_eq!(
+        a.enqueue_for("c3", "billing", "en", 0, Some("nobody"), s(1)),
+        Err(AcdError::UnknownAgent("nobody".into()))
+    );
+}

@@ -49,6 +49,8 @@ enum Cmd {
         queue: String,
         language: String,
         priority: i32,
+        /// Only this agent first (a transfer to a named colleague).
+        agent: Option<String>,
         events: mpsc::Sender<RouteEvent>,
         reply: oneshot::Sender<Result<usize, String>>,
     },
@@ -147,12 +149,27 @@ impl Router {
         priority: i32,
         events: mpsc::Sender<RouteEvent>,
     ) -> Result<usize, String> {
+        self.enqueue_for(call, queue, language, priority, None, events)
+            .await
+    }
+
+    /// As `enqueue`, ringing `agent` first (see `Acd::enqueue_for`).
+    pub async fn enqueue_for(
+        &self,
+        call: &str,
+        queue: &str,
+        language: &str,
+        priority: i32,
+        agent: Option<&str>,
+        events: mpsc::Sender<RouteEvent>,
+    ) -> Result<usize, String> {
         let (reply, rx) = oneshot::channel();
         self.send(Cmd::Enqueue {
             call: call.into(),
             queue: queue.into(),
             language: language.into(),
             priority,
+            agent: agent.map(String::from),
             events,
             reply,
         });
@@ -270,9 +287,17 @@ impl Driver {
                 queue,
                 language,
                 priority,
+                agent,
                 events,
                 reply,
-            } => match self.acd.enqueue(&call, &queue, &language, priority, now) {
+            } => match self.acd.enqueue_for(
+                &call,
+                &queue,
+                &language,
+                priority,
+                agent.as_deref(),
+                now,
+            ) {
                 Ok(actions) => {
                     self.calls.insert(call.clone(), events);
                     let pos = self.acd.position(&call).unwrap_or(1);

@@ -29,12 +29,22 @@ pub enum Priority {
     Urgent,
     /// Might save time later; dropped under load.
     Speculative,
+    /// Nobody waits for it (bridged calls' transcripts): after every urgent job, in order;
+    /// refused only when the queue is full.
+    Background,
 }
 
 #[derive(Default)]
 struct Queues {
     urgent: VecDeque<Job>,
     speculative: VecDeque<Job>,
+    background: VecDeque<Job>,
+}
+
+impl Queues {
+    fn len(&self) -> usize {
+        self.urgent.len() + self.speculative.len() + self.background.len()
+    }
 }
 
 struct Inner {
@@ -69,8 +79,11 @@ impl InferencePool {
                     let job = {
                         let mut q = inner.queues.lock().unwrap_or_else(|e| e.into_inner());
                         loop {
-                            if let Some(j) =
-                                q.urgent.pop_front().or_else(|| q.speculative.pop_front())
+                            if let Some(j) = q
+                                .urgent
+                                .pop_front()
+                                .or_else(|| q.speculative.pop_front())
+                                .or_else(|| q.background.pop_front())
                             {
                                 break j;
                             }
@@ -104,10 +117,7 @@ impl InferencePool {
     /// Jobs running and waiting now.
     pub fn load(&self) -> (usize, usize) {
         let q = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-        (
-            self.inner.busy.load(Ordering::Relaxed),
-            q.urgent.len() + q.speculative.len(),
-        )
+        (self.inner.busy.load(Ordering::Relaxed), q.len())
     }
 
     /// Runs `f(threads)` on a worker; the result arrives on the returned channel (dropped
@@ -130,7 +140,7 @@ impl InferencePool {
             let _ = tx.send(f(threads));
         });
         let mut q = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
-        let waiting = q.urgent.len() + q.speculative.len();
+        let waiting = q.len();
         match prio {
             Priority::Urgent if q.urgent.len() < self.capacity => q.urgent.push_back(job),
             Priority::Urgent => return Err(PoolError::Busy(waiting)),
@@ -141,6 +151,10 @@ impl InferencePool {
                 q.speculative.push_back(job)
             }
             Priority::Speculative => return Err(PoolError::Busy(waiting)),
+            Priority::Background if q.background.len() < self.capacity => {
+                q.background.push_back(job)
+            }
+            Priority::Background => return Err(PoolError::Busy(waiting)),
         }
         drop(q);
         self.inner.ready.notify_one();
@@ -185,6 +199,37 @@ mod tests {
                 .unwrap(),
             4
         );
+    }
+
+    #[test]
+    fn background_work_waits_behind_urgent_work() {
+        let pool = InferencePool::new(1, 2);
+        let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let first = pool.submit(move |_| gate_rx.recv().ok()).unwrap();
+        while pool.load() != (1, 0) {
+            std::thread::yield_now();
+        }
+        let o = order.clone();
+        let bg = pool
+            .submit_with(Priority::Background, move |_| o.lock().unwrap().push("bg"))
+            .unwrap();
+        let o = order.clone();
+        let urgent = pool
+            .submit(move |_| o.lock().unwrap().push("urgent"))
+            .unwrap();
+        let o = order.clone();
+        let bg2 = pool
+            .submit_with(Priority::Background, move |_| o.lock().unwrap().push("bg2"))
+            .unwrap();
+        // The background queue is full (capacity 2): refused, not dropped silently.
+        assert!(pool.submit_with(Priority::Background, |_| ()).is_err());
+        gate_tx.send(()).unwrap();
+        first.blocking_recv().unwrap();
+        urgent.blocking_recv().unwrap();
+        bg.blocking_recv().unwrap();
+        bg2.blocking_recv().unwrap();
+        assert_eq!(*order.lock().unwrap(), vec!["urgent", "bg", "bg2"]);
     }
 
     #[test]

@@ -9,6 +9,9 @@ pub struct Softphone {
     pub dir: tempfile::TempDir,
     child: Child,
     pub user: String,
+    /// baresip's control socket (ctrl_tcp): its events as they came, and commands.
+    events: std::sync::Arc<std::sync::Mutex<String>>,
+    control: Option<std::net::TcpStream>,
 }
 
 impl Softphone {
@@ -52,6 +55,7 @@ impl Softphone {
             w.finalize().unwrap();
         }
         let sip_port = free_port();
+        let ctrl_port = free_port();
         let rtp = free_media_port();
         let mode = if auto_answer { "auto" } else { "manual" };
         std::fs::write(
@@ -64,7 +68,7 @@ impl Softphone {
             format!(
                 "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\naudio_player aufile,{heard}\naudio_alert aufile,/dev/null\n\
 audio_source aufile,{voice}\nrtp_ports {rtp}-{}\nsnd_path {rec}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n\
-module sndfile.so\nmodule_app account.so\n",
+module sndfile.so\nmodule_app account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n",
                 rtp + 20,
                 heard = dir.path().join("heard.wav").display(),
                 voice = padded.display(),
@@ -82,10 +86,36 @@ module sndfile.so\nmodule_app account.so\n",
             .stderr(log)
             .spawn()
             .unwrap();
+        let events = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut control = None;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while control.is_none() && Instant::now() < deadline {
+            match std::net::TcpStream::connect(("127.0.0.1", ctrl_port)) {
+                Ok(c) => control = Some(c),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+        if let Some(mut c) = control.as_ref().and_then(|c| c.try_clone().ok()) {
+            let events = events.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = std::io::Read::read(&mut c, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    events
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
         let phone = Softphone {
             dir,
             child,
             user: user.into(),
+            events,
+            control,
         };
         // Wait for the digest-authenticated registration to land in SQLite.
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -126,6 +156,18 @@ module sndfile.so\nmodule_app account.so\n",
 }
 
 impl Softphone {
+    /// What baresip reported on its control socket so far (JSON events in netstrings).
+    pub fn events(&self) -> String {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Runs a baresip command (e.g. `sndcode` with the digits to send in the call).
+    pub fn command(&self, command: &str, params: &str) {
+        let json = format!("{{\"command\":\"{command}\",\"params\":\"{params}\",\"token\":\"t\"}}");
+        let c = self.control.as_ref().expect("baresip control socket");
+        std::io::Write::write_all(&mut &*c, format!("{}:{json},", json.len()).as_bytes()).unwrap();
+    }
+
     /// Ends baresip (its files stay until the softphone is dropped).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
