@@ -19,7 +19,7 @@ use voxdesk_sip::txn::{Output, Timers, TransactionLayer, TxKey};
 use voxdesk_sip::validate::{validate_request, Capabilities};
 use voxdesk_sip::{Message, Method};
 
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER";
 pub const SUPPORTED: &str = "timer";
 
 /// What every call needs, shared read-only.
@@ -462,7 +462,7 @@ impl Endpoint {
                     self.reply(&key, &msg, 481, &[]);
                 }
             }
-            Method::Invite | Method::Bye | Method::Update | Method::Info => {
+            Method::Invite | Method::Bye | Method::Update | Method::Info | Method::Refer => {
                 if self.calls.contains_key(&call_id) {
                     self.route_to_call(&call_id, CallInput::Request { key, msg, flow });
                 } else {
@@ -470,11 +470,7 @@ impl Endpoint {
                 }
             }
             Method::Ack => {}
-            Method::Prack
-            | Method::Refer
-            | Method::Notify
-            | Method::Subscribe
-            | Method::Message => {
+            Method::Prack | Method::Notify | Method::Subscribe | Method::Message => {
                 self.reply(&key, &msg, 405, &[("Allow", ALLOW.into())]);
             }
             Method::Other(_) => self.reply(&key, &msg, 501, &[("Allow", ALLOW.into())]),

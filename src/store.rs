@@ -441,6 +441,37 @@ impl Store {
         });
     }
 
+    /// An agent handed the call on: their escalation ends `transferred`, and a new one
+    /// (trigger `transfer`, the same summary, `how` as its reason) waits in `queue`.
+    pub fn escalation_transferred(&self, call_id: &str, how: &str, queue: &str) {
+        let (id, how, queue) = (call_id.to_string(), how.to_string(), queue.to_string());
+        self.write("escalation transferred", move |db| {
+            let tx = db.unchecked_transaction()?;
+            let now = now_ms();
+            tx.execute(
+                "UPDATE escalations SET outcome = 'transferred'
+                 WHERE id = (SELECT MAX(id) FROM escalations WHERE call_id = ?1)",
+                params![id],
+            )?;
+            let n = tx.execute(
+                "INSERT INTO escalations (call_id, trigger, reason, intent, summary_json, summary_line, queue, outcome, queued_at_ms, created_at_ms)
+                 SELECT call_id, 'transfer', ?2, intent, summary_json, summary_line, ?3, 'waiting', ?4, ?4
+                 FROM escalations WHERE id = (SELECT MAX(id) FROM escalations WHERE call_id = ?1)",
+                params![id, how, queue, now],
+            )?;
+            if n == 0 {
+                // A direct call to an agent's extension had no escalation yet.
+                tx.execute(
+                    "INSERT INTO escalations (call_id, trigger, reason, summary_json, summary_line, queue, outcome, queued_at_ms, created_at_ms)
+                     VALUES (?1, 'transfer', ?2, '{}', ?2, ?3, 'waiting', ?4, ?4)",
+                    params![id, how, queue, now],
+                )?;
+            }
+            tx.commit()?;
+            Ok(n)
+        });
+    }
+
     /// The call's latest escalation moved to `queue` (its queue's overflow).
     pub fn escalation_overflow(&self, call_id: &str, queue: &str) {
         let (id, queue) = (call_id.to_string(), queue.to_string());

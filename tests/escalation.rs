@@ -167,68 +167,6 @@ fn bridged_turns(
 }
 
 #[test]
-fn keys_pressed_by_the_caller_reach_the_agent_across_the_bridge() {
-    let _g = serial();
-    let server = Server::start_with_models("", "", "[routing]\nwhisper = false\n");
-    let agent = Softphone::start(
-        &server,
-        "agent1",
-        "agent1pass",
-        &fixtures().join("agent-hello.wav"),
-        true,
-    );
-    // 0 asks for a person; 5, pressed once the agent is there, is meant for the agent.
-    let text = std::fs::read_to_string(scenario("uac_press0.xml")).unwrap();
-    let sc = server.dir.path().join("press0then5.xml");
-    std::fs::write(
-        &sc,
-        text.replace("@wait_ms@", "4000").replace(
-            "<pause milliseconds=\"@talk_ms@\"/>",
-            "<pause milliseconds=\"14000\"/>\n  <nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/dtmf_2833_5.pcap\"/></action></nop>\n  <pause milliseconds=\"3000\"/>",
-        ),
-    )
-    .unwrap();
-    // Once the call is bridged, the agent keys 7 on the softphone (for the caller's side).
-    let out = std::thread::scope(|sc_| {
-        sc_.spawn(|| {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
-            while !server.log().contains("caller and agent bridged")
-                && std::time::Instant::now() < deadline
-            {
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(500));
-            agent.command("sndcode", "7");
-        });
-        sipp(server.port, sc.to_str().unwrap(), &["-timeout", "60"])
-    });
-    assert_sipp_ok(&out, &server);
-    let row = server.wait_call_ended();
-    let log = server.log();
-    assert!(log.contains("caller and agent bridged"), "{log}");
-    let db = server.db();
-    let digits: String = db
-        .query_row("SELECT dtmf FROM calls WHERE id = ?1", [&row.id], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(digits, "05", "the caller's keys");
-    // The agent's phone got the 5 as RFC 4733 events (and never the 0, which was the bot's).
-    let events = agent.events();
-    assert!(
-        events.contains("CALL_DTMF_START") && events.contains("\"param\":\"5\""),
-        "{events}\n{}",
-        agent.log()
-    );
-    assert!(!events.contains("\"param\":\"0\""), "{events}");
-    // The agent's 7 was passed to the caller's leg.
-    assert!(
-        log.contains("agent DTMF passed to the caller digit=7"),
-        "{log}"
-    );
-}
-
-#[test]
 fn nobody_available_the_bot_answers_meanwhile_then_a_callback() {
     let _g = serial();
     // No softphone registers; the queue gives up after 25 s. While waiting the caller asks

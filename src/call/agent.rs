@@ -62,7 +62,9 @@ impl Call {
         // The agent's turns are for the transcript: talking over the whisper pauses nothing.
         let _ = media.cmd.send(MediaCmd::Transcribe(true)).await;
         let flow = binding.flow.clone();
-        let call_id = format!("{}-agent@voxdesk", self.ctx.id);
+        // One Call-ID per agent leg: after a transfer a second leg lives beside the first.
+        self.agent_legs += 1;
+        let call_id = format!("{}-agent{}@voxdesk", self.ctx.id, self.agent_legs);
         let caller = self.invite.from_addr().ok();
         let mut inv = Message::request(Method::Invite, binding.uri.clone());
         inv.push_header("Via", self.ctx.shared.via(&flow));
@@ -191,11 +193,27 @@ impl Call {
         }
     }
 
-    /// A person takes over: the bot stops listening and talking (its last turn number and
-    /// the caller's language are kept for the transcript that goes on).
+    /// A person takes over: the bot stops listening and talking. It is parked, not gone: if
+    /// the agent transfers the call, the bot is with the caller again while they wait.
     pub(super) fn end_talk(&mut self) {
-        if let Some(t) = self.talk.take() {
-            self.talk_left = Some((t.seq(), t.language().to_string()));
+        if let Some(mut t) = self.talk.take() {
+            t.park();
+            self.parked = Some(t);
+        }
+    }
+
+    /// The caller is waiting again (a transfer): the bot takes the call back, its turn
+    /// numbers after the bridged transcript's.
+    pub(super) async fn resume_talk(&mut self) {
+        let Some(mut t) = self.parked.take() else {
+            return;
+        };
+        if let Some(s) = &self.scribe {
+            t.resume_after(s.seq());
+        }
+        self.talk = Some(t);
+        if let Some(m) = &self.media {
+            let _ = m.cmd.send(MediaCmd::Transcribe(false)).await;
         }
     }
 
@@ -237,24 +255,31 @@ impl Call {
         let Some(speech) = self.ctx.shared.speech.clone() else {
             return;
         };
-        if !cfg.routing.transcribe_bridged || self.scribe.is_some() {
+        if !cfg.routing.transcribe_bridged {
             return;
         }
         let (seq, language) = self
-            .talk_left
-            .clone()
+            .parked
+            .as_ref()
+            .map(|t| (t.seq(), t.language().to_string()))
             .unwrap_or_else(|| (0, speech.language.clone()));
         let offset =
             agent_media_at.saturating_duration_since(self.media_at.unwrap_or(agent_media_at));
-        self.scribe = Some(super::scribe::Scribe::new(
-            speech,
-            self.ctx.shared.brain.clone(),
-            self.ctx.shared.store.clone(),
-            self.ctx.id.clone(),
-            &language,
-            seq,
-            offset,
-        ));
+        match self.scribe.as_mut() {
+            // A later agent (after a transfer): their leg has its own timeline.
+            Some(s) => s.resume(seq, offset),
+            None => {
+                self.scribe = Some(super::scribe::Scribe::new(
+                    speech,
+                    self.ctx.shared.brain.clone(),
+                    self.ctx.shared.store.clone(),
+                    self.ctx.id.clone(),
+                    &language,
+                    seq,
+                    offset,
+                ))
+            }
+        }
         for cmd in [
             self.media.as_ref().map(|m| &m.cmd),
             self.agent.as_ref().map(|a| &a.media.cmd),

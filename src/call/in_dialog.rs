@@ -20,8 +20,14 @@ impl Call {
         // Requests on the agent leg's dialog.
         if let Some(a) = self.agent.as_ref() {
             if msg.call_id() == Some(a.call_id.as_str()) {
+                if method == Method::Refer && a.dialog.as_ref().is_some_and(|d| d.matches(&msg)) {
+                    return self.on_agent_refer(key, msg).await;
+                }
                 return self.on_agent_request(key, msg).await;
             }
+        }
+        if self.is_departed(&msg) {
+            return self.on_departed_request(key, msg).await;
         }
         let reply = |code: u16| {
             let mut r = msg.response(code, voxdesk_sip::reason_phrase(code), None);
@@ -155,6 +161,8 @@ impl Call {
                     self.on_digit(d).await;
                 }
             }
+            // The caller's side cannot hand the call on (only an agent can).
+            Method::Refer => self.ctx.respond(&key, reply(603)).await,
             _ => self.ctx.respond(&key, reply(405)).await,
         }
     }

@@ -28,6 +28,7 @@ mod feature;
 mod in_dialog;
 mod scribe;
 mod talk;
+mod transfer;
 use agent::AgentLeg;
 pub use feature::Feature;
 use talk::{Talk, TalkEvent};
@@ -129,13 +130,17 @@ struct Call {
     end_reason: Option<String>,
     agents: Vec<(String, Binding)>,
     agent: Option<AgentLeg>,
+    /// Agent legs placed so far (each gets its own Call-ID).
+    agent_legs: u32,
     recording: Option<std::path::PathBuf>,
     /// When the caller's media session (its turn timeline) started.
     media_at: Option<Instant>,
     /// The spoken conversation with the bot (absent when speech is off or a person talks).
     talk: Option<Talk>,
-    /// The bot's last turn number and the caller's language, kept when a person takes over.
-    talk_left: Option<(u32, String)>,
+    /// The bot's conversation while a person has the call (back if they transfer it).
+    parked: Option<Talk>,
+    /// Call-IDs of agent legs that left the call (transferred): their late requests.
+    departing: Vec<String>,
     /// Transcribes both sides of a bridged call.
     scribe: Option<scribe::Scribe>,
     /// Handed to people: queued, ringing, whispering or bridged.
@@ -239,10 +244,12 @@ pub async fn run_inbound(
         end_reason: None,
         agents,
         agent: None,
+        agent_legs: 0,
         recording: None,
         media_at: None,
         talk: None,
-        talk_left: None,
+        parked: None,
+        departing: Vec::new(),
         scribe: None,
         queued: None,
         feature_request: feature,
@@ -599,6 +606,7 @@ impl Call {
                 .and_then(|r| r.ok());
         }
         let mut ids = vec![self.sip_call_id.clone()];
+        ids.append(&mut self.departing);
         if let Some(a) = self.agent.take() {
             ids.push(a.call_id.clone());
             let _ = a.media.cmd.send(MediaCmd::Stop).await;

@@ -59,6 +59,18 @@ impl Scribe {
         }
     }
 
+    /// The last turn number used.
+    pub fn seq(&self) -> u32 {
+        self.seq
+    }
+
+    /// Goes on after the bot had the caller again (its turns up to `seq`) with a new
+    /// agent leg starting `agent_offset` into the call.
+    pub fn resume(&mut self, seq: u32, agent_offset: Duration) {
+        self.seq = self.seq.max(seq);
+        self.agent_offset = agent_offset;
+    }
+
     /// A turn ended on one leg: transcribe it in the background.
     pub fn on_utterance(&mut self, speaker: &'static str, u: Utterance) {
         self.seq += 1;

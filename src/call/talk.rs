@@ -681,6 +681,20 @@ impl Talk {
         self.speak(self.seq, reply, &utt, now, media);
     }
 
+    /// A person has the call: whatever is still being said or transcribed is dropped.
+    pub fn park(&mut self) {
+        if let Some(s) = self.speaking.take() {
+            s.cancel.store(true, Ordering::Relaxed);
+        }
+        self.tentative = None;
+        self.awaiting.clear();
+    }
+
+    /// Back with the caller after a person had the call (turns up to `seq` were theirs).
+    pub fn resume_after(&mut self, seq: u32) {
+        self.seq = self.seq.max(seq);
+    }
+
     /// The number of the last turn (caller's or bot's).
     pub fn seq(&self) -> u32 {
         self.seq

@@ -144,6 +144,8 @@ pub struct PromptsConfig {
     pub goodbye: String,
     /// While the caller waits (transfer, lookups).
     pub hold: String,
+    /// When an agent transfers the caller to a colleague or another queue.
+    pub transfer: String,
 }
 
 impl Default for PromptsConfig {
@@ -153,6 +155,7 @@ impl Default for PromptsConfig {
             not_understood: "Sorry, I did not catch that. Could you say it again?".into(),
             goodbye: "Thank you for calling. Goodbye.".into(),
             hold: "Please hold for a moment.".into(),
+            transfer: "Please hold while I transfer your call.".into(),
         }
     }
 }

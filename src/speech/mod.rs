@@ -21,6 +21,7 @@ pub struct CachedPrompts {
     pub not_understood: Arc<Vec<i16>>,
     pub goodbye: Arc<Vec<i16>>,
     pub hold: Arc<Vec<i16>>,
+    pub transfer: Arc<Vec<i16>>,
 }
 
 /// The loaded speech engines, shared by every call.
@@ -83,6 +84,7 @@ impl Speech {
             not_understood: render(&cfg.prompts.not_understood, "not_understood")?,
             goodbye: render(&cfg.prompts.goodbye, "goodbye")?,
             hold: render(&cfg.prompts.hold, "hold")?,
+            transfer: render(&cfg.prompts.transfer, "transfer")?,
         };
         let workers = cfg.speech.worker_count();
         Ok(Speech {

@@ -1,0 +1,254 @@
+//! An agent transfers the caller (RFC 3515 REFER on the agent's leg): blind, to a colleague
+//! (`sip:agent2@...`, rung first, the queue's agents if they do not answer) or to a queue
+//! (`sip:billing@...`). voxdesk is the caller's side of that dialog, so it takes the transfer
+//! on itself: 202, a final NOTIFY (sipfrag 200), BYE to the transferring agent (who goes to
+//! wrap-up), the caller hears the transfer prompt and hold audio, the call waits at the head
+//! of its priority for the next agent, who gets the summary (and who transferred) first.
+
+use super::agent::AgentLeg;
+use super::{Call, State};
+use crate::media::session::{MediaCmd, Party};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use voxdesk_sip::header::NameAddr;
+use voxdesk_sip::txn::TxKey;
+use voxdesk_sip::{Message, Method};
+
+/// Where a REFER sends the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Target {
+    Agent(String),
+    Queue(String),
+}
+
+/// A transferred call waits ahead of new calls of its queue.
+const TRANSFER_PRIORITY_BOOST: i32 = 10;
+
+/// Reads a Refer-To value: the target, or the status code to refuse the REFER with.
+pub(super) fn target_of(
+    refer_to: Option<&str>,
+    cfg: &crate::config::Config,
+) -> Result<Target, u16> {
+    let v = refer_to.ok_or(400u16)?;
+    let addr = NameAddr::parse(v).map_err(|_| 400u16)?;
+    let uri = addr.uri.as_sip().ok_or(416u16)?;
+    if uri
+        .headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("Replaces"))
+    {
+        return Err(501); // attended transfer: not supported
+    }
+    let user = uri.user_decoded().ok_or(404u16)?;
+    if cfg.agents.iter().any(|a| a.username == user) {
+        Ok(Target::Agent(user))
+    } else if cfg.routing.queues.iter().any(|q| q.name == user) {
+        Ok(Target::Queue(user))
+    } else {
+        Err(404)
+    }
+}
+
+impl Call {
+    /// REFER on the agent's leg.
+    pub(super) async fn on_agent_refer(&mut self, key: TxKey, msg: Message) {
+        let reply = |code: u16| {
+            let mut r = msg.response(code, voxdesk_sip::reason_phrase(code), None);
+            r.push_header("Server", self.ctx.shared.server_header.clone());
+            r
+        };
+        let bridged = self.agent.as_ref().is_some_and(|a| a.bridged);
+        let Some(router) = self.ctx.shared.router.clone().filter(|_| bridged) else {
+            // Only a bridged call can be handed on, and only where calls are routed.
+            return self.ctx.respond(&key, reply(403)).await;
+        };
+        let target = match target_of(msg.header("Refer-To"), &self.ctx.shared.cfg) {
+            Ok(t) => t,
+            Err(code) => {
+                tracing::info!(code, refer_to = ?msg.header("Refer-To"), "transfer refused");
+                return self.ctx.respond(&key, reply(code)).await;
+            }
+        };
+        self.ctx.respond(&key, reply(202)).await;
+        let Some(mut leg) = self.agent.take() else {
+            return;
+        };
+        let from = leg.username.clone();
+        tracing::info!(agent = %from, ?target, "agent transferred the call (blind)");
+        self.notify_transfer_done(&mut leg).await;
+        // Unbridge: the caller hears the transfer prompt, then hold audio.
+        if let Some(m) = &self.media {
+            let _ = m.cmd.send(MediaCmd::BridgeOut(Party::Agent, None)).await;
+            let _ = m.cmd.send(MediaCmd::BridgeIn(Party::Agent, None)).await;
+            let _ = m.cmd.send(MediaCmd::StopPlayback).await;
+            if let Some(speech) = &self.ctx.shared.speech {
+                let _ = m
+                    .cmd
+                    .send(MediaCmd::Play(speech.prompts.transfer.clone()))
+                    .await;
+            }
+        }
+        self.release_departing(leg).await;
+        router.ended(&from);
+        self.resume_talk().await;
+        let (queue, agent) = match &target {
+            Target::Queue(q) => (q.clone(), None),
+            Target::Agent(a) => (
+                self.queued
+                    .as_ref()
+                    .map(|q| q.queue.clone())
+                    .or_else(|| {
+                        self.ctx
+                            .shared
+                            .cfg
+                            .routing
+                            .queues
+                            .first()
+                            .map(|q| q.name.clone())
+                    })
+                    .unwrap_or_default(),
+                Some(a.clone()),
+            ),
+        };
+        let priority = self
+            .ctx
+            .shared
+            .cfg
+            .routing
+            .queues
+            .iter()
+            .find(|q| q.name == queue)
+            .map(|q| q.priority)
+            .unwrap_or(0)
+            + TRANSFER_PRIORITY_BOOST;
+        let lang = self
+            .parked
+            .as_ref()
+            .map(|t| t.language().to_string())
+            .unwrap_or_else(|| "en".into());
+        let (tx, rx) = mpsc::channel(16);
+        let how = match &target {
+            Target::Agent(a) => format!("transferred by {from} to {a}"),
+            Target::Queue(q) => format!("transferred by {from} to the {q} queue"),
+        };
+        self.ctx
+            .shared
+            .store
+            .escalation_transferred(&self.ctx.id, &how, &queue);
+        let handoff = self
+            .queued
+            .as_ref()
+            .map(|q| q.handoff.clone())
+            .unwrap_or_default();
+        // The next agent hears who transferred the call, then the summary.
+        let whisper = match (&self.ctx.shared.speech, self.ctx.shared.cfg.routing.whisper) {
+            (Some(speech), true) => {
+                let voice = speech.clone();
+                let text = format!("Transferred by {from}. {}", handoff.spoken());
+                speech
+                    .pool
+                    .submit(move |_| voice.render(&text).map_err(|e| e.to_string()))
+                    .ok()
+            }
+            _ => None,
+        };
+        match router
+            .enqueue_for(&self.ctx.id, &queue, &lang, priority, agent.as_deref(), tx)
+            .await
+        {
+            Ok(position) => {
+                tracing::info!(%queue, position, "transferred call waiting");
+                self.queued = Some(super::escalate::Queued {
+                    handoff,
+                    queue,
+                    events: rx,
+                    hold_at: Some(Instant::now() + std::time::Duration::from_secs(3)),
+                    whispering: false,
+                    agent: None,
+                    announce: None,
+                    whisper,
+                });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot queue the transferred call");
+                self.hangup("transfer-failed").await;
+            }
+        }
+    }
+
+    /// Tells the transferring agent the transfer is done (one NOTIFY, subscription over).
+    async fn notify_transfer_done(&mut self, leg: &mut AgentLeg) {
+        let Some(d) = leg.dialog.as_mut() else { return };
+        let mut n = d.request(Method::Notify, &self.ctx.shared.via(&leg.flow));
+        n.push_header("Event", "refer");
+        n.push_header("Subscription-State", "terminated;reason=noresource");
+        n.push_header("Contact", self.ctx.shared.contact(&leg.flow));
+        n.push_header("Content-Type", "message/sipfrag;version=2.0");
+        n.body = b"SIP/2.0 200 OK\r\n".to_vec();
+        self.ctx.request(&self.sip_call_id, n, &leg.flow).await;
+    }
+
+    /// Ends a leg that is no longer part of the call (BYE, media stopped); its BYE answer
+    /// or its own BYE may still come.
+    pub(super) async fn release_departing(&mut self, mut leg: AgentLeg) {
+        if !leg.bye_sent {
+            leg.bye_sent = true;
+            if let Some(d) = leg.dialog.as_mut() {
+                let bye = d.request(Method::Bye, &self.ctx.shared.via(&leg.flow));
+                self.ctx.request(&self.sip_call_id, bye, &leg.flow).await;
+            }
+        }
+        let _ = leg.media.cmd.send(MediaCmd::Stop).await;
+        self.departing.push(leg.call_id);
+    }
+
+    /// A request on a leg that has left the call: its BYE is answered, the rest refused.
+    pub(super) async fn on_departed_request(&mut self, key: TxKey, msg: Message) {
+        let code = if msg.method() == Some(&Method::Bye) {
+            200
+        } else {
+            481
+        };
+        let mut r = msg.response(code, voxdesk_sip::reason_phrase(code), None);
+        r.push_header("Server", self.ctx.shared.server_header.clone());
+        self.ctx.respond(&key, r).await;
+    }
+
+    /// Whether a message belongs to a leg that has left the call.
+    pub(super) fn is_departed(&self, msg: &Message) -> bool {
+        msg.call_id()
+            .is_some_and(|c| self.departing.iter().any(|d| d == c))
+            && self.state != State::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refer_to_targets() {
+        let cfg = crate::config::Config::default();
+        let t = |v: &str| target_of(Some(v), &cfg);
+        assert_eq!(
+            t("<sip:agent2@127.0.0.1:5060>"),
+            Ok(Target::Agent("agent2".into()))
+        );
+        assert_eq!(
+            t("sip:billing@voxdesk"),
+            Ok(Target::Queue("billing".into()))
+        );
+        assert_eq!(
+            t("\"Billing\" <sip:billing@10.0.0.1;transport=udp>"),
+            Ok(Target::Queue("billing".into()))
+        );
+        assert_eq!(t("<sip:nobody@127.0.0.1>"), Err(404));
+        assert_eq!(
+            t("<sip:agent2@127.0.0.1?Replaces=abc%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
+            Err(501)
+        );
+        assert_eq!(t("<tel:+15550100>"), Err(416));
+        assert_eq!(t("not a uri <"), Err(400));
+        assert_eq!(target_of(None, &cfg), Err(400));
+    }
+}

@@ -1,0 +1,167 @@
+//! A bridged call (caller <-> voxdesk <-> agent's softphone) and what the people on it can
+//! do: keys pass through both ways, an agent transfers the caller to a colleague (REFER),
+//! a supervisor listens in, whispers to the agent or barges in. Real baresip softphones
+//! (driven over their control socket) and sipp callers on loopback.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+/// A caller who presses 0 (a person, please) after 4 s, then `rest` (sipp XML: pauses,
+/// keys), then hangs up.
+fn press0_then(server: &Server, rest: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(scenario("uac_press0.xml")).unwrap();
+    let sc = server.dir.path().join("press0then.xml");
+    std::fs::write(
+        &sc,
+        text.replace("@wait_ms@", "4000")
+            .replace("<pause milliseconds=\"@talk_ms@\"/>", rest),
+    )
+    .unwrap();
+    sc
+}
+
+/// Waits until the server's log has had `what` `n` times (or 40 s).
+fn wait_log(server: &Server, what: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while server.log().matches(what).count() < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// (trigger, reason, queue, agent, outcome) per escalation row.
+type EscalationRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+fn escalations(server: &Server) -> Vec<EscalationRow> {
+    let db = server.db();
+    let mut st = db
+        .prepare("SELECT trigger, reason, queue, agent, outcome FROM escalations ORDER BY id")
+        .unwrap();
+    st.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })
+    .unwrap()
+    .map(|e| e.unwrap())
+    .collect()
+}
+
+#[test]
+fn keys_pressed_by_the_caller_reach_the_agent_across_the_bridge() {
+    let _g = serial();
+    let server = Server::start_with_models("", "", "[routing]\nwhisper = false\n");
+    let agent = Softphone::start(
+        &server,
+        "agent1",
+        "agent1pass",
+        &fixtures().join("agent-hello.wav"),
+        true,
+    );
+    // 0 asks for a person; 5, pressed once the agent is there, is meant for the agent.
+    let sc = press0_then(
+        &server,
+        "<pause milliseconds=\"14000\"/>\n  <nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/dtmf_2833_5.pcap\"/></action></nop>\n  <pause milliseconds=\"3000\"/>",
+    );
+    // Once the call is bridged, the agent keys 7 on the softphone (for the caller's side).
+    let out = std::thread::scope(|sc_| {
+        sc_.spawn(|| {
+            wait_log(&server, "caller and agent bridged", 1);
+            std::thread::sleep(Duration::from_millis(500));
+            agent.command("sndcode", "7");
+        });
+        sipp(server.port, sc.to_str().unwrap(), &["-timeout", "60"])
+    });
+    assert_sipp_ok(&out, &server);
+    let row = server.wait_call_ended();
+    let log = server.log();
+    assert!(log.contains("caller and agent bridged"), "{log}");
+    let db = server.db();
+    let digits: String = db
+        .query_row("SELECT dtmf FROM calls WHERE id = ?1", [&row.id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(digits, "05", "the caller's keys");
+    // The agent's phone got the 5 as RFC 4733 events (and never the 0, which was the bot's).
+    let events = agent.events();
+    assert!(
+        events.contains("CALL_DTMF_START") && events.contains("\"param\":\"5\""),
+        "{events}\n{}",
+        agent.log()
+    );
+    assert!(!events.contains("\"param\":\"0\""), "{events}");
+    // The agent's 7 was passed to the caller's leg.
+    assert!(
+        log.contains("agent DTMF passed to the caller digit=7"),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_agent_transfers_the_caller_to_a_colleague() {
+    let _g = serial();
+    let server = Server::start_with_models("", "", "[routing]\nwhisper = false\n");
+    let agent1 = Softphone::start(
+        &server,
+        "agent1",
+        "agent1pass",
+        &fixtures().join("agent-hello.wav"),
+        true,
+    );
+    let agent2 = Softphone::start(
+        &server,
+        "agent2",
+        "agent2pass",
+        &fixtures().join("agent-hello.wav"),
+        true,
+    );
+    // Both are available; agent1 registered first, so has been idle longest and gets the
+    // call, then transfers it (blind REFER) to agent2.
+    let sc = press0_then(&server, "<pause milliseconds=\"30000\"/>");
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            wait_log(&server, "caller and agent bridged", 1);
+            std::thread::sleep(Duration::from_millis(1500));
+            agent1.command("transfer", &format!("sip:agent2@127.0.0.1:{}", server.port));
+        });
+        sipp(server.port, sc.to_str().unwrap(), &["-timeout", "60"])
+    });
+    assert_sipp_ok(&out, &server);
+    let row = server.wait_call_ended();
+    assert_eq!(row.end_reason.as_deref(), Some("caller-bye"), "{row:?}");
+    let log = server.log();
+    assert!(log.contains("agent transferred the call (blind)"), "{log}");
+    assert_eq!(log.matches("caller and agent bridged").count(), 2, "{log}");
+    // agent1 sent REFER, was told it worked (202, NOTIFY sipfrag 200) and left the call.
+    let phone1 = agent1.log();
+    assert!(phone1.contains("REFER sip:"), "{phone1}");
+    assert!(phone1.contains("SIP/2.0 202 Accepted"), "{phone1}");
+    assert!(
+        phone1.contains("NOTIFY sip:") && phone1.contains("message/sipfrag"),
+        "{phone1}"
+    );
+    // agent2's phone rang with the summary and took the call.
+    let phone2 = agent2.log();
+    assert!(phone2.contains("X-Voxdesk-Summary: "), "{phone2}");
+    // Records: agent1's escalation ends transferred; a new one, trigger transfer, answered
+    // by agent2.
+    let e = escalations(&server);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(e[0].3.as_deref(), Some("agent1"), "{e:?}");
+    assert_eq!(e[0].4.as_deref(), Some("transferred"), "{e:?}");
+    assert_eq!(e[1].0, "transfer", "{e:?}");
+    assert_eq!(e[1].1, "transferred by agent1 to agent2", "{e:?}");
+    assert_eq!(e[1].3.as_deref(), Some("agent2"), "{e:?}");
+    assert_eq!(e[1].4.as_deref(), Some("answered"), "{e:?}");
+    // agent1 went to wrap-up (or is already available again), not on a call.
+    let (_, body) = http(&server.api_addr(), "GET", "/api/agents", None, None);
+    assert!(
+        !body.contains("\"id\":\"agent1\",\"state\":\"on-call\""),
+        "{body}"
+    );
+}
