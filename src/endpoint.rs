@@ -40,6 +40,8 @@ pub struct Shared {
     pub advertised: String,
     pub sip_port: u16,
     pub server_header: String,
+    /// Live calls by id (the API reaches them here).
+    pub live: crate::call::LiveCalls,
 }
 
 impl Shared {
@@ -487,6 +489,7 @@ impl Endpoint {
     ) {
         let (tx, rx) = mpsc::channel(256);
         let id = format!("{:016x}", rand::random::<u64>());
+        self.shared.live.insert(&id, tx.clone());
         self.calls.insert(call_id.clone(), CallEntry { tx });
         let ctx = call::CallCtx {
             shared: self.shared.clone(),
@@ -526,6 +529,7 @@ impl Endpoint {
                 // waiting: a still-pending INVITE gets 500 (ignored if already answered).
                 if let Err(p) = futures_catch(res).await {
                     tracing::error!(panic = %p, "call actor panicked");
+                    ctx.shared.live.remove(&ctx.id);
                     let _ = ctx
                         .core
                         .send(CoreMsg::Respond {

@@ -369,12 +369,14 @@ async fn run(cfg: Config) -> Result<()> {
         .enabled
         .then(|| voxdesk::routing::Router::start(&cfg));
     let mut call_info_url = cfg.routing.console_url.clone();
+    let live = voxdesk::call::LiveCalls::default();
     if cfg.api.enabled {
         let addr = voxdesk::api::start(
             Arc::new(cfg.clone()),
             store.clone(),
             brain.clone(),
             router.clone(),
+            live.clone(),
             stop_rx.clone(),
         )
         .await?;
@@ -395,6 +397,7 @@ async fn run(cfg: Config) -> Result<()> {
         advertised: cfg.advertised_address(),
         sip_port,
         server_header: cfg.sip.user_agent.clone(),
+        live,
         cfg: cfg.clone(),
     });
     tracing::info!(

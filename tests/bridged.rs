@@ -165,3 +165,150 @@ fn an_agent_transfers_the_caller_to_a_colleague() {
         "{body}"
     );
 }
+
+/// A 1 kHz tone (half scale), `secs` long, 8 kHz mono: the supervisor's "voice", easy to
+/// find in what the others heard.
+fn tone_wav(path: &std::path::Path, secs: u32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..8000 * secs {
+        let t = i as f32 / 8000.0;
+        w.write_sample((16000.0 * (2.0 * std::f32::consts::PI * 1000.0 * t).sin()) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// Seconds before the end of `path` (channel `channel`) at which the 1 kHz tone is first
+/// heard (a 20 ms frame whose power is mostly at 1 kHz), or None.
+fn tone_from_end(path: &std::path::Path, channel: usize) -> Option<f32> {
+    let mut r = hound::WavReader::open(path).unwrap();
+    let spec = r.spec();
+    let ch = spec.channels as usize;
+    let x: Vec<f32> = r
+        .samples::<i16>()
+        .map(|s| s.unwrap() as f32 / 32768.0)
+        .collect::<Vec<_>>()
+        .chunks(ch)
+        .map(|f| f[channel])
+        .collect();
+    let n = (spec.sample_rate / 50) as usize;
+    let w = 2.0 * std::f32::consts::PI * 1000.0 / spec.sample_rate as f32;
+    let frames = x.len() / n;
+    (0..frames)
+        .find(|&i| {
+            let f = &x[i * n..(i + 1) * n];
+            let total: f32 = f.iter().map(|v| v * v).sum::<f32>() / n as f32;
+            let (mut s1, mut s2) = (0.0f32, 0.0f32);
+            for &v in f {
+                let s0 = v + 2.0 * w.cos() * s1 - s2;
+                s2 = s1;
+                s1 = s0;
+            }
+            let power = (s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2) * 2.0 / (n * n) as f32;
+            total > 1e-3 && power / total > 0.5
+        })
+        .map(|i| (frames - i) as f32 / 50.0)
+}
+
+#[test]
+fn a_supervisor_listens_then_whispers_to_the_agent_then_barges_in() {
+    let _g = serial();
+    let server = Server::start_with_models("", "", "[routing]\nwhisper = false\n");
+    let agent = Softphone::start(
+        &server,
+        "agent1",
+        "agent1pass",
+        &fixtures().join("agent-hello.wav"),
+        true,
+    );
+    let tone = server.dir.path().join("tone.wav");
+    tone_wav(&tone, 90);
+    // The demo supervisor account: no skills, so never offered calls itself.
+    let sup = Softphone::start(&server, "supervisor", "supervisorpass", &tone, true);
+    let api = server.api_addr();
+    let supervise = |call: &str, who: &str, mode: &str| {
+        http(
+            &api,
+            "POST",
+            &format!("/api/calls/{call}/supervise"),
+            Some(&format!("{{\"supervisor\":\"{who}\",\"mode\":\"{mode}\"}}")),
+            None,
+        )
+    };
+    // The caller asks for a person, then talks (JFK, three times over).
+    let sc = press0_then(
+        &server,
+        "<pause milliseconds=\"3000\"/>\n  <nop><action><exec rtp_stream=\"jfk.ul,3,0\"/></action></nop>\n  <pause milliseconds=\"30000\"/>",
+    );
+    let (out, whisper_at, barge_at) = std::thread::scope(|s| {
+        let modes = s.spawn(|| {
+            wait_log(&server, "caller and agent bridged", 1);
+            let call = server.last_call().expect("a live call").id;
+            // Only supervisor accounts; a live call; a known mode.
+            assert_eq!(supervise(&call, "agent2", "listen").0, 403);
+            assert_eq!(supervise("nosuchcall", "supervisor", "listen").0, 404);
+            assert_eq!(supervise(&call, "supervisor", "shout").0, 400);
+            let (st, body) = supervise(&call, "supervisor", "listen");
+            assert_eq!(st, 200, "{body}");
+            assert!(body.contains("\"state\":\"ringing\""), "{body}");
+            wait_log(&server, "supervisor audio routed", 1);
+            std::thread::sleep(Duration::from_secs(6));
+            let (st, body) = supervise(&call, "supervisor", "whisper");
+            assert!(
+                st == 200 && body.contains("\"state\":\"connected\""),
+                "{body}"
+            );
+            let whisper_at = Instant::now();
+            std::thread::sleep(Duration::from_secs(6));
+            let (st, body) = supervise(&call, "supervisor", "barge");
+            assert!(
+                st == 200 && body.contains("\"state\":\"connected\""),
+                "{body}"
+            );
+            (whisper_at, Instant::now())
+        });
+        let out = sipp(server.port, sc.to_str().unwrap(), &["-timeout", "90"]);
+        let (w, b) = modes.join().unwrap();
+        (out, w, b)
+    });
+    let ended = Instant::now();
+    assert_sipp_ok(&out, &server);
+    let row = server.wait_call_ended();
+    let log = server.log();
+    assert!(log.contains("supervisor connected"), "{log}");
+    assert!(log.contains("supervision ended"), "{log}");
+    // The supervisor heard the call.
+    let heard = sup
+        .heard()
+        .expect("the supervisor's phone recorded its call");
+    let secs = wav_seconds(&heard);
+    assert!(
+        wav_rms(&heard, 0.0, secs)[0] > 0.01,
+        "the supervisor heard nothing"
+    );
+    assert!(tone_from_end(&heard, 0).is_none(), "own voice echoed back");
+    // The agent heard the supervisor from the whisper on, not while they only listened.
+    let slack = 2.0;
+    let agent_heard = agent.heard().expect("the agent's phone recorded its call");
+    let since_whisper = (ended - whisper_at).as_secs_f32();
+    let t = tone_from_end(&agent_heard, 0).expect("the agent heard the whisper");
+    assert!(
+        t <= since_whisper + slack,
+        "the agent heard the supervisor {t:.1} s before the end; whisper began {since_whisper:.1} s before"
+    );
+    // The caller heard the supervisor only once they barged in (right channel of the
+    // call's recording: what the caller heard).
+    let wav = std::path::PathBuf::from(row.recording_path.unwrap());
+    let since_barge = (ended - barge_at).as_secs_f32();
+    let t = tone_from_end(&wav, 1).expect("the caller heard the barge-in");
+    assert!(
+        t <= since_barge + slack,
+        "the caller heard the supervisor {t:.1} s before the end; barge began {since_barge:.1} s before"
+    );
+}

@@ -21,6 +21,7 @@ struct Api {
     store: Store,
     brain: Option<Arc<crate::dialog::brain::Brain>>,
     router: Option<crate::routing::Router>,
+    live: crate::call::LiveCalls,
 }
 
 /// An error as `{"error": "..."}` with its status.
@@ -46,6 +47,7 @@ pub async fn start(
     store: Store,
     brain: Option<Arc<crate::dialog::brain::Brain>>,
     router: Option<crate::routing::Router>,
+    live: crate::call::LiveCalls,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<std::net::SocketAddr> {
     use anyhow::Context;
@@ -59,6 +61,7 @@ pub async fn start(
         store,
         brain,
         router,
+        live,
     });
     tokio::spawn(async move {
         let r = axum::serve(listener, app)
@@ -82,6 +85,7 @@ fn routes(api: Api) -> Router {
         .route("/api/calls", get(calls))
         .route("/api/calls/{id}", get(call))
         .route("/api/calls/{id}/wrapup", post(wrapup))
+        .route("/api/calls/{id}/supervise", post(supervise))
         .route("/api/kb/suggestions", get(suggestions))
         .route("/api/escalations", get(escalations))
         .route("/api/tickets", get(tickets))
@@ -390,6 +394,66 @@ async fn agent_state(
         .await
         .map(|_| StatusCode::NO_CONTENT)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))
+}
+
+#[derive(Deserialize)]
+struct SuperviseBody {
+    /// A supervisor account (`supervisor = true` in `[[agents]]`).
+    supervisor: String,
+    /// "listen", "whisper", "barge", or "off".
+    mode: String,
+}
+
+/// `POST /api/calls/{id}/supervise` with `{"supervisor": "...", "mode": "listen"}`: rings
+/// the supervisor's phone (or changes the mode of the one connected; "off" ends it).
+/// Answers `{"call", "supervisor", "mode", "state": "ringing" | "connected" | "ended"}`.
+async fn supervise(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Json(b): Json<SuperviseBody>,
+) -> ApiResult<Json<Value>> {
+    use crate::call::{CallInput, SuperviseError, SuperviseMode};
+    let mode = match b.mode.as_str() {
+        "off" => None,
+        m => Some(SuperviseMode::parse(m).ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("mode {m:?}: \"listen\", \"whisper\", \"barge\" or \"off\""),
+            )
+        })?),
+    };
+    let call = api
+        .live
+        .get(&id)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no live call {id:?}")))?;
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    call.send(CallInput::Supervise {
+        supervisor: b.supervisor.clone(),
+        mode,
+        reply,
+    })
+    .await
+    .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("call {id:?} has ended")))?;
+    let state = rx
+        .await
+        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("call {id:?} has ended")))?
+        .map_err(|e| {
+            let code = match e {
+                SuperviseError::NotSupervisor(_) => StatusCode::FORBIDDEN,
+                SuperviseError::NotRegistered(_) | SuperviseError::NotBridged => {
+                    StatusCode::CONFLICT
+                }
+                SuperviseError::Busy(_) => StatusCode::CONFLICT,
+                SuperviseError::NoMedia => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            ApiError(code, e.to_string())
+        })?;
+    Ok(Json(json!({
+        "call": id,
+        "supervisor": b.supervisor,
+        "mode": b.mode,
+        "state": state,
+    })))
 }
 
 #[derive(Deserialize)]

@@ -6,6 +6,7 @@ use crate::endpoint::{new_tag, ALLOW};
 use crate::media::session::{
     self, MediaCmd, MediaEvent, MediaHandle, MediaSetup, Party, StreamParams,
 };
+use crate::registrar::Binding;
 use crate::transport::Flow;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -37,9 +38,38 @@ pub(super) struct AgentLeg {
 impl Call {
     pub(super) async fn dial_agent(&mut self) {
         let (username, binding) = self.agents.remove(0);
-        let Some(lease) = self.ctx.shared.ports.lease() else {
-            return self.unavailable("no-rtp-ports").await;
-        };
+        let mut headers = self.handoff_headers();
+        if headers.is_empty() {
+            headers.push(("Subject", format!("Call from {}", self.caller_user())));
+        }
+        match self.place_leg(username, &binding, "agent", headers).await {
+            Ok(leg) => {
+                self.agent = Some(leg);
+            }
+            Err(why) => self.unavailable(why).await,
+        }
+    }
+
+    /// The caller's SIP user (number), for headers.
+    pub(super) fn caller_user(&self) -> String {
+        self.invite
+            .from_addr()
+            .ok()
+            .and_then(|c| c.uri.as_sip().and_then(|u| u.user.clone()))
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| "caller".into())
+    }
+
+    /// Opens a media leg and INVITEs `username`'s registered phone (from the caller's
+    /// number, with `headers`); `kind` names the leg in its Call-ID. Err: why it could not.
+    pub(super) async fn place_leg(
+        &mut self,
+        username: String,
+        binding: &Binding,
+        kind: &str,
+        headers: Vec<(&'static str, String)>,
+    ) -> Result<AgentLeg, &'static str> {
+        let lease = self.ctx.shared.ports.lease().ok_or("no-rtp-ports")?;
         let local = self.local_media(lease.port);
         let (ev_tx, ev_rx) = mpsc::channel(64);
         let setup = MediaSetup {
@@ -49,39 +79,34 @@ impl Call {
             jitter_ms: self.ctx.shared.cfg.media.jitter_ms,
             rtp_timeout: Duration::from_secs(self.ctx.shared.cfg.media.rtp_timeout_secs),
             record: None,
-            cname: format!("voxdesk-{}-agent", self.ctx.id),
+            cname: format!("voxdesk-{}-{kind}", self.ctx.id),
             turn: self.ctx.shared.cfg.speech.turn_config(),
         };
-        let media = match session::start(setup, ev_tx).await {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot open RTP socket for the agent leg");
-                return self.unavailable("rtp-socket-error").await;
-            }
-        };
-        // The agent's turns are for the transcript: talking over the whisper pauses nothing.
+        let media = session::start(setup, ev_tx).await.map_err(|e| {
+            tracing::error!(error = %e, kind, "cannot open RTP socket for a leg");
+            "rtp-socket-error"
+        })?;
+        // This leg's turns are for the transcript: talking over a prompt pauses nothing.
         let _ = media.cmd.send(MediaCmd::Transcribe(true)).await;
         let flow = binding.flow.clone();
-        // One Call-ID per agent leg: after a transfer a second leg lives beside the first.
+        // One Call-ID per leg: after a transfer a second agent leg lives beside the first.
         self.agent_legs += 1;
-        let call_id = format!("{}-agent{}@voxdesk", self.ctx.id, self.agent_legs);
-        let caller = self.invite.from_addr().ok();
-        let mut inv = Message::request(Method::Invite, binding.uri.clone());
-        inv.push_header("Via", self.ctx.shared.via(&flow));
-        inv.push_header("Max-Forwards", "70");
-        let display = caller
-            .as_ref()
+        let call_id = format!("{}-{kind}{}@voxdesk", self.ctx.id, self.agent_legs);
+        let display = self
+            .invite
+            .from_addr()
+            .ok()
             .and_then(|c| c.display.clone())
             .unwrap_or_default()
             .replace('"', "");
-        let caller_user = caller
-            .as_ref()
-            .and_then(|c| c.uri.as_sip().and_then(|u| u.user.clone()))
-            .unwrap_or_else(|| "caller".into());
+        let mut inv = Message::request(Method::Invite, binding.uri.clone());
+        inv.push_header("Via", self.ctx.shared.via(&flow));
+        inv.push_header("Max-Forwards", "70");
         inv.push_header(
             "From",
             format!(
-                "\"{display}\" <sip:{caller_user}@{}>;tag={}",
+                "\"{display}\" <sip:{}@{}>;tag={}",
+                self.caller_user(),
                 self.ctx.shared.advertised_host(),
                 new_tag()
             ),
@@ -91,23 +116,23 @@ impl Call {
         inv.push_header("CSeq", "1 INVITE");
         inv.push_header("Contact", self.ctx.shared.contact(&flow));
         inv.push_header("Allow", ALLOW);
-        let handoff = self.handoff_headers();
-        if handoff.is_empty() {
-            inv.push_header("Subject", format!("Call from {caller_user}"));
-        }
-        for (name, value) in handoff {
+        for (name, value) in headers {
             inv.push_header(name, value);
         }
         inv.push_header("User-Agent", self.ctx.shared.server_header.clone());
         inv.push_header("Content-Type", "application/sdp");
         inv.body = sdp::offer(&local, 101).to_bytes();
-        tracing::info!(agent = %username, contact = %binding.contact, "ringing agent");
-        self.agent = Some(AgentLeg {
+        tracing::info!(user = %username, contact = %binding.contact, "ringing {kind}");
+        let key = voxdesk_sip::txn::client_key_for_request(&inv);
+        self.ctx
+            .request(&self.sip_call_id, inv.clone(), &flow)
+            .await;
+        Ok(AgentLeg {
             username,
             call_id,
-            invite: inv.clone(),
-            key: None,
-            flow: flow.clone(),
+            invite: inv,
+            key,
+            flow,
             dialog: None,
             media,
             events: ev_rx,
@@ -116,12 +141,7 @@ impl Call {
             bye_sent: false,
             bridged: false,
             media_at: Instant::now(),
-        });
-        let key = voxdesk_sip::txn::client_key_for_request(&inv);
-        if let Some(a) = self.agent.as_mut() {
-            a.key = key;
-        }
-        self.ctx.request(&self.sip_call_id, inv, &flow).await;
+        })
     }
 
     pub(super) async fn on_agent_response(&mut self, msg: Message) {
@@ -370,16 +390,9 @@ impl Call {
             return self.bye_agent().await;
         }
         a.bye_sent = true;
-        // CANCEL: same Request-URI, Call-ID, From, To, CSeq number and top Via as the INVITE.
-        let inv = &a.invite;
-        let mut c = Message::request(Method::Cancel, inv.request_uri().cloned().expect("request"));
-        for n in ["Via", "Max-Forwards", "From", "To", "Call-ID"] {
-            if let Some(v) = inv.header(n) {
-                c.push_header(n, v);
-            }
-        }
-        c.push_header("CSeq", "1 CANCEL");
         let flow = a.flow.clone();
-        self.ctx.request(&sip_call_id, c, &flow).await;
+        if let Some(c) = super::supervise::cancel_for(&a.invite) {
+            self.ctx.request(&sip_call_id, c, &flow).await;
+        }
     }
 }

@@ -26,6 +26,9 @@ impl Call {
                 return self.on_agent_request(key, msg).await;
             }
         }
+        if self.is_supervisor_leg(&msg) {
+            return self.on_supervisor_request(key, msg).await;
+        }
         if self.is_departed(&msg) {
             return self.on_departed_request(key, msg).await;
         }

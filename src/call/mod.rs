@@ -27,10 +27,13 @@ mod escalate;
 mod feature;
 mod in_dialog;
 mod scribe;
+mod supervise;
 mod talk;
 mod transfer;
 use agent::AgentLeg;
 pub use feature::Feature;
+use supervise::Supervisor;
+pub use supervise::{SuperviseError, SuperviseMode};
 use talk::{Talk, TalkEvent};
 
 /// Inputs from the endpoint.
@@ -58,6 +61,37 @@ pub enum CallInput {
         invite_key: TxKey,
     },
     Shutdown,
+    /// From the API: a supervisor listens, whispers or barges in (`mode` None: stops).
+    Supervise {
+        supervisor: String,
+        mode: Option<SuperviseMode>,
+        reply: tokio::sync::oneshot::Sender<Result<&'static str, SuperviseError>>,
+    },
+}
+
+/// Live calls by voxdesk call id, for the API to reach them.
+#[derive(Clone, Default)]
+pub struct LiveCalls(
+    Arc<std::sync::Mutex<std::collections::HashMap<String, mpsc::Sender<CallInput>>>>,
+);
+
+impl LiveCalls {
+    pub fn insert(&self, id: &str, tx: mpsc::Sender<CallInput>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), tx);
+    }
+    pub fn remove(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+    pub fn get(&self, id: &str) -> Option<mpsc::Sender<CallInput>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
 }
 
 #[derive(Clone)]
@@ -139,6 +173,8 @@ struct Call {
     talk: Option<Talk>,
     /// The bot's conversation while a person has the call (back if they transfer it).
     parked: Option<Talk>,
+    /// Someone listening in (or whispering, or barging in) on the bridged call.
+    supervisor: Option<Supervisor>,
     /// Call-IDs of agent legs that left the call (transferred): their late requests.
     departing: Vec<String>,
     /// Transcribes both sides of a bridged call.
@@ -249,6 +285,7 @@ pub async fn run_inbound(
         media_at: None,
         talk: None,
         parked: None,
+        supervisor: None,
         departing: Vec::new(),
         scribe: None,
         queued: None,
@@ -271,6 +308,9 @@ impl Call {
                 e = recv_opt(&mut self.media_events) => if let Some(e) = e { self.on_media(e).await },
                 e = async { match self.agent.as_mut() { Some(a) => a.events.recv().await, None => std::future::pending().await } } => {
                     if let Some(e) = e { self.on_agent_media(e).await }
+                }
+                e = async { match self.supervisor.as_mut() { Some(s) => s.leg.events.recv().await, None => std::future::pending().await } } => {
+                    if let Some(e) = e { self.on_supervisor_media(e).await }
                 }
                 e = async { match self.talk.as_mut() { Some(t) => t.rx.recv().await, None => std::future::pending().await } } => {
                     if let Some(e) = e { self.on_talk(e).await }
@@ -409,8 +449,18 @@ impl Call {
             CallInput::Request { key, msg, flow } => self.on_request(key, msg, flow).await,
             CallInput::Response { key, msg } => self.on_response(key, msg).await,
             CallInput::Stray2xx { msg } => self.on_stray_2xx(msg).await,
+            CallInput::Supervise {
+                supervisor,
+                mode,
+                reply,
+            } => {
+                let r = self.on_supervise(supervisor, mode).await;
+                let _ = reply.send(r);
+            }
             CallInput::Timeout { key } => {
-                if self.agent.as_ref().and_then(|a| a.key.as_ref()) == Some(&key) {
+                if self.supervisor.as_ref().and_then(|s| s.leg.key.as_ref()) == Some(&key) {
+                    self.end_supervision("no answer").await;
+                } else if self.agent.as_ref().and_then(|a| a.key.as_ref()) == Some(&key) {
                     self.agent_failed(408).await;
                 } else if self.state == State::Ending {
                     self.state = State::Done;
@@ -547,6 +597,7 @@ impl Call {
             return;
         }
         self.end_reason.get_or_insert_with(|| reason.to_string());
+        self.end_supervision("call ended").await;
         self.bye_agent().await;
         let Some(d) = self.dialog.as_mut() else {
             self.state = State::Done;
@@ -563,6 +614,9 @@ impl Call {
     async fn on_response(&mut self, key: TxKey, msg: Message) {
         if self.agent.as_ref().and_then(|a| a.key.as_ref()) == Some(&key) {
             return self.on_agent_response(msg).await;
+        }
+        if self.supervisor.as_ref().and_then(|s| s.leg.key.as_ref()) == Some(&key) {
+            return self.on_supervisor_response(msg).await;
         }
         let code = msg.status().unwrap_or(0);
         let method = msg.cseq().map(|c| c.method).unwrap_or_default();
@@ -583,8 +637,14 @@ impl Call {
     }
 
     async fn on_stray_2xx(&mut self, msg: Message) {
-        // Retransmitted 2xx for the agent leg's INVITE: ACK again.
-        if let Some(a) = self.agent.as_ref() {
+        // Retransmitted 2xx for an agent's or supervisor's INVITE: ACK again.
+        for a in [
+            self.agent.as_ref(),
+            self.supervisor.as_ref().map(|s| &s.leg),
+        ]
+        .into_iter()
+        .flatten()
+        {
             if let (Some(d), Ok(c)) = (&a.dialog, msg.cseq()) {
                 if msg.call_id() == Some(a.call_id.as_str()) && c.method == "INVITE" {
                     let ack = d.ack(c.seq, &self.ctx.shared.via(&a.flow));
@@ -605,8 +665,10 @@ impl Call {
                 .ok()
                 .and_then(|r| r.ok());
         }
+        self.end_supervision("call ended").await;
         let mut ids = vec![self.sip_call_id.clone()];
         ids.append(&mut self.departing);
+        self.ctx.shared.live.remove(&self.ctx.id);
         if let Some(a) = self.agent.take() {
             ids.push(a.call_id.clone());
             let _ = a.media.cmd.send(MediaCmd::Stop).await;

@@ -70,6 +70,7 @@ impl Call {
             }
         };
         self.ctx.respond(&key, reply(202)).await;
+        self.end_supervision("the agent transferred the call").await;
         let Some(mut leg) = self.agent.take() else {
             return;
         };

@@ -278,6 +278,10 @@ pub struct AgentAccount {
     pub skills: Vec<String>,
     #[serde(default)]
     pub languages: Vec<String>,
+    /// May listen to, whisper to or barge into live bridged calls (started from the API).
+    /// A supervisor with no skills is never offered calls.
+    #[serde(default)]
+    pub supervisor: bool,
 }
 
 impl Default for SipConfig {
@@ -360,13 +364,14 @@ impl Default for Config {
     }
 }
 
-/// The two demo accounts a config without `[[agents]]` gets (loopback only).
+/// The demo accounts a config without `[[agents]]` gets (loopback only): two agents and a
+/// supervisor.
 pub fn demo_agents() -> Vec<AgentAccount> {
     let skills: Vec<String> = ["general", "billing", "technical", "sales", "retention"]
         .iter()
         .map(|s| s.to_string())
         .collect();
-    (1..=2)
+    let mut accounts: Vec<AgentAccount> = (1..=2)
         .map(|i| AgentAccount {
             username: format!("agent{i}"),
             password: Some(format!("agent{i}pass")),
@@ -374,8 +379,19 @@ pub fn demo_agents() -> Vec<AgentAccount> {
             display_name: format!("Demo Agent {i}"),
             skills: skills.clone(),
             languages: vec!["en".into(), "zh".into()],
+            supervisor: false,
         })
-        .collect()
+        .collect();
+    accounts.push(AgentAccount {
+        username: "supervisor".into(),
+        password: Some("supervisorpass".into()),
+        ha1: None,
+        display_name: "Demo Supervisor".into(),
+        skills: Vec::new(),
+        languages: Vec::new(),
+        supervisor: true,
+    });
+    accounts
 }
 
 /// Overrides from the command line and environment, applied after the file.

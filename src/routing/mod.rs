@@ -75,6 +75,10 @@ enum Cmd {
     Agents {
         reply: oneshot::Sender<Vec<AgentStatus>>,
     },
+    Binding {
+        agent: String,
+        reply: oneshot::Sender<Option<Binding>>,
+    },
 }
 
 /// Handle to the routing task (cheap to clone).
@@ -112,7 +116,12 @@ impl Router {
             },
             queues,
         );
-        for a in &cfg.agents {
+        // A supervisor without skills only supervises: never offered calls.
+        for a in cfg
+            .agents
+            .iter()
+            .filter(|a| !(a.supervisor && a.skills.is_empty()))
+        {
             acd.add_agent(&a.username, &a.skills, &a.languages);
         }
         let (tx, rx) = mpsc::channel(1024);
@@ -210,6 +219,16 @@ impl Router {
             .unwrap_or_else(|_| Err("routing task is gone".into()))
     }
 
+    /// Where an account's softphone is registered now (agents and supervisors).
+    pub async fn binding(&self, agent: &str) -> Option<Binding> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Binding {
+            agent: agent.into(),
+            reply,
+        });
+        rx.await.ok().flatten()
+    }
+
     pub async fn agents(&self) -> Vec<AgentStatus> {
         let (reply, rx) = oneshot::channel();
         self.send(Cmd::Agents { reply });
@@ -260,13 +279,19 @@ impl Driver {
         let now = self.now();
         match c {
             Cmd::Registration { agent, binding } => {
+                let first = match binding.clone() {
+                    Some(b) => self.bindings.insert(agent.clone(), b).is_none(),
+                    None => {
+                        self.bindings.remove(&agent);
+                        false
+                    }
+                };
                 let Some(a) = self.acd.agent(&agent) else {
-                    return Vec::new();
+                    return Vec::new(); // a supervisor: reachable, never offered calls
                 };
                 let offline = a.state == AgentState::Offline;
                 match binding {
-                    Some(b) => {
-                        let first = self.bindings.insert(agent.clone(), b).is_none();
+                    Some(_) => {
                         if first && offline {
                             tracing::info!(%agent, "agent registered: available");
                             return self.acd.set_available(&agent, now).unwrap_or_default();
@@ -274,7 +299,6 @@ impl Driver {
                         Vec::new()
                     }
                     None => {
-                        self.bindings.remove(&agent);
                         tracing::info!(%agent, "agent unregistered: offline");
                         self.acd
                             .set_unavailable(&agent, None, now)
@@ -367,6 +391,10 @@ impl Driver {
                     })
                     .collect();
                 let _ = reply.send(list);
+                Vec::new()
+            }
+            Cmd::Binding { agent, reply } => {
+                let _ = reply.send(self.bindings.get(&agent).cloned());
                 Vec::new()
             }
         }
