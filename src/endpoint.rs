@@ -100,6 +100,12 @@ pub enum CoreMsg {
         msg: Message,
         flow: Flow,
     },
+    /// Requests on the SIP Call-ID `leg` go to the call whose inbound Call-ID is `call`
+    /// from now on (a leg moved between calls by an attended transfer).
+    Adopt {
+        call: String,
+        leg: String,
+    },
     /// The call actor is done; forget these SIP Call-IDs.
     Ended {
         call_ids: Vec<String>,
@@ -489,7 +495,7 @@ impl Endpoint {
     ) {
         let (tx, rx) = mpsc::channel(256);
         let id = format!("{:016x}", rand::random::<u64>());
-        self.shared.live.insert(&id, tx.clone());
+        self.shared.live.insert(&id, &call_id, tx.clone());
         self.calls.insert(call_id.clone(), CallEntry { tx });
         let ctx = call::CallCtx {
             shared: self.shared.clone(),
@@ -568,6 +574,11 @@ impl Endpoint {
                     self.client_owner.insert(key, call);
                 }
                 self.dispatch(outs);
+            }
+            CoreMsg::Adopt { call, leg } => {
+                if let Some(tx) = self.calls.get(&call).map(|c| c.tx.clone()) {
+                    self.calls.insert(leg, CallEntry { tx });
+                }
             }
             CoreMsg::Ended { call_ids } => {
                 for c in call_ids {

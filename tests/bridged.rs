@@ -312,3 +312,143 @@ fn a_supervisor_listens_then_whispers_to_the_agent_then_barges_in() {
         "the caller heard the supervisor {t:.1} s before the end; barge began {since_barge:.1} s before"
     );
 }
+
+/// A running PJSUA2 agent, ended (killed and reaped) when dropped.
+struct Pjsua(std::process::Child);
+
+impl Drop for Pjsua {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The PJSUA2 agent (tests/peers/pjsua_agent.py, from scripts/peers.sh's .venv-peers).
+fn pjsua_agent(server: &Server, user: &str, password: &str, extra: &[&str]) -> Pjsua {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-peers/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/peers.sh (PJSUA2 from PyPI)",
+        python.display()
+    );
+    let out = std::fs::File::create(server.dir.path().join("pjsua.out")).unwrap();
+    let child = Pjsua(
+        std::process::Command::new(python)
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/peers/pjsua_agent.py"
+            ))
+            .args(["--server", &format!("127.0.0.1:{}", server.port)])
+            .args(["--user", user, "--password", password])
+            .args([
+                "--log",
+                server.dir.path().join("pjsua.log").to_str().unwrap(),
+            ])
+            .args(extra)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n: i64 = server
+            .db()
+            .query_row(
+                "SELECT COUNT(*) FROM registrations WHERE aor = ?1",
+                [user],
+                |r| r.get(0),
+            )
+            .unwrap();
+        if n == 1 {
+            return child;
+        }
+        if Instant::now() > deadline {
+            drop(child);
+            panic!(
+                "PJSUA2 {user} did not register:\n{}",
+                std::fs::read_to_string(server.dir.path().join("pjsua.out")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn an_agent_consults_a_colleague_then_transfers_the_caller_attended() {
+    let _g = serial();
+    let server = Server::start_with_models("", "", "[routing]\nwhisper = false\n");
+    // agent1 (PJSUA2) registers first, so it is the longest idle and takes the call; 3 s
+    // later it calls agent2 through voxdesk, and 3 s into that consultation it transfers
+    // the caller onto it (REFER with Replaces).
+    let agent1 = pjsua_agent(
+        &server,
+        "agent1",
+        "agent1pass",
+        &[
+            "--consult",
+            "agent2",
+            "--after",
+            "3",
+            "--talk",
+            "3",
+            "--secs",
+            "70",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let agent2 = Softphone::start(
+        &server,
+        "agent2",
+        "agent2pass",
+        &fixtures().join("agent-hello.wav"),
+        true,
+    );
+    let sc = press0_then(
+        &server,
+        "<pause milliseconds=\"3000\"/>\n  <nop><action><exec rtp_stream=\"jfk.ul,4,0\"/></action></nop>\n  <pause milliseconds=\"40000\"/>",
+    );
+    let out = sipp(server.port, sc.to_str().unwrap(), &["-timeout", "90"]);
+    drop(agent1);
+    let pjsua = std::fs::read_to_string(server.dir.path().join("pjsua.out")).unwrap_or_default();
+    assert_sipp_ok(&out, &server);
+    let log = server.log();
+    assert!(
+        log.contains("agent transferred the call (attended)"),
+        "{log}\n{pjsua}"
+    );
+    assert!(log.contains("consultation taken over by an attended transfer"));
+    // agent1 was told the transfer worked.
+    assert!(pjsua.contains("transfer-status 200"), "{pjsua}");
+    // The consultation call (agent1 -> agent2) ended as transferred; the caller's call
+    // ended when the caller hung up, with agent2 on it.
+    let db = server.db();
+    let reasons: Vec<String> = db
+        .prepare("SELECT COALESCE(end_reason, '') FROM calls ORDER BY started_at_ms")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(reasons.contains(&"transferred".to_string()), "{reasons:?}");
+    assert!(reasons.contains(&"caller-bye".to_string()), "{reasons:?}");
+    let e = escalations(&server);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(e[0].3.as_deref(), Some("agent1"), "{e:?}");
+    assert_eq!(e[0].4.as_deref(), Some("transferred"), "{e:?}");
+    assert_eq!(e[1].0, "transfer", "{e:?}");
+    assert_eq!(
+        e[1].1, "transferred by agent1 to agent2 (attended)",
+        "{e:?}"
+    );
+    assert_eq!(e[1].3.as_deref(), Some("agent2"), "{e:?}");
+    assert_eq!(e[1].4.as_deref(), Some("answered"), "{e:?}");
+    // agent2 kept its dialog with voxdesk and heard the caller to the end.
+    let heard = agent2.heard().expect("agent2 recorded its call");
+    let secs = wav_seconds(&heard);
+    let rms = wav_rms(&heard, secs - 10.0, secs)[0];
+    assert!(
+        rms > 0.02,
+        "agent2 heard the caller at the end: rms {rms} ({secs:.1} s)"
+    );
+}

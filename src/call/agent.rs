@@ -17,7 +17,7 @@ use voxdesk_sip::txn::TxKey;
 use voxdesk_sip::{Message, Method};
 
 /// The outbound leg to an agent's softphone.
-pub(super) struct AgentLeg {
+pub struct AgentLeg {
     pub(super) username: String,
     pub(super) call_id: String,
     pub(super) invite: Message,
@@ -33,6 +33,17 @@ pub(super) struct AgentLeg {
     pub(super) bridged: bool,
     /// When this leg's media session (its turn timeline) started.
     pub(super) media_at: Instant,
+}
+
+impl std::fmt::Debug for AgentLeg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentLeg")
+            .field("username", &self.username)
+            .field("call_id", &self.call_id)
+            .field("answered", &self.answered)
+            .field("bridged", &self.bridged)
+            .finish()
+    }
 }
 
 impl Call {
@@ -69,7 +80,12 @@ impl Call {
         kind: &str,
         headers: Vec<(&'static str, String)>,
     ) -> Result<AgentLeg, &'static str> {
-        let lease = self.ctx.shared.ports.lease().ok_or("no-rtp-ports")?;
+        let lease = self
+            .ctx
+            .shared
+            .ports
+            .lease_bindable(self.ctx.shared.bind_ip)
+            .ok_or("no-rtp-ports")?;
         let local = self.local_media(lease.port);
         let (ev_tx, ev_rx) = mpsc::channel(64);
         let setup = MediaSetup {

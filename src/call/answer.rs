@@ -78,7 +78,12 @@ impl Call {
             }
             SessionTimerAnswer::None => {}
         }
-        let Some(lease) = self.ctx.shared.ports.lease() else {
+        let Some(lease) = self
+            .ctx
+            .shared
+            .ports
+            .lease_bindable(self.ctx.shared.bind_ip)
+        else {
             tracing::warn!("no free RTP port");
             return self.unavailable("no-rtp-ports").await;
         };

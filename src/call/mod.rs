@@ -30,7 +30,7 @@ mod scribe;
 mod supervise;
 mod talk;
 mod transfer;
-use agent::AgentLeg;
+pub use agent::AgentLeg;
 pub use feature::Feature;
 use supervise::Supervisor;
 pub use supervise::{SuperviseError, SuperviseMode};
@@ -67,30 +67,51 @@ pub enum CallInput {
         mode: Option<SuperviseMode>,
         reply: tokio::sync::oneshot::Sender<Result<&'static str, SuperviseError>>,
     },
+    /// Another call's agent is transferring their caller (attended) to this call's agent,
+    /// with whom this call is their consultation: hand over the agent leg (if the dialog
+    /// tags match) and end.
+    Surrender {
+        tags: (String, String),
+        reply: tokio::sync::oneshot::Sender<Option<AgentLeg>>,
+    },
 }
 
-/// Live calls by voxdesk call id, for the API to reach them.
+#[derive(Default)]
+struct Live {
+    /// voxdesk call id -> (the call's inbound Call-ID, its input).
+    calls: std::collections::HashMap<String, (String, mpsc::Sender<CallInput>)>,
+    /// Inbound Call-ID -> voxdesk call id.
+    by_sip: std::collections::HashMap<String, String>,
+}
+
+/// Live calls by voxdesk call id (for the API) and by inbound Call-ID (for an attended
+/// transfer to find the consultation call).
 #[derive(Clone, Default)]
-pub struct LiveCalls(
-    Arc<std::sync::Mutex<std::collections::HashMap<String, mpsc::Sender<CallInput>>>>,
-);
+pub struct LiveCalls(Arc<std::sync::Mutex<Live>>);
 
 impl LiveCalls {
-    pub fn insert(&self, id: &str, tx: mpsc::Sender<CallInput>) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.to_string(), tx);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    pub fn insert(&self, id: &str, sip_call_id: &str, tx: mpsc::Sender<CallInput>) {
+        let mut l = self.lock();
+        l.calls
+            .insert(id.to_string(), (sip_call_id.to_string(), tx));
+        l.by_sip.insert(sip_call_id.to_string(), id.to_string());
     }
     pub fn remove(&self, id: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        let mut l = self.lock();
+        if let Some((sip, _)) = l.calls.remove(id) {
+            l.by_sip.remove(&sip);
+        }
     }
     pub fn get(&self, id: &str) -> Option<mpsc::Sender<CallInput>> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(id)
-            .cloned()
+        self.lock().calls.get(id).map(|(_, tx)| tx.clone())
+    }
+    pub fn get_by_sip_call_id(&self, sip_call_id: &str) -> Option<mpsc::Sender<CallInput>> {
+        let l = self.lock();
+        let id = l.by_sip.get(sip_call_id)?;
+        l.calls.get(id).map(|(_, tx)| tx.clone())
     }
 }
 
@@ -456,6 +477,10 @@ impl Call {
             } => {
                 let r = self.on_supervise(supervisor, mode).await;
                 let _ = reply.send(r);
+            }
+            CallInput::Surrender { tags, reply } => {
+                let leg = self.surrender(tags).await;
+                let _ = reply.send(leg);
             }
             CallInput::Timeout { key } => {
                 if self.supervisor.as_ref().and_then(|s| s.leg.key.as_ref()) == Some(&key) {

@@ -19,6 +19,13 @@ use voxdesk_sip::{Message, Method};
 pub(super) enum Target {
     Agent(String),
     Queue(String),
+    /// Attended: the transferring agent's consultation call (its Call-ID and tags, RFC
+    /// 3891 Replaces) with the colleague who then takes the caller.
+    Replaces {
+        call_id: String,
+        to_tag: String,
+        from_tag: String,
+    },
 }
 
 /// A transferred call waits ahead of new calls of its queue.
@@ -32,12 +39,12 @@ pub(super) fn target_of(
     let v = refer_to.ok_or(400u16)?;
     let addr = NameAddr::parse(v).map_err(|_| 400u16)?;
     let uri = addr.uri.as_sip().ok_or(416u16)?;
-    if uri
+    if let Some((_, v)) = uri
         .headers
         .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("Replaces"))
+        .find(|(n, _)| n.eq_ignore_ascii_case("Replaces"))
     {
-        return Err(501); // attended transfer: not supported
+        return parse_replaces(&voxdesk_sip::uri::percent_decode(v)).ok_or(400);
     }
     let user = uri.user_decoded().ok_or(404u16)?;
     if cfg.agents.iter().any(|a| a.username == user) {
@@ -49,12 +56,36 @@ pub(super) fn target_of(
     }
 }
 
+/// `call-id;to-tag=..;from-tag=..` (RFC 3891).
+fn parse_replaces(v: &str) -> Option<Target> {
+    let mut parts = v.split(';');
+    let call_id = parts.next()?.trim().to_string();
+    let (mut to_tag, mut from_tag) = (None, None);
+    for p in parts {
+        let (k, val) = p.split_once('=')?;
+        match k.trim().to_ascii_lowercase().as_str() {
+            "to-tag" => to_tag = Some(val.trim().to_string()),
+            "from-tag" => from_tag = Some(val.trim().to_string()),
+            _ => {}
+        }
+    }
+    if call_id.is_empty() {
+        return None;
+    }
+    Some(Target::Replaces {
+        call_id,
+        to_tag: to_tag?,
+        from_tag: from_tag?,
+    })
+}
+
 impl Call {
     /// REFER on the agent's leg.
     pub(super) async fn on_agent_refer(&mut self, key: TxKey, msg: Message) {
+        let server = self.ctx.shared.server_header.clone();
         let reply = |code: u16| {
             let mut r = msg.response(code, voxdesk_sip::reason_phrase(code), None);
-            r.push_header("Server", self.ctx.shared.server_header.clone());
+            r.push_header("Server", server.clone());
             r
         };
         let bridged = self.agent.as_ref().is_some_and(|a| a.bridged);
@@ -69,6 +100,19 @@ impl Call {
                 return self.ctx.respond(&key, reply(code)).await;
             }
         };
+        if let Target::Replaces {
+            call_id,
+            to_tag,
+            from_tag,
+        } = &target
+        {
+            let Some(new_leg) = self.take_consulted_leg(call_id, to_tag, from_tag).await else {
+                tracing::info!(%call_id, "attended transfer: no such consultation call");
+                return self.ctx.respond(&key, reply(481)).await;
+            };
+            self.ctx.respond(&key, reply(202)).await;
+            return self.attended_transfer(new_leg).await;
+        }
         self.ctx.respond(&key, reply(202)).await;
         self.end_supervision("the agent transferred the call").await;
         let Some(mut leg) = self.agent.take() else {
@@ -93,7 +137,7 @@ impl Call {
         router.ended(&from);
         self.resume_talk().await;
         let (queue, agent) = match &target {
-            Target::Queue(q) => (q.clone(), None),
+            Target::Queue(q) | Target::Replaces { call_id: q, .. } => (q.clone(), None),
             Target::Agent(a) => (
                 self.queued
                     .as_ref()
@@ -130,7 +174,9 @@ impl Call {
         let (tx, rx) = mpsc::channel(16);
         let how = match &target {
             Target::Agent(a) => format!("transferred by {from} to {a}"),
-            Target::Queue(q) => format!("transferred by {from} to the {q} queue"),
+            Target::Queue(q) | Target::Replaces { call_id: q, .. } => {
+                format!("transferred by {from} to the {q} queue")
+            }
         };
         self.ctx
             .shared
@@ -175,6 +221,106 @@ impl Call {
                 self.hangup("transfer-failed").await;
             }
         }
+    }
+
+    /// Asks the call the consultation belongs to for its agent leg (the colleague).
+    async fn take_consulted_leg(
+        &mut self,
+        call_id: &str,
+        to_tag: &str,
+        from_tag: &str,
+    ) -> Option<AgentLeg> {
+        let other = self.ctx.shared.live.get_by_sip_call_id(call_id)?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        other
+            .send(super::CallInput::Surrender {
+                tags: (to_tag.to_string(), from_tag.to_string()),
+                reply,
+            })
+            .await
+            .ok()?;
+        tokio::time::timeout(std::time::Duration::from_secs(2), rx)
+            .await
+            .ok()?
+            .ok()?
+    }
+
+    /// The colleague the agent consulted takes the caller: the transferring agent is told
+    /// (NOTIFY) and released, the colleague's leg joins this call and is bridged.
+    async fn attended_transfer(&mut self, mut new_leg: AgentLeg) {
+        self.end_supervision("the agent transferred the call").await;
+        let Some(mut leg) = self.agent.take() else {
+            return;
+        };
+        let (from, to) = (leg.username.clone(), new_leg.username.clone());
+        tracing::info!(agent = %from, to = %to, "agent transferred the call (attended)");
+        self.notify_transfer_done(&mut leg).await;
+        self.release_departing(leg).await;
+        if let Some(r) = &self.ctx.shared.router {
+            r.ended(&from);
+        }
+        // From now on requests on the colleague's dialog come to this call.
+        let _ = self
+            .ctx
+            .core
+            .send(crate::endpoint::CoreMsg::Adopt {
+                call: self.sip_call_id.clone(),
+                leg: new_leg.call_id.clone(),
+            })
+            .await;
+        let queue = self
+            .queued
+            .as_ref()
+            .map(|q| q.queue.clone())
+            .unwrap_or_default();
+        let store = &self.ctx.shared.store;
+        store.escalation_transferred(
+            &self.ctx.id,
+            &format!("transferred by {from} to {to} (attended)"),
+            &queue,
+        );
+        store.escalation_answered(&self.ctx.id, &to);
+        if let Some(q) = self.queued.as_mut() {
+            q.agent = Some(to.clone());
+            q.whispering = false;
+            q.hold_at = None;
+        }
+        new_leg.bridged = false;
+        self.agent = Some(new_leg);
+        self.bridge().await;
+    }
+
+    /// Another call's agent asks for this call's agent leg (this call is their
+    /// consultation with a colleague): it is handed over, and this call ends.
+    pub(super) async fn surrender(&mut self, tags: (String, String)) -> Option<AgentLeg> {
+        let d = self.dialog.as_ref()?;
+        let (local, remote) = (d.local_tag.as_str(), d.remote_tag.as_str());
+        // RFC 3891: to-tag is ours, from-tag theirs; either order is accepted.
+        let matches =
+            (tags.0 == local && tags.1 == remote) || (tags.0 == remote && tags.1 == local);
+        if !matches || self.state != State::Confirmed || !self.agent.as_ref()?.bridged {
+            return None;
+        }
+        self.end_supervision("the call was taken over").await;
+        let mut leg = self.agent.take()?;
+        if let Some(m) = &self.media {
+            let _ = m.cmd.send(MediaCmd::BridgeOut(Party::Agent, None)).await;
+            let _ = m.cmd.send(MediaCmd::BridgeIn(Party::Agent, None)).await;
+        }
+        let _ = leg
+            .media
+            .cmd
+            .send(MediaCmd::BridgeOut(Party::Caller, None))
+            .await;
+        let _ = leg
+            .media
+            .cmd
+            .send(MediaCmd::BridgeIn(Party::Caller, None))
+            .await;
+        leg.bridged = false;
+        tracing::info!(agent = %leg.username, "consultation taken over by an attended transfer");
+        self.hangup("transferred").await;
+        Some(leg)
     }
 
     /// Tells the transferring agent the transfer is done (one NOTIFY, subscription over).
@@ -245,9 +391,14 @@ mod tests {
         );
         assert_eq!(t("<sip:nobody@127.0.0.1>"), Err(404));
         assert_eq!(
-            t("<sip:agent2@127.0.0.1?Replaces=abc%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
-            Err(501)
+            t("<sip:agent2@127.0.0.1?Replaces=abc%40h%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
+            Ok(Target::Replaces {
+                call_id: "abc@h".into(),
+                to_tag: "1".into(),
+                from_tag: "2".into()
+            })
         );
+        assert_eq!(t("<sip:agent2@h?Replaces=abc%3Bto-tag%3D1>"), Err(400));
         assert_eq!(t("<tel:+15550100>"), Err(416));
         assert_eq!(t("not a uri <"), Err(400));
         assert_eq!(target_of(None, &cfg), Err(400));

@@ -712,7 +712,12 @@ mod tests {
     fn defaults_are_valid_and_have_demo_agents() {
         let c = Config::default();
         c.validate().unwrap();
-        assert_eq!(c.agents.len(), 2);
+        assert_eq!(c.agents.len(), 3);
+        assert_eq!(
+            c.agents.iter().filter(|a| a.supervisor).count(),
+            1,
+            "two agents and a supervisor"
+        );
         assert_eq!(c.sip.port, 5060);
     }
 

@@ -54,6 +54,26 @@ impl PortPool {
         })
     }
 
+    /// Leases a port whose RTP and RTCP ports can be bound on `ip` now: ports another
+    /// program holds are skipped (tried up to 32 times; the skipped ones go back to the
+    /// pool). The session binds them right after, so a race is possible but rare.
+    pub fn lease_bindable(&self, ip: std::net::IpAddr) -> Option<PortLease> {
+        let mut skipped = Vec::new();
+        for _ in 0..32 {
+            let lease = self.lease()?;
+            let free = |port: u16| std::net::UdpSocket::bind((ip, port)).is_ok();
+            if free(lease.port) && free(lease.port + 1) {
+                return Some(lease);
+            }
+            tracing::warn!(
+                port = lease.port,
+                "RTP port in use by another program: skipped"
+            );
+            skipped.push(lease);
+        }
+        None
+    }
+
     pub fn available(&self) -> usize {
         self.inner.lock().map(|g| g.free.len()).unwrap_or(0)
     }
@@ -62,6 +82,21 @@ impl PortPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ports_held_by_others_are_skipped() {
+        let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        // Find two adjacent free even ports, then hold the first pair.
+        let base = (40000..60000)
+            .step_by(2)
+            .find(|&p| (p..p + 4).all(|q| std::net::UdpSocket::bind((ip, q)).is_ok()))
+            .unwrap();
+        let _held = std::net::UdpSocket::bind((ip, base + 1)).unwrap();
+        let p = PortPool::new(base, base + 4);
+        let l = p.lease_bindable(ip).unwrap();
+        assert_eq!(l.port, base + 2);
+        assert_eq!(p.available(), 1, "the skipped port went back to the pool");
+    }
 
     #[test]
     fn leases_rotate_and_return() {
