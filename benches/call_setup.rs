@@ -7,7 +7,8 @@
 //!    media runtime used (its own threads only), packets/s per core and the jitter the relay
 //!    adds (p50/p99 of |inter-arrival - 20 ms| at the far end).
 //!
-//!   cargo bench --bench call_setup            (VOXDESK_BENCH_QUICK=1 for a short run)
+//!   cargo bench --bench call_setup            (VOXDESK_BENCH_QUICK=1 for a short run;
+//!                                             VOXDESK_BENCH_RELAY=500,1000: relay only)
 
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
@@ -134,13 +135,14 @@ fn call_setup() {
     let _ = server.wait();
 }
 
-fn rtp_packet(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
+fn rtp_packet(pt: u8, seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
     let mut b = Vec::with_capacity(172);
-    voxdesk::media::rtp::build(&mut b, false, 0, seq, ts, ssrc, &[0x55; 160]);
+    voxdesk::media::rtp::build(&mut b, false, pt, seq, ts, ssrc, &[0x55; 160]);
     b
 }
 
-fn relay(calls: usize, seconds: u64) {
+/// `transcode`: the agent leg speaks PCMA, the caller's PCMU (every packet re-encoded).
+fn relay(calls: usize, seconds: u64, transcode: bool) {
     let media_threads: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
     let mt = media_threads.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -156,6 +158,8 @@ fn relay(calls: usize, seconds: u64) {
         .build()
         .unwrap();
     let pool = PortPool::new(20000, 39999);
+    let agent_law = if transcode { Law::Alaw } else { Law::Ulaw };
+    let agent_pt = if transcode { 8 } else { 0 };
     // Per call: generator sockets gA (caller) and gB (agent); legs A and B bridged.
     let mut gens: Vec<(UdpSocket, SocketAddr, UdpSocket, SocketAddr)> = Vec::new();
     let mut handles = Vec::new();
@@ -164,9 +168,9 @@ fn relay(calls: usize, seconds: u64) {
         let gb = UdpSocket::bind("127.0.0.1:0").unwrap();
         ga.set_nonblocking(true).unwrap();
         gb.set_nonblocking(true).unwrap();
-        let mk = |remote: SocketAddr| StreamParams {
-            law: Law::Ulaw,
-            payload_type: 0,
+        let mk = |remote: SocketAddr, law: Law| StreamParams {
+            law,
+            payload_type: if law == Law::Alaw { 8 } else { 0 },
             dtmf_pt: None,
             remote: Some(remote),
             send: true,
@@ -176,22 +180,28 @@ fn relay(calls: usize, seconds: u64) {
         let (a, b) = rt.block_on(async {
             let (etx, _erx) = tokio::sync::mpsc::channel(8);
             let (etx2, _erx2) = tokio::sync::mpsc::channel(8);
-            let setup = |remote, lease| MediaSetup {
+            let setup = |remote, lease, law| MediaSetup {
                 lease,
                 bind: "127.0.0.1".parse().unwrap(),
-                params: mk(remote),
+                params: mk(remote, law),
                 jitter_ms: 40,
                 rtp_timeout: Duration::from_secs(3600),
                 record: None,
                 cname: "bench".into(),
                 turn: Default::default(),
             };
-            let a = session::start(setup(ga.local_addr().unwrap(), pool.lease().unwrap()), etx)
-                .await
-                .unwrap();
-            let b = session::start(setup(gb.local_addr().unwrap(), pool.lease().unwrap()), etx2)
-                .await
-                .unwrap();
+            let a = session::start(
+                setup(ga.local_addr().unwrap(), pool.lease().unwrap(), Law::Ulaw),
+                etx,
+            )
+            .await
+            .unwrap();
+            let b = session::start(
+                setup(gb.local_addr().unwrap(), pool.lease().unwrap(), agent_law),
+                etx2,
+            )
+            .await
+            .unwrap();
             let (t1, r1) = tokio::sync::mpsc::channel(16);
             let (t2, r2) = tokio::sync::mpsc::channel(16);
             a.cmd
@@ -231,9 +241,9 @@ fn relay(calls: usize, seconds: u64) {
         let mut tick = 0u32;
         while !s2.load(Ordering::Relaxed) {
             for (i, (ga, a, gb, b)) in g2.iter().enumerate() {
-                let _ = ga.send_to(&rtp_packet(tick as u16, tick * 160, i as u32), a);
+                let _ = ga.send_to(&rtp_packet(0, tick as u16, tick * 160, i as u32), a);
                 let _ = gb.send_to(
-                    &rtp_packet(tick as u16, tick * 160, 1_000_000 + i as u32),
+                    &rtp_packet(agent_pt, tick as u16, tick * 160, 1_000_000 + i as u32),
                     b,
                 );
             }
@@ -298,7 +308,8 @@ fn relay(calls: usize, seconds: u64) {
     let pps = packets as f64 / measured_s;
     let cores = cpu / wall;
     println!(
-        "{calls:>4} bridged calls: relayed {pps:>8.0} pkt/s (expected {}), media CPU {:.2} cores -> {:.0} pkt/s per core, {:.0} calls per core; added jitter p50 {:.2} ms, p99 {:.2} ms",
+        "{calls:>4} bridged calls{}: relayed {pps:>8.0} pkt/s (expected {}), media CPU {:.2} cores -> {:.0} pkt/s per core, {:.0} calls per core; added jitter p50 {:.2} ms, p99 {:.2} ms",
+        if transcode { " (PCMU<->PCMA)" } else { "" },
         calls * 2 * 50,
         cores,
         pps / cores.max(1e-9),
@@ -322,10 +333,26 @@ fn main() {
             .unwrap_or(0),
         load.trim()
     );
-    call_setup();
-    println!("== RTP relay: bridged G.711 legs in-process (load generator on separate threads) ==");
-    let sizes: &[usize] = if quick() { &[50] } else { &[50, 200, 500] };
-    for &n in sizes {
-        relay(n, if quick() { 3 } else { 8 });
+    // VOXDESK_BENCH_RELAY=500,1000: only the relay, at these sizes.
+    let only: Vec<usize> = std::env::var("VOXDESK_BENCH_RELAY")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    if only.is_empty() {
+        call_setup();
     }
+    println!("== RTP relay: bridged G.711 legs in-process (load generator on separate threads) ==");
+    let sizes: Vec<usize> = if !only.is_empty() {
+        only
+    } else if quick() {
+        vec![50]
+    } else {
+        vec![50, 200, 500]
+    };
+    for n in sizes {
+        relay(n, if quick() { 3 } else { 8 }, false);
+    }
+    let n = if quick() { 50 } else { 500 };
+    relay(n, if quick() { 3 } else { 8 }, true);
 }

@@ -306,15 +306,19 @@ impl Session {
     async fn run(mut self, mut cmds: mpsc::Receiver<MediaCmd>) -> MediaSummary {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let mut rtcp_tick = tokio::time::interval(Duration::from_secs(5));
-        rtcp_tick.tick().await;
+        // One timer per session: RTCP goes out every 250th tick (5 s), and its socket is
+        // read every 10th (RTCP arrives every few seconds; no syscall per tick for it).
+        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    self.drain_sockets();
+                    ticks += 1;
+                    self.drain_sockets(ticks.is_multiple_of(10));
                     self.on_tick();
+                    if ticks.is_multiple_of(250) {
+                        self.send_rtcp();
+                    }
                 }
-                _ = rtcp_tick.tick() => self.send_rtcp(),
                 c = cmds.recv() => match c {
                     None | Some(MediaCmd::Stop) => break,
                     Some(c) => self.on_cmd(c),
@@ -401,7 +405,7 @@ impl Session {
     }
 
     /// Takes every datagram that arrived since the last tick.
-    fn drain_sockets(&mut self) {
+    fn drain_sockets(&mut self, rtcp: bool) {
         let mut buf = [0u8; 2048];
         // Bounded, so a flood cannot starve the tick (50 ms of 10 ms packets is 5).
         for _ in 0..64 {
@@ -409,6 +413,9 @@ impl Session {
                 Ok((n, from)) => self.on_rtp(&buf[..n], from),
                 Err(_) => break,
             }
+        }
+        if !rtcp {
+            return;
         }
         for _ in 0..8 {
             match self.rtcp.recv_from(&mut buf) {
@@ -452,6 +459,9 @@ impl Session {
             let arrival = (self.started.elapsed().as_micros() / 125) as u32;
             self.stats.on_packet(p.ssrc, p.seq, p.timestamp, arrival);
             self.jitter.push(p.timestamp, p.payload);
+            if !self.listening() {
+                return; // bridged and not transcribed: nothing listens to the caller here
+            }
             // Turn-taking listens at arrival, ahead of the jitter buffer's delay, so that a
             // barge-in stops our prompt as early as possible.
             let law = self.params.law;
@@ -490,6 +500,14 @@ impl Session {
             match self.jitter.pop() {
                 Playout::Frame(f) => {
                     let law = self.params.law;
+                    // The usual case (20 ms packets, nothing left over): decode straight
+                    // into the frame.
+                    if self.rx_fifo.is_empty() && f.len() == FRAME {
+                        for (o, &b) in out.iter_mut().zip(f.iter()) {
+                            *o = law.decode_one(b);
+                        }
+                        return out;
+                    }
                     self.rx_fifo.extend(f.iter().map(|&b| law.decode_one(b)));
                 }
                 Playout::Missing => {
@@ -505,6 +523,12 @@ impl Session {
             }
         }
         out
+    }
+
+    /// Whether turn-taking listens to this leg: always for the bot's caller, and for
+    /// transcription; not on a plain relayed leg.
+    fn listening(&self) -> bool {
+        self.params.recv && (self.bridge_in.is_empty() || self.transcribe)
     }
 
     /// VAD + turn-taking on one 20 ms frame of the caller's audio as it arrives. Barge-in
@@ -650,7 +674,14 @@ impl Session {
             [0; FRAME]
         };
         if self.vad_fed == 0 {
-            self.take_turns(&[0; FRAME]);
+            if self.listening() {
+                self.take_turns(&[0; FRAME]);
+            } else {
+                // Nobody listens: the turn timeline moves on with nothing kept.
+                self.frames += 1;
+                self.heard.clear();
+                self.heard_base = self.frames * FRAME as u64;
+            }
         }
         self.vad_fed = 0;
         for (_, tx) in &self.bridge_out {
