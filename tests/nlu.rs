@@ -148,6 +148,29 @@ fn train_and_evaluate_on_the_held_out_set() {
         .and_then(|v| v.parse().ok())
         .unwrap();
     assert!(acc >= 85.0, "intent accuracy {acc} %\n{out}");
+    // Anger/frustration at the default threshold (0.4): the targets are recall
+    // >= 0.85 with <= 10 % false escalations; the guard leaves a little room.
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("anger/frustration (score >= 0.4)"))
+        .unwrap_or_else(|| panic!("no anger line at 0.4: {out}"));
+    let num = |after: &str| -> f64 {
+        line.split(after)
+            .nth(1)
+            .unwrap()
+            .trim_start()
+            .split([' ', '%'])
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (recall, false_esc) = (num("recall"), num("false escalations"));
+    assert!(recall >= 0.8 && false_esc <= 10.0, "{line}");
+    assert!(
+        out.contains("by threshold (recall/false escalations): 0.30:"),
+        "{out}"
+    );
     // A CSV set works too; a set with an unknown emotion is refused.
     let csv = dir.path().join("set.csv");
     std::fs::write(&csv, "text,intent,emotion\nHow do I pay my bill?,payment_methods,neutral\nI want a human,agent_request,neutral\n").unwrap();

@@ -28,7 +28,7 @@ impl Default for NluConfig {
         NluConfig {
             enabled: true,
             intent_threshold: 0.4,
-            anger_threshold: 0.5,
+            anger_threshold: 0.4,
             train_set: None,
             agent_phrases: Vec::new(),
             reload_secs: 5,

@@ -345,6 +345,8 @@ pub fn evaluate(nlu: &Nlu, set: &[Example], anger_threshold: f32) -> Result<Eval
     let (mut pos, mut pos_hit, mut neg, mut neg_hit) = (0usize, 0usize, 0usize, 0usize);
     let mut times = Vec::new();
     let mut misses = Vec::new();
+    // (angry or frustrated, anger score) per example with an emotion label.
+    let mut scored: Vec<(bool, f32)> = Vec::new();
     for e in set {
         let u = nlu.understand(&e.text, None, None)?;
         times.push(u.elapsed.as_secs_f64() * 1000.0);
@@ -365,6 +367,7 @@ pub fn evaluate(nlu: &Nlu, set: &[Example], anger_threshold: f32) -> Result<Eval
         if let Some(truth) = &e.emotion {
             emotions.add(truth, &u.emotion);
             let flagged = u.anger >= anger_threshold;
+            scored.push((truth == "angry" || truth == "frustrated", u.anger));
             if truth == "angry" || truth == "frustrated" {
                 pos += 1;
                 pos_hit += flagged as usize;
@@ -413,6 +416,32 @@ pub fn evaluate(nlu: &Nlu, set: &[Example], anger_threshold: f32) -> Result<Eval
         "anger/frustration (score >= {anger_threshold}): recall {:.2} ({pos_hit}/{pos}), false escalations {:.1} % ({neg_hit}/{neg})",
         r.anger_recall,
         100.0 * r.false_escalation
+    );
+    // How recall and false escalations trade off around the configured threshold.
+    let sweep: Vec<String> = [0.3f32, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6]
+        .iter()
+        .map(|&th| {
+            let (mut p, mut ph, mut n, mut nh) = (0usize, 0usize, 0usize, 0usize);
+            for &(positive, anger) in &scored {
+                if positive {
+                    p += 1;
+                    ph += (anger >= th) as usize;
+                } else {
+                    n += 1;
+                    nh += (anger >= th) as usize;
+                }
+            }
+            format!(
+                "{th:.2}: {:.2}/{:.1} %",
+                ph as f64 / p.max(1) as f64,
+                100.0 * nh as f64 / n.max(1) as f64
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        text,
+        "  by threshold (recall/false escalations): {}",
+        sweep.join(", ")
     );
     let _ = writeln!(text, "NLU per utterance (encoder + heads + rules): p50 {:.1} ms, p95 {:.1} ms over {} utterances", r.nlu_p50_ms, r.nlu_p95_ms, times.len());
     Ok(EvalReport { text, ..r })
