@@ -2,7 +2,8 @@
 # Installs what voxdesk needs to build, run and test on Debian 12 (idempotent):
 #   - a C toolchain (the bundled SQLite is compiled from source),
 #   - the real SIP peers the tests drive: sipp (Debian sip-tester) and baresip,
-#   - libespeak-ng (phonemes for the Piper text-to-speech voices; linked into voxdesk),
+#   - libespeak-ng (phonemes for the Piper text-to-speech voices; linked into voxdesk), and
+#     the espeak-ng program (the Mandarin end-to-end test speaks its question with it),
 #   - cmake (whisper.cpp, the speech-to-text engine, is compiled from source by whisper-rs),
 #   - ALSA headers + pkg-config (`voxdesk talk` uses the microphone and speaker via cpal),
 #   - python3-venv (scripts/fetch-models.sh converts the Whisper weights with numpy in a venv).
@@ -14,6 +15,7 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || need+=(baresip-core)
 dpkg -s libespeak-ng-dev >/dev/null 2>&1 || need+=(libespeak-ng-dev)
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 dpkg -s libasound2-dev >/dev/null 2>&1 || need+=(libasound2-dev)

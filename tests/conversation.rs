@@ -527,3 +527,78 @@ fn a_knowledge_base_question_a_follow_up_then_a_person() {
     );
     assert_eq!(sug[0]["suggested_by"], "agent1");
 }
+
+/// `pinyin` (tone numbers) spoken by espeak-ng's Mandarin voice (no package registry
+/// carries recorded Mandarin speech), as raw 8 kHz mu-law for sipp followed by `gap_s` of
+/// silence; returns the path relative to sipp's working folder.
+fn mandarin(server: &Server, name: &str, pinyin: &str, gap_s: f32) -> String {
+    require("espeak-ng");
+    let wav = server.dir.path().join(format!("{name}.wav"));
+    let ok = std::process::Command::new("espeak-ng")
+        .args(["-v", "cmn-latn-pinyin", "-s", "120", "-w"])
+        .arg(&wav)
+        .arg(pinyin)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "espeak-ng failed");
+    let mut r = hound::WavReader::open(&wav).unwrap();
+    let rate = r.spec().sample_rate;
+    let x: Vec<f32> = r
+        .samples::<i16>()
+        .map(|s| s.unwrap() as f32 / 32768.0)
+        .collect();
+    let y = voxdesk::media::wav::resample(&x, rate, 8000).unwrap();
+    let mut ul: Vec<u8> = y
+        .iter()
+        .map(|&v| {
+            voxdesk::media::g711::linear_to_ulaw((v * 32767.0).clamp(-32768.0, 32767.0) as i16)
+        })
+        .collect();
+    ul.extend(std::iter::repeat_n(0xffu8, (gap_s * 8000.0) as usize));
+    let said = server.dir.path().join(format!("{name}.ul"));
+    std::fs::write(&said, ul).unwrap();
+    let up = "../".repeat(fixtures().components().count() - 1);
+    format!("{up}{}", said.display().to_string().trim_start_matches('/'))
+}
+
+#[test]
+fn a_mandarin_question_gets_a_knowledge_base_answer_in_mandarin() {
+    let _g = serial();
+    // The call's language is Mandarin: Whisper base (multilingual) hears it, the answer
+    // comes from the knowledge base's Chinese text.
+    let server = Server::start_with_models(
+        "",
+        "",
+        &format!("[speech]\nlanguage = \"zh\"\n\n{PATIENT_BOT}"),
+    );
+    // "我要出国，手机能用吗？" (I am going abroad: will my phone work?)
+    let ask = mandarin(
+        &server,
+        "roaming-zh",
+        "wo3 yao4 chu1 guo2, shou3 ji1 neng2 yong4 ma5",
+        1.0,
+    );
+    let sc = talk_scenario(server.dir.path(), 6500, &ask, 20000, "silence.ul", 500);
+    let out = sipp(server.port, sc.to_str().unwrap(), &[]);
+    assert_sipp_ok(&out, &server);
+    let ts = turns(&server);
+    let bots = bot_turns(&server);
+    eprintln!("turns: {ts:#?}\nbot: {bots:#?}");
+    let answer = bots
+        .iter()
+        .find(|b| {
+            b.kb_key
+                .as_deref()
+                .is_some_and(|k| k.starts_with("roaming"))
+        })
+        .unwrap_or_else(|| panic!("no roaming answer: {ts:#?}\n{bots:#?}\n{}", server.log()));
+    // Answered in Chinese.
+    assert!(
+        answer
+            .text
+            .chars()
+            .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+        "{answer:?}"
+    );
+}
