@@ -108,6 +108,7 @@ impl<'a> Bot<'a> {
         let context = crate::dialog::brain::CallContext {
             previous_topic: self.dialog.followup_context().map(String::from),
             baseline: self.baseline,
+            interrupted: false,
         };
         let analysis = self
             .brain

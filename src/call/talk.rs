@@ -123,6 +123,8 @@ pub(super) struct Talk {
     tx: mpsc::Sender<TalkEvent>,
     pub rx: mpsc::Receiver<TalkEvent>,
     speaking: Option<Speaking>,
+    /// The caller's current turn began by talking over the bot (prosody: interruptions).
+    interrupted: bool,
     tentative: Option<Tentative>,
     /// Turns that ended at a pause whose transcript is still being made.
     awaiting: Vec<Tentative>,
@@ -176,6 +178,7 @@ impl Talk {
             tx,
             rx,
             speaking: None,
+            interrupted: false,
             tentative: None,
             awaiting: Vec::new(),
         }
@@ -193,6 +196,7 @@ impl Talk {
         let context = CallContext {
             previous_topic: self.dialog.followup_context().map(String::from),
             baseline: self.baseline,
+            interrupted: self.interrupted,
         };
         move |threads| {
             let transcript = stt
@@ -354,6 +358,7 @@ impl Talk {
             s.cancel.store(true, Ordering::Relaxed);
             let _ = media.try_send(MediaCmd::StopPlayback);
             if s.started {
+                self.interrupted = true;
                 tracing::info!(seq = s.seq, "caller interrupted the reply");
                 self.store.turn_interrupted(&self.call_id, s.seq);
             } else {
@@ -374,6 +379,8 @@ impl Talk {
         media: &mpsc::Sender<MediaCmd>,
     ) {
         let stt_done = Instant::now();
+        // The interruption counted for this turn; the next one starts afresh.
+        self.interrupted = false;
         let (t, analysis) = match result {
             Ok(h) => (h.transcript, h.analysis),
             Err(e) => {

@@ -19,6 +19,22 @@ pub struct CallContext {
     pub previous_topic: Option<String>,
     /// How the caller sounded on their first turn (prosody counts relative to it).
     pub baseline: Option<crate::nlu::prosody::Prosody>,
+    /// This turn began by talking over the bot's answer (an interruption: a sign of
+    /// impatience that lifts the anger score a little).
+    pub interrupted: bool,
+}
+
+/// How much of the way to 1.0 an interruption lifts the anger score: alone it escalates
+/// nobody (neutral text stays far below the threshold); with annoyed words it can.
+pub const INTERRUPTION_LIFT: f32 = 0.15;
+
+/// The anger score of a turn that did (or did not) interrupt the bot.
+pub fn with_interruption(anger: f32, interrupted: bool) -> f32 {
+    if interrupted {
+        (anger + (1.0 - anger) * INTERRUPTION_LIFT).clamp(0.0, 1.0)
+    } else {
+        anger
+    }
 }
 
 pub struct Brain {
@@ -227,6 +243,7 @@ impl Brain {
             }
         }
         let mut understanding = understanding;
+        understanding.anger = with_interruption(understanding.anger, call.interrupted);
         understanding.elapsed = t.elapsed();
         let best = |h: &[KbCandidate]| h.first().map(|c| c.score).unwrap_or(0.0);
         let generated = if self.llm.enabled

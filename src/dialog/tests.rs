@@ -394,3 +394,13 @@ fn slots_are_filled_in_the_answers_language() {
         "from your phone"
     );
 }
+
+#[test]
+fn an_interruption_lifts_the_anger_score_a_little() {
+    use crate::dialog::brain::with_interruption;
+    // Alone it escalates nobody; with annoyed words it can cross the default 0.4.
+    assert_eq!(with_interruption(0.1, false), 0.1);
+    assert!(with_interruption(0.05, true) < 0.25);
+    assert!(with_interruption(0.32, true) >= 0.4);
+    assert!(with_interruption(1.0, true) <= 1.0);
+}
