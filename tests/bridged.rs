@@ -350,28 +350,14 @@ fn pjsua_agent(server: &Server, user: &str, password: &str, extra: &[&str]) -> P
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let n: i64 = server
-            .db()
-            .query_row(
-                "SELECT COUNT(*) FROM registrations WHERE aor = ?1",
-                [user],
-                |r| r.get(0),
-            )
-            .unwrap();
-        if n == 1 {
-            return child;
-        }
-        if Instant::now() > deadline {
-            drop(child);
-            panic!(
-                "PJSUA2 {user} did not register:\n{}",
-                std::fs::read_to_string(server.dir.path().join("pjsua.out")).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
+    if !server.wait_registered(user, Duration::from_secs(20)) {
+        drop(child);
+        panic!(
+            "PJSUA2 {user} did not register:\n{}",
+            std::fs::read_to_string(server.dir.path().join("pjsua.out")).unwrap_or_default()
+        );
     }
+    child
 }
 
 #[test]

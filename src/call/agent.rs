@@ -35,6 +35,29 @@ pub struct AgentLeg {
     pub(super) media_at: Instant,
 }
 
+impl AgentLeg {
+    /// Answers an in-dialog offer from this leg's phone (re-INVITE/UPDATE: hold, resume,
+    /// refresh) in `ok`, and moves the media to what was agreed. No offer or an unusable
+    /// one: `ok` stays without a body.
+    pub(super) async fn answer_offer(&self, msg: &Message, ok: &mut Message) {
+        if msg.body.is_empty() {
+            return;
+        }
+        if let Ok((ans, neg)) = SessionDescription::parse(&msg.body)
+            .map_err(|_| ())
+            .and_then(|o| sdp::answer(&o, &self.local).map_err(|_| ()))
+        {
+            let _ = self
+                .media
+                .cmd
+                .send(MediaCmd::Update(stream_params(&neg, neg.ptime_ms)))
+                .await;
+            ok.push_header("Content-Type", "application/sdp");
+            ok.body = ans.to_bytes();
+        }
+    }
+}
+
 impl std::fmt::Debug for AgentLeg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AgentLeg")
@@ -365,20 +388,7 @@ impl Call {
         } else if method == Some(Method::Invite) || method == Some(Method::Update) {
             // Agent-side re-INVITE (hold, refresh): answer with our current offer.
             ok.push_header("Contact", self.ctx.shared.contact(&a.flow));
-            if !msg.body.is_empty() {
-                if let Ok((ans, neg)) = SessionDescription::parse(&msg.body)
-                    .map_err(|_| ())
-                    .and_then(|o| sdp::answer(&o, &a.local).map_err(|_| ()))
-                {
-                    let _ = a
-                        .media
-                        .cmd
-                        .send(MediaCmd::Update(stream_params(&neg, neg.ptime_ms)))
-                        .await;
-                    ok.push_header("Content-Type", "application/sdp");
-                    ok.body = ans.to_bytes();
-                }
-            }
+            a.answer_offer(&msg, &mut ok).await;
             self.ctx.respond(&key, ok).await;
         } else {
             self.ctx.respond(&key, ok).await;

@@ -275,23 +275,11 @@ impl Call {
             self.ctx.respond(&key, ok).await;
             return self.end_supervision("the supervisor hung up").await;
         }
-        if msg.method() == Some(&Method::Invite) && !msg.body.is_empty() {
+        if matches!(msg.method(), Some(Method::Invite | Method::Update)) {
             // A re-INVITE (hold, refresh): answer with our side of the session.
             if let Some(s) = self.supervisor.as_ref() {
                 ok.push_header("Contact", self.ctx.shared.contact(&s.leg.flow));
-                if let Ok((ans, neg)) = SessionDescription::parse(&msg.body)
-                    .map_err(|_| ())
-                    .and_then(|o| sdp::answer(&o, &s.leg.local).map_err(|_| ()))
-                {
-                    let _ = s
-                        .leg
-                        .media
-                        .cmd
-                        .send(MediaCmd::Update(stream_params(&neg, neg.ptime_ms)))
-                        .await;
-                    ok.push_header("Content-Type", "application/sdp");
-                    ok.body = ans.to_bytes();
-                }
+                s.leg.answer_offer(&msg, &mut ok).await;
             }
         }
         self.ctx.respond(&key, ok).await;

@@ -100,26 +100,31 @@ impl Call {
                 return self.ctx.respond(&key, reply(code)).await;
             }
         };
-        if let Target::Replaces {
-            call_id,
-            to_tag,
-            from_tag,
-        } = &target
-        {
-            let Some(new_leg) = self.take_consulted_leg(call_id, to_tag, from_tag).await else {
-                tracing::info!(%call_id, "attended transfer: no such consultation call");
-                return self.ctx.respond(&key, reply(481)).await;
-            };
-            self.ctx.respond(&key, reply(202)).await;
-            return self.attended_transfer(new_leg).await;
-        }
+        // Blind: to a queue, or to a colleague (who waits in the call's queue).
+        let (to_queue, to_agent) = match target {
+            Target::Replaces {
+                call_id,
+                to_tag,
+                from_tag,
+            } => {
+                let taken = self.take_consulted_leg(&call_id, &to_tag, &from_tag).await;
+                let Some(new_leg) = taken else {
+                    tracing::info!(%call_id, "attended transfer: no such consultation call");
+                    return self.ctx.respond(&key, reply(481)).await;
+                };
+                self.ctx.respond(&key, reply(202)).await;
+                return self.attended_transfer(new_leg).await;
+            }
+            Target::Queue(q) => (Some(q), None),
+            Target::Agent(a) => (None, Some(a)),
+        };
         self.ctx.respond(&key, reply(202)).await;
         self.end_supervision("the agent transferred the call").await;
         let Some(mut leg) = self.agent.take() else {
             return;
         };
         let from = leg.username.clone();
-        tracing::info!(agent = %from, ?target, "agent transferred the call (blind)");
+        tracing::info!(agent = %from, queue = ?to_queue, to = ?to_agent, "agent transferred the call (blind)");
         self.notify_transfer_done(&mut leg).await;
         // Unbridge: the caller hears the transfer prompt, then hold audio.
         if let Some(m) = &self.media {
@@ -136,25 +141,14 @@ impl Call {
         self.release_departing(leg).await;
         router.ended(&from);
         self.resume_talk().await;
-        let (queue, agent) = match &target {
-            Target::Queue(q) | Target::Replaces { call_id: q, .. } => (q.clone(), None),
-            Target::Agent(a) => (
-                self.queued
-                    .as_ref()
-                    .map(|q| q.queue.clone())
-                    .or_else(|| {
-                        self.ctx
-                            .shared
-                            .cfg
-                            .routing
-                            .queues
-                            .first()
-                            .map(|q| q.name.clone())
-                    })
-                    .unwrap_or_default(),
-                Some(a.clone()),
-            ),
-        };
+        let queue = to_queue
+            .clone()
+            .or_else(|| self.queued.as_ref().map(|q| q.queue.clone()))
+            .or_else(|| {
+                let queues = &self.ctx.shared.cfg.routing.queues;
+                queues.first().map(|q| q.name.clone())
+            })
+            .unwrap_or_default();
         let priority = self
             .ctx
             .shared
@@ -172,11 +166,9 @@ impl Call {
             .map(|t| t.language().to_string())
             .unwrap_or_else(|| "en".into());
         let (tx, rx) = mpsc::channel(16);
-        let how = match &target {
-            Target::Agent(a) => format!("transferred by {from} to {a}"),
-            Target::Queue(q) | Target::Replaces { call_id: q, .. } => {
-                format!("transferred by {from} to the {q} queue")
-            }
+        let how = match &to_agent {
+            Some(a) => format!("transferred by {from} to {a}"),
+            None => format!("transferred by {from} to the {queue} queue"),
         };
         self.ctx
             .shared
@@ -200,7 +192,14 @@ impl Call {
             _ => None,
         };
         match router
-            .enqueue_for(&self.ctx.id, &queue, &lang, priority, agent.as_deref(), tx)
+            .enqueue_for(
+                &self.ctx.id,
+                &queue,
+                &lang,
+                priority,
+                to_agent.as_deref(),
+                tx,
+            )
             .await
         {
             Ok(position) => {

@@ -549,12 +549,9 @@ impl Session {
             self.heard.drain(..drop);
             self.heard_base += drop as u64;
         }
+        // Callers only call this while `listening()`. Turns for the transcript only (an
+        // agent's leg, a bridged caller): what plays is never paused for them.
         let bridged = !self.bridge_in.is_empty();
-        if !self.params.recv || (bridged && !self.transcribe) {
-            return; // on hold, or a person is talking to the caller
-        }
-        // Turns for the transcript only (an agent's leg, a bridged caller): what plays is
-        // never paused for them.
         self.turns
             .set_bot_speaking(!self.transcribe && !bridged && !self.prompts.is_empty());
         let voiced = self.vad.score(rx) > 0.5;

@@ -168,6 +168,29 @@ impl Server {
         }
     }
 
+    /// Waits until `user`'s registration is in the database (digest auth passed); false
+    /// when `within` runs out first.
+    pub fn wait_registered(&self, user: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            let n: i64 = self
+                .db()
+                .query_row(
+                    "SELECT COUNT(*) FROM registrations WHERE aor = ?1",
+                    [user],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            if n == 1 {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }

@@ -118,26 +118,12 @@ module sndfile.so\nmodule_app account.so\nmodule_app menu.so\nmodule_app ctrl_tc
             control,
         };
         // Wait for the digest-authenticated registration to land in SQLite.
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let n: i64 = server
-                .db()
-                .query_row(
-                    "SELECT COUNT(*) FROM registrations WHERE aor = ?1",
-                    [user],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            if n == 1 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
+        if !server.wait_registered(user, Duration::from_secs(15)) {
+            panic!(
                 "{user} did not register:\n{}\n{}",
                 phone.log(),
                 server.log()
             );
-            std::thread::sleep(Duration::from_millis(200));
         }
         phone
     }
