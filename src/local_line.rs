@@ -48,6 +48,10 @@ struct Bot<'a> {
     pending: Option<(u64, Vec<i16>, usize)>,
     /// The transcript made at the last pause: (end, transcript).
     tentative: Option<(Duration, Transcript)>,
+    /// A complete-sounding transcript of a pause, and when (virtual time) it is ready:
+    /// `(ready_at, start, end)`. Only then may it end the turn, and only if the caller has
+    /// not spoken again by that frame (as on a call, where the decode takes real time).
+    stable: Option<(Duration, Duration, Duration)>,
     exchanges: Vec<Exchange>,
     /// Index of the exchange whose reply is playing, and the frame its speech ended.
     replying: Option<(usize, u64)>,
@@ -74,6 +78,7 @@ impl<'a> Bot<'a> {
             paused: VecDeque::new(),
             pending: None,
             tentative: None,
+            stable: None,
             exchanges: Vec::new(),
             replying: None,
             threads: speech.pool.cores(),
@@ -185,6 +190,7 @@ impl<'a> Bot<'a> {
                 self.paused.clear();
                 self.pending = None;
                 self.tentative = None;
+                self.stable = None;
             }
             Some(TurnEvent::Pause { start, end }) => {
                 let t0 = Instant::now();
@@ -192,17 +198,9 @@ impl<'a> Bot<'a> {
                 let spent = t0.elapsed();
                 let complete = crate::speech::stt::sounds_complete(&t.text);
                 self.tentative = Some((end, t));
-                if complete {
-                    // Virtual time: the decision lands when the transcript is ready (or
-                    // when the silence reaches the early-end point, a later frame).
-                    let at = now + spent;
-                    if let Some(TurnEvent::TurnEnded { end, .. }) =
-                        self.turns.on_stable_transcript(at, end)
-                    {
-                        let (_, t) = self.tentative.take().unwrap_or_default();
-                        self.respond(t, frame, start, end, spent)?;
-                    }
-                }
+                // Virtual time: the decision lands on the frame where the transcript is
+                // ready (or where the silence reaches the early-end point, later).
+                self.stable = complete.then_some((now + spent, start, end));
             }
             Some(TurnEvent::TurnEnded { start, end, .. }) => {
                 let t0 = Instant::now();
@@ -214,6 +212,17 @@ impl<'a> Bot<'a> {
                 self.respond(t, frame, start, end, spent)?;
             }
             _ => {}
+        }
+        if let Some((ready, start, end)) = self.stable {
+            if now >= ready {
+                self.stable = None;
+                if let Some(TurnEvent::TurnEnded { end, .. }) =
+                    self.turns.on_stable_transcript(now, end)
+                {
+                    let (_, t) = self.tentative.take().unwrap_or_default();
+                    self.respond(t, frame, start, end, Duration::ZERO)?;
+                }
+            }
         }
         let mut tx = [0i16; FRAME];
         for s in tx.iter_mut() {

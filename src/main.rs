@@ -309,7 +309,7 @@ async fn run(cfg: Config) -> Result<()> {
             .context("the dialog (NLU models and knowledge base)")?;
         // The voice speaks English; answers in other languages are rendered when asked.
         if s.language == "en" {
-            s.prewarm(brain.answers("en"));
+            s.prewarm(brain.fixed_pieces());
         }
         (Some(s), Some(Arc::new(brain)))
     } else {

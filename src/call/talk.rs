@@ -186,9 +186,11 @@ impl Talk {
 
     /// The pool job for a caller turn: speech to text, then what it means (intent, emotion,
     /// prosody, knowledge-base candidates), all on the same worker.
+    /// A speculative one gives up when `stop` is set.
     fn hearing(
         &self,
         pcm: Vec<i16>,
+        stop: Option<Arc<AtomicBool>>,
     ) -> impl FnOnce(usize) -> Result<Heard, String> + Send + 'static {
         let stt = self.speech.stt_for(&self.language);
         let lang = self.language.clone();
@@ -199,9 +201,12 @@ impl Talk {
             interrupted: self.interrupted,
         };
         move |threads| {
-            let transcript = stt
-                .transcribe(&to_16k(&pcm), &lang, threads)
-                .map_err(|e| e.to_string())?;
+            let audio = to_16k(&pcm);
+            let transcript = match &stop {
+                Some(stop) => stt.transcribe_unless(&audio, &lang, threads, stop),
+                None => stt.transcribe(&audio, &lang, threads),
+            }
+            .map_err(|e| e.to_string())?;
             let reply_lang = if transcript.language == "zh" || lang == "zh" {
                 "zh"
             } else {
@@ -227,7 +232,7 @@ impl Talk {
             committed: None,
             stale: stale.clone(),
         });
-        let hear = self.hearing(u.pcm);
+        let hear = self.hearing(u.pcm, Some(stale.clone()));
         let tx = self.tx.clone();
         match self
             .speech
@@ -330,7 +335,7 @@ impl Talk {
             secs = u.pcm.len() as f32 / 8000.0,
             "transcribing caller turn"
         );
-        let hear = self.hearing(u.pcm);
+        let hear = self.hearing(u.pcm, None);
         let job = self.speech.pool.submit(hear);
         let tx = self.tx.clone();
         match job {

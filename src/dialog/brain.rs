@@ -98,14 +98,32 @@ impl Brain {
         self.kb.read().map(|k| k.clone()).expect("kb lock")
     }
 
-    /// Every answer in `lang` (for rendering them ahead of the first call).
-    pub fn answers(&self, lang: &str) -> Vec<String> {
-        self.index()
-            .entries
-            .iter()
-            .filter_map(|e| e.answer(lang).map(|a| super::fill_slots(a, "", 12)))
-            .filter(|a| !a.contains('{'))
-            .collect()
+    /// The pieces of speech the bot says word for word in English, as the reply path asks
+    /// the voice for them: knowledge-base answers (per time of day where they greet, with
+    /// "your phone" for the caller's number) and the request to rephrase cut into reply chunks, and
+    /// the handoff lines whole. Rendered ahead, so no caller waits for the voice on them.
+    pub fn fixed_pieces(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for e in &self.index().entries {
+            let Some(a) = e.answer("en") else { continue };
+            for hour in [8, 14, 20] {
+                let filled = super::fill_slots(a, "", hour);
+                if !filled.contains('{') {
+                    v.extend(crate::speech::tts::speech_chunks(&filled));
+                }
+            }
+        }
+        v.extend(crate::speech::tts::speech_chunks(
+            &self.settings.dialog.rephrase_en,
+        ));
+        v.extend(
+            super::Trigger::ALL
+                .iter()
+                .map(|t| t.handoff_line(&self.settings.dialog)),
+        );
+        v.sort();
+        v.dedup();
+        v
     }
 
     /// A new dialog for a call from `caller`.

@@ -59,6 +59,24 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    pub const ALL: [Trigger; 10] = [
+        Trigger::Requested,
+        Trigger::Keypad,
+        Trigger::Anger,
+        Trigger::AngerRising,
+        Trigger::NotUnderstood,
+        Trigger::Sensitive,
+        Trigger::NeedsPerson,
+        Trigger::Repeated,
+        Trigger::LongCall,
+        Trigger::FlowFailed,
+    ];
+
+    /// The English line said before a handoff for this trigger (fixed: pre-rendered).
+    pub fn handoff_line(self, d: &DialogConfig) -> String {
+        d.transfer_en.replace("{reason}", self.reason("en"))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Requested => "requested",
@@ -743,7 +761,14 @@ fn topic_phrase(q: &str) -> String {
 /// (in the answer's language: a Chinese answer gets Chinese words for them).
 pub fn fill_slots(answer: &str, caller: &str, hour: u32) -> String {
     let zh = answer.chars().any(crate::nlu::text::is_cjk);
-    let number: String = if caller.is_empty() {
+    // Only a telephone number is read out digit by digit; a SIP user name ("alice",
+    // "anonymous") is not a number the caller could text from.
+    let digits = caller.chars().filter(|c| c.is_ascii_digit()).count();
+    let is_number = digits >= 3
+        && caller
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ' | '(' | ')'));
+    let number: String = if !is_number {
         if zh { "您的电话" } else { "your phone" }.into()
     } else {
         caller

@@ -393,6 +393,11 @@ fn slots_are_filled_in_the_answers_language() {
         fill_slots("from {caller_number}", "", 13),
         "from your phone"
     );
+    // A SIP user name is not a number to text from.
+    assert_eq!(
+        fill_slots("from {caller_number}", "caller0", 13),
+        "from your phone"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 pub mod espeak;
 pub mod pool;
+pub mod rendered;
 pub mod stt;
 pub mod tts;
 pub mod turn;
@@ -10,7 +11,9 @@ pub mod vad;
 
 use crate::config::Config;
 use crate::media::wav::resample;
-use pool::InferencePool;
+use pool::{InferencePool, Priority};
+use rendered::{trim_leading_silence, DiskCache};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stt::{Stt, WhisperStt};
@@ -37,6 +40,8 @@ pub struct Speech {
     /// Rendered reply pieces by text: knowledge-base answers repeat, so their audio is
     /// made once (bounded; emptied when full).
     tts_cache: std::sync::Mutex<std::collections::HashMap<String, Arc<Vec<i16>>>>,
+    /// Fixed answers rendered before (data_dir/tts-cache).
+    disk: Option<DiskCache>,
 }
 
 const TTS_CACHE_ENTRIES: usize = 512;
@@ -75,11 +80,18 @@ impl Speech {
             None
         };
         let render = |text: &str, key: &str| -> anyhow::Result<Arc<Vec<i16>>> {
-            let pcm = voice
+            let mut pcm = voice
                 .synthesize(text)
                 .with_context(|| format!("prompts.{key}: cannot render"))?;
+            trim_leading_silence(&mut pcm, 8000);
             Ok(Arc::new(pcm))
         };
+        let voice_path = cfg.model_path(&cfg.models.tts_voice);
+        let voice_id = format!(
+            "{} {}",
+            voice_path.file_name().unwrap_or_default().to_string_lossy(),
+            std::fs::metadata(&voice_path).map(|m| m.len()).unwrap_or(0)
+        );
         let prompts = CachedPrompts {
             not_understood: render(&cfg.prompts.not_understood, "not_understood")?,
             goodbye: render(&cfg.prompts.goodbye, "goodbye")?,
@@ -96,29 +108,72 @@ impl Speech {
             prompts,
             load_times,
             tts_cache: Default::default(),
+            disk: Some(DiskCache::new(
+                &cfg.paths.data_dir.join("tts-cache"),
+                voice_id,
+            )),
         })
     }
 
-    /// Renders fixed answers into the cache on the pool, in the background, so the first
-    /// caller to get one does not wait for the voice.
-    pub fn prewarm(self: &Arc<Self>, texts: Vec<String>) {
-        let me = self.clone();
-        let _ = self.pool.submit(move |_| {
-            let t0 = Instant::now();
-            let mut n = 0;
-            for t in &texts {
-                for chunk in tts::speech_chunks(t) {
-                    if me.render(&chunk).is_ok() {
-                        n += 1;
-                    }
-                }
+    /// Renders fixed pieces of speech (knowledge-base answers, handoff lines) into the
+    /// cache so the first caller to get one does not wait for the voice: from
+    /// data_dir/tts-cache when a previous run rendered them, else on the pool, one piece per
+    /// background job (so a caller's turn never queues behind the whole list, and
+    /// speculation stays allowed).
+    pub fn prewarm(self: &Arc<Self>, mut pieces: Vec<String>) {
+        pieces.sort();
+        pieces.dedup();
+        if let Some(d) = &self.disk {
+            let removed = d.prune(&pieces);
+            if removed > 0 {
+                tracing::info!(
+                    removed,
+                    "rendered answers no longer said removed from the cache"
+                );
             }
+        }
+        let total = pieces.len();
+        Self::prewarm_next(self.clone(), pieces.into(), Instant::now(), total);
+    }
+
+    fn prewarm_next(me: Arc<Self>, mut left: VecDeque<String>, t0: Instant, total: usize) {
+        let Some(text) = left.pop_front() else {
             tracing::info!(
-                pieces = n,
+                pieces = total,
                 ms = t0.elapsed().as_millis() as u64,
                 "fixed answers pre-rendered"
             );
+            return;
+        };
+        let next = me.clone();
+        let job = me.pool.submit_with(Priority::Background, move |_| {
+            if let Err(e) = next.render_fixed(&text) {
+                tracing::warn!(error = %e, text = %text, "cannot pre-render an answer");
+            }
+            Self::prewarm_next(next, left, t0, total);
         });
+        if let Err(e) = job {
+            tracing::warn!(error = %e, "pre-rendering stopped (inference queue full); answers are rendered when first said");
+        }
+    }
+
+    /// `render` for a fixed text, through the disk cache.
+    fn render_fixed(&self, text: &str) -> Result<Arc<Vec<i16>>, tts::TtsError> {
+        if let Some(p) = self.cached(text) {
+            return Ok(p);
+        }
+        if let Some(pcm) = self.disk.as_ref().and_then(|d| d.load(text)) {
+            let pcm = Arc::new(pcm);
+            self.remember(text, pcm.clone());
+            return Ok(pcm);
+        }
+        let pcm = self.render(text)?;
+        if let Some(d) = &self.disk {
+            if let Err(e) = d.store(text, &pcm) {
+                tracing::warn!(error = %e, "cannot write the speech cache");
+            }
+        }
+        Ok(pcm)
     }
 
     /// The cached speech for a piece of a reply, if it was said before.
@@ -143,13 +198,18 @@ impl Speech {
         let mut pcm = Vec::new();
         self.tts
             .synthesize_streaming(text, &mut |p| pcm.extend(p))?;
+        trim_leading_silence(&mut pcm, 8000);
         let pcm = Arc::new(pcm);
+        self.remember(text, pcm.clone());
+        Ok(pcm)
+    }
+
+    fn remember(&self, text: &str, pcm: Arc<Vec<i16>>) {
         let mut c = self.tts_cache.lock().unwrap_or_else(|e| e.into_inner());
         if c.len() >= TTS_CACHE_ENTRIES {
             c.clear();
         }
-        c.insert(text.to_string(), pcm.clone());
-        Ok(pcm)
+        c.insert(text.to_string(), pcm);
     }
 
     /// The recogniser for a language ("en", "zh", "auto").

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -27,6 +27,8 @@ pub enum SttError {
     EnglishOnly(PathBuf, String),
     #[error("transcription failed: {0}")]
     Inference(String),
+    #[error("transcription no longer needed")]
+    Stopped,
 }
 
 /// What the recogniser heard in one utterance.
@@ -67,6 +69,25 @@ pub trait Stt: Send + Sync {
         language: &str,
         threads: usize,
     ) -> Result<Transcript, SttError>;
+
+    /// `transcribe`, given up as soon as `stop` is set (a speculative transcript that a
+    /// newer pause made useless): the worker is free again within a few milliseconds.
+    fn transcribe_unless(
+        &self,
+        pcm16k: &[f32],
+        language: &str,
+        threads: usize,
+        stop: &AtomicBool,
+    ) -> Result<Transcript, SttError> {
+        let _ = stop;
+        self.transcribe(pcm16k, language, threads)
+    }
+}
+
+/// whisper.cpp's abort callback: the user data is the `AtomicBool` of `transcribe_unless`.
+unsafe extern "C" fn stop_requested(data: *mut std::ffi::c_void) -> bool {
+    // SAFETY: set from a `&AtomicBool` that outlives the decode (see `decode`).
+    unsafe { (*(data as *const AtomicBool)).load(Ordering::Relaxed) }
 }
 
 /// Counters over all calls, for logs, `doctor` and the latency bench.
@@ -254,6 +275,7 @@ impl WhisperStt {
         language: &str,
         threads: usize,
         ctx: i32,
+        stop: Option<&AtomicBool>,
     ) -> Result<Transcript, SttError> {
         let lang_key = if self.multilingual { language } else { "en" };
         let base = self
@@ -265,10 +287,20 @@ impl WhisperStt {
         p.set_n_threads(threads.max(1) as i32);
         p.set_audio_ctx(ctx);
         p.set_max_tokens(max_tokens_for(secs, language));
+        if let Some(stop) = stop {
+            // SAFETY: `stop` is borrowed for this whole function, so it outlives `full`,
+            // the only place whisper.cpp calls the callback.
+            unsafe {
+                p.set_abort_callback(Some(stop_requested));
+                p.set_abort_callback_user_data(stop as *const AtomicBool as *mut std::ffi::c_void);
+            }
+        }
         let t0 = Instant::now();
-        state
-            .full(p, pcm)
-            .map_err(|e| SttError::Inference(e.to_string()))?;
+        let done = state.full(p, pcm);
+        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            return Err(SttError::Stopped);
+        }
+        done.map_err(|e| SttError::Inference(e.to_string()))?;
         let eot = self.ctx.token_eot();
         let mut out = Transcript {
             audio_ctx: ctx,
@@ -323,6 +355,28 @@ impl Stt for WhisperStt {
         language: &str,
         threads: usize,
     ) -> Result<Transcript, SttError> {
+        self.transcribe_inner(pcm16k, language, threads, None)
+    }
+
+    fn transcribe_unless(
+        &self,
+        pcm16k: &[f32],
+        language: &str,
+        threads: usize,
+        stop: &AtomicBool,
+    ) -> Result<Transcript, SttError> {
+        self.transcribe_inner(pcm16k, language, threads, Some(stop))
+    }
+}
+
+impl WhisperStt {
+    fn transcribe_inner(
+        &self,
+        pcm16k: &[f32],
+        language: &str,
+        threads: usize,
+        stop: Option<&AtomicBool>,
+    ) -> Result<Transcript, SttError> {
         if !matches!(language, "en" | "zh" | "auto") {
             return Err(SttError::Language(language.to_string()));
         }
@@ -337,7 +391,7 @@ impl Stt for WhisperStt {
         let secs = pcm16k.len() as f32 / 16000.0;
         let ctx = audio_ctx_for(secs);
         let result = (|| {
-            let mut t = self.decode(&mut state, pcm16k, language, threads, ctx)?;
+            let mut t = self.decode(&mut state, pcm16k, language, threads, ctx, stop)?;
             let budget = max_tokens_for(secs, language) as usize;
             // A looping decode is retried with a wider window (+256 frames), then the full
             // 30 s one.
@@ -351,7 +405,7 @@ impl Stt for WhisperStt {
                 tracing::info!(text = %t.text, ctx = t.audio_ctx, tokens = t.tokens, budget, retry_ctx = next, "transcript looks looped: decoding again with a wider window");
                 RETRIED.fetch_add(1, Ordering::Relaxed);
                 let (spent, passes) = (t.elapsed, t.passes);
-                t = self.decode(&mut state, pcm16k, language, threads, next)?;
+                t = self.decode(&mut state, pcm16k, language, threads, next, stop)?;
                 t.passes = passes + 1;
                 t.elapsed += spent;
             }

@@ -32,7 +32,7 @@ impl Default for TurnConfig {
             min_speech_ms: 200,
             end_silence_ms: 700,
             early_end_silence_ms: 250,
-            pause_ms: 150,
+            pause_ms: 80,
             barge_in_ms: 80,
             max_turn_ms: 20_000,
             onset_gap_ms: 60,
@@ -404,11 +404,11 @@ mod tests {
         let mut d = TurnDetector::new(TurnConfig::default());
         let ev = run_with_pauses(&mut d, &format!("{}{}", "#".repeat(30), ".".repeat(14)), 0);
         assert!(d.in_turn());
-        // 150 ms into the silence the detector reports a pause (transcribe now) ...
+        // 80 ms into the silence the detector reports a pause (transcribe now) ...
         assert_eq!(
             ev.last(),
             Some(&(
-                740,
+                660,
                 TurnEvent::Pause {
                     start: ms(0),
                     end: ms(600)
