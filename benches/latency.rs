@@ -20,11 +20,13 @@
 //!                                               starts spread evenly over 8 s)
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use voxdesk::media::g711::{linear_to_ulaw, ulaw_to_linear};
+
+mod support;
 use voxdesk::media::rtp::{self, RtpPacket};
 use voxdesk::speech::tts::{PiperVoice, Tts};
 
@@ -246,32 +248,19 @@ fn main() {
         println!("models missing: run scripts/fetch-models.sh");
         return;
     }
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "== conversation latency (loopback, real models; load average {}) ==",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        support::load_average()
     );
 
     // The caller's lines: two questions in the Piper voice, one real recording.
     let voice = PiperVoice::load(&lib, &voice_path).expect("voice");
     let t0 = Instant::now();
-    let q1 = voice.synthesize("What are your opening hours?").unwrap();
-    let q2 = voice
-        .synthesize("I would like to check my balance, please.")
-        .unwrap();
+    let q1 = voice.synthesize(support::QUESTIONS[0]).unwrap();
+    let q2 = voice.synthesize(support::QUESTIONS[1]).unwrap();
     let tts_secs = t0.elapsed().as_secs_f64();
     let tts_audio = (q1.len() + q2.len()) as f64 / 8000.0;
-    let jfk: Vec<i16> =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jfk.ul"))
-            .unwrap()
-            .into_iter()
-            .map(ulaw_to_linear)
-            .collect();
-    // "... ask not what your country can do for you" (about 3.5 s of the recording).
-    let jfk_part = jfk[(6.5 * 8000.0) as usize..(10.4 * 8000.0) as usize].to_vec();
+    let jfk_part = support::jfk_excerpt();
     let utts: Vec<Arc<Utterance>> = vec![
         Arc::new(utterance("hours (Piper voice)", &q1)),
         Arc::new(utterance("JFK excerpt (recording)", &jfk_part)),

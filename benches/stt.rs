@@ -6,10 +6,11 @@
 
 use std::path::Path;
 use std::time::Instant;
-use voxdesk::media::g711::ulaw_to_linear;
 use voxdesk::speech::stt::{Stt, WhisperStt};
 use voxdesk::speech::to_16k;
 use voxdesk::speech::tts::{PiperVoice, Tts};
+
+mod support;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -31,35 +32,20 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "== speech-to-text per turn (load average {}) ==",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        support::load_average()
     );
     let voice = PiperVoice::load(&lib, &voice_path).expect("voice");
-    let jfk: Vec<i16> =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jfk.ul"))
-            .unwrap()
-            .into_iter()
-            .map(ulaw_to_linear)
-            .collect();
     let clips: Vec<(&str, Vec<i16>)> = vec![
         (
             "hours (Piper)",
-            voice.synthesize("What are your opening hours?").unwrap(),
+            voice.synthesize(support::QUESTIONS[0]).unwrap(),
         ),
-        (
-            "JFK excerpt",
-            jfk[(6.5 * 8000.0) as usize..(10.4 * 8000.0) as usize].to_vec(),
-        ),
+        ("JFK excerpt", support::jfk_excerpt()),
         (
             "balance (Piper)",
-            voice
-                .synthesize("I would like to check my balance, please.")
-                .unwrap(),
+            voice.synthesize(support::QUESTIONS[1]).unwrap(),
         ),
     ];
     drop(voice);

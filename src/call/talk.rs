@@ -14,7 +14,7 @@ use crate::dialog::{Analysis, Dialog, Reply};
 use crate::media::session::{MediaCmd, Utterance};
 use crate::speech::pool::Priority;
 use crate::speech::stt::Transcript;
-use crate::speech::tts::speech_chunks;
+use crate::speech::tts::reply_pieces;
 use crate::speech::{to_16k, Speech};
 use crate::store::{ReplyTiming, Store, TurnRow};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -522,11 +522,7 @@ impl Talk {
         }
         // Pieces said before (knowledge-base answers) are in the cache: the first one goes
         // out now, without waiting for a worker.
-        let mut parts: Vec<String> = if reply.hang_up || reply.escalation.is_some() {
-            vec![reply.text.clone()]
-        } else {
-            speech_chunks(&reply.text)
-        };
+        let mut parts = reply_pieces(&reply.text, reply.hang_up || reply.escalation.is_some());
         if let Some(pcm) = self.speech.cached(&parts[0]) {
             let _ = media.try_send(MediaCmd::Say {
                 pcm,

@@ -103,23 +103,22 @@ impl Brain {
     /// "your phone" for the caller's number) and the request to rephrase cut into reply chunks, and
     /// the handoff lines whole. Rendered ahead, so no caller waits for the voice on them.
     pub fn fixed_pieces(&self) -> Vec<String> {
+        use crate::speech::tts::reply_pieces;
         let mut v = Vec::new();
         for e in &self.index().entries {
             let Some(a) = e.answer("en") else { continue };
             for hour in [8, 14, 20] {
                 let filled = super::fill_slots(a, "", hour);
                 if !filled.contains('{') {
-                    v.extend(crate::speech::tts::speech_chunks(&filled));
+                    v.extend(reply_pieces(&filled, false));
                 }
             }
         }
-        v.extend(crate::speech::tts::speech_chunks(
-            &self.settings.dialog.rephrase_en,
-        ));
+        v.extend(reply_pieces(&self.settings.dialog.rephrase_en, false));
         v.extend(
             super::Trigger::ALL
                 .iter()
-                .map(|t| t.handoff_line(&self.settings.dialog)),
+                .flat_map(|t| reply_pieces(&t.handoff_line(&self.settings.dialog), true)),
         );
         v.sort();
         v.dedup();

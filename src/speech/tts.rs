@@ -68,6 +68,17 @@ pub fn sentences(text: &str) -> Vec<&str> {
     out
 }
 
+/// The pieces the reply path renders `text` in: whole when `whole` (a reply that ends the
+/// call or hands it on, so "playback done" means all of it was said), else `speech_chunks`.
+/// Rendering ahead uses the same rule, so what it caches is what replies look up.
+pub fn reply_pieces(text: &str, whole: bool) -> Vec<String> {
+    if whole {
+        vec![text.to_string()]
+    } else {
+        speech_chunks(text)
+    }
+}
+
 /// The pieces a reply is rendered in: its sentences, with a long first sentence cut at its
 /// first clause break (",", ":", ";", "，", "：") so the first audio is ready sooner.
 pub fn speech_chunks(text: &str) -> Vec<String> {
