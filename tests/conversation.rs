@@ -133,6 +133,40 @@ fn a_spoken_question_is_transcribed_and_answered_aloud() {
 }
 
 #[test]
+fn a_turn_after_the_reply_was_said_in_full_is_not_an_interruption() {
+    let _g = serial();
+    let server = Server::start_with_models("", "", PATIENT_BOT);
+    // The opening-hours answer takes about 10 s to say; the next question comes 14 s after
+    // the first, on a quiet line.
+    let two = spoken(
+        &server,
+        "two.ul",
+        &[
+            ("What are your opening hours?", 14.0),
+            ("I would like to check my balance, please.", 0.0),
+        ],
+    );
+    // (sipp plays the file in the background: 18 s of it, then ~10 s for the last reply.)
+    let sc = talk_scenario(server.dir.path(), 6500, &two, 28000, "silence.ul", 0);
+    let out = sipp(server.port, sc.to_str().unwrap(), &[]);
+    assert_sipp_ok(&out, &server);
+    server.wait_call_ended();
+    let ts = turns(&server);
+    let bots: Vec<&Turn> = ts.iter().filter(|t| t.speaker == "bot").collect();
+    assert!(bots.len() >= 2, "two replies: {ts:#?}\n{}", server.log());
+    assert!(
+        bots[0].latency_ms.is_some() && !bots[0].interrupted,
+        "the first reply was said in full before the caller spoke again: {ts:#?}\n{}",
+        server.log()
+    );
+    assert!(
+        !server.log().contains("caller interrupted the reply"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
 fn the_caller_interrupts_the_answer_and_is_heard() {
     let _g = serial();
     // Whatever the bot makes of the first turn (a balance answer, or a request to rephrase

@@ -94,6 +94,9 @@ struct Speaking {
     policy_done: Instant,
     tts_first: Option<Duration>,
     started: bool,
+    /// Every piece has been handed to the media task (nothing left rendering): when
+    /// playback then goes quiet, the reply has been said in full.
+    rendered: bool,
     hang_up: bool,
     /// The reply hands the call to a person: what follows when it has been said.
     escalates: bool,
@@ -496,6 +499,7 @@ impl Talk {
             policy_done,
             tts_first: None,
             started: false,
+            rendered: false,
             hang_up: reply.hang_up,
             escalates: reply.escalation.is_some(),
         });
@@ -518,6 +522,7 @@ impl Talk {
                 seq,
                 at: Instant::now(),
             });
+            self.mark_rendered(seq);
             return;
         }
         // Pieces said before (knowledge-base answers) are in the cache: the first one goes
@@ -534,6 +539,7 @@ impl Talk {
             });
             parts.remove(0);
             if parts.is_empty() {
+                self.mark_rendered(seq);
                 return;
             }
         }
@@ -582,6 +588,7 @@ impl Talk {
                     pcm: self.speech.prompts.hold.clone(),
                     tag: seq as u64,
                 });
+                self.mark_rendered(seq);
             }
         }
     }
@@ -593,7 +600,14 @@ impl Talk {
         }
     }
 
+    fn mark_rendered(&mut self, seq: u32) {
+        if let Some(s) = self.speaking.as_mut().filter(|s| s.seq == seq) {
+            s.rendered = true;
+        }
+    }
+
     pub fn on_rendered(&mut self, seq: u32, result: Result<usize, String>) {
+        self.mark_rendered(seq);
         match result {
             Ok(n) => tracing::debug!(seq, sentences = n, "reply rendered"),
             Err(e) => tracing::error!(seq, error = %e, "text-to-speech failed"),
@@ -639,6 +653,12 @@ impl Talk {
             Some(s) if s.started && s.escalates => {
                 self.speaking = None;
                 self.handover_ready = true;
+                false
+            }
+            // Said in full: the caller's next words are a new turn, not an interruption
+            // (playback also goes quiet between pieces while the next one renders).
+            Some(s) if s.started && s.rendered => {
+                self.speaking = None;
                 false
             }
             _ => false,
