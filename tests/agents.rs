@@ -90,3 +90,46 @@ Contact: <sip:{from}@127.0.0.1:9>\r\nContent-Length: 0\r\n\r\n",
     assert_eq!(feature_calls(&server), 0);
     assert!(server.last_call().is_none());
 }
+
+fn wait_state(server: &Server, agent: &str, want: &str, secs: u64) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let st = agent_state(server, agent);
+        if st == want || std::time::Instant::now() > deadline {
+            return st;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A call dialled to an agent's extension (not offered by the queues) makes the agent busy
+/// for the ACD while it lasts, and wrap-up follows it as after a queued call.
+#[test]
+fn an_agent_on_a_call_to_their_extension_is_busy_for_the_queues() {
+    let _g = serial();
+    require("baresip");
+    let server = Server::start_with("", "", "[routing]\nwrap_up_secs = 30\n");
+    let mut phone = Softphone::start(
+        &server,
+        "agent1",
+        "agent1pass",
+        &fixtures().join("agent-hello.wav"),
+        true,
+    );
+    assert_eq!(agent_state(&server, "agent1"), "available");
+    let port = server.port;
+    let caller =
+        std::thread::spawn(move || sipp(port, "uac_bye.xml", &["-s", "agent1", "-d", "4000"]));
+    let during = wait_state(&server, "agent1", "on-call", 10);
+    let out = caller.join().unwrap();
+    phone.stop();
+    assert_sipp_ok(&out, &server);
+    assert_eq!(during, "on-call", "{}", server.log());
+    server.wait_call_ended();
+    assert_eq!(
+        wait_state(&server, "agent1", "wrap-up", 5),
+        "wrap-up",
+        "{}",
+        server.log()
+    );
+}

@@ -164,6 +164,13 @@ fn a_turn_after_the_reply_was_said_in_full_is_not_an_interruption() {
         "{}",
         server.log()
     );
+    // The answers rendered ahead are kept on disk for the next start.
+    if server.log().contains("fixed answers pre-rendered") {
+        let cached = std::fs::read_dir(server.dir.path().join("data/tts-cache"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert!(cached > 10, "{cached} rendered answers on disk");
+    }
 }
 
 #[test]

@@ -227,10 +227,29 @@ impl Call {
                     // An escalated call: the caller is already talking to us.
                     return self.on_escalated_answer().await;
                 }
+                // A call to the agent's extension: busy for the ACD until it ends.
+                if let (Some(r), Some(a)) = (&self.ctx.shared.router, self.agent.as_ref()) {
+                    r.direct_call(&a.username, &self.ctx.id);
+                }
                 // Now answer the caller and bridge.
                 self.answer().await;
             }
             _ => self.agent_failed(code).await,
+        }
+    }
+
+    /// The call is over: an agent who took it on their extension wraps up. (Escalated
+    /// calls are the queue's: `escalation_finished`. A leg handed to another call by an
+    /// attended transfer is no longer here.)
+    pub(super) fn direct_call_finished(&mut self) {
+        if self.queued.is_some() {
+            return;
+        }
+        if let (Some(r), Some(a)) = (
+            &self.ctx.shared.router,
+            self.agent.as_ref().filter(|a| a.answered),
+        ) {
+            r.ended(&a.username);
         }
     }
 

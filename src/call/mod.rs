@@ -311,6 +311,7 @@ impl Call {
                 }
             }
         }
+        self.direct_call_finished();
         self.escalation_finished();
         if let Some(t) = self.talk.as_mut() {
             t.on_call_end();

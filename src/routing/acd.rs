@@ -329,6 +329,17 @@ impl Acd {
         self.dispatch(now)
     }
 
+    /// The agent answered a call dialled to their extension (not offered by the ACD): no
+    /// queued call is offered to them until it ends (`call_ended`, then wrap-up). A paused
+    /// or ringing agent keeps that state.
+    pub fn direct_call(&mut self, agent: &str, call: &str) {
+        if let Some(a) = self.agents.get_mut(agent) {
+            if matches!(a.state, AgentState::Available | AgentState::WrapUp { .. }) {
+                a.state = AgentState::OnCall { call: call.into() };
+            }
+        }
+    }
+
     /// A bridged call ended: the agent wraps up.
     pub fn call_ended(&mut self, agent: &str, now: Duration) -> Vec<Action> {
         if let Some(a) = self.agents.get_mut(agent) {

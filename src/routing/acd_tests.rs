@@ -270,3 +270,29 @@ fn a_transfer_to_a_named_agent_rings_only_them_then_falls_back_to_the_queue() {
         Err(AcdError::UnknownAgent("nobody".into()))
     );
 }
+
+#[test]
+fn an_agent_on_a_call_to_their_extension_gets_no_queued_call_until_it_ends() {
+    let mut a = acd();
+    a.set_available("bob", s(0)).unwrap();
+    a.direct_call("bob", "x1");
+    assert_eq!(
+        a.agent("bob").unwrap().state,
+        AgentState::OnCall { call: "x1".into() }
+    );
+    // Billing waits: bob is busy with the direct call.
+    assert!(a
+        .enqueue("c1", "billing", "en", 0, s(1))
+        .unwrap()
+        .is_empty());
+    // The direct call ends: wrap-up (10 s), then the waiting call rings bob.
+    assert!(a.call_ended("bob", s(5)).is_empty());
+    assert_eq!(a.on_time(s(15)), [ring("c1", "bob")]);
+    // A paused agent stays paused through a direct call.
+    a.set_unavailable("alice", Some("lunch"), s(20)).unwrap();
+    a.direct_call("alice", "x2");
+    assert!(matches!(
+        a.agent("alice").unwrap().state,
+        AgentState::Paused { .. }
+    ));
+}

@@ -63,6 +63,10 @@ enum Cmd {
     RingFailed {
         call: String,
     },
+    DirectCall {
+        agent: String,
+        call: String,
+    },
     Ended {
         agent: String,
     },
@@ -194,6 +198,13 @@ impl Router {
     }
     pub fn ring_failed(&self, call: &str) {
         self.send(Cmd::RingFailed { call: call.into() });
+    }
+    /// `agent` answered a call to their extension: busy until `ended`.
+    pub fn direct_call(&self, agent: &str, call: &str) {
+        self.send(Cmd::DirectCall {
+            agent: agent.into(),
+            call: call.into(),
+        });
     }
     pub fn ended(&self, agent: &str) {
         self.send(Cmd::Ended {
@@ -345,6 +356,10 @@ impl Driver {
                 Vec::new()
             }
             Cmd::RingFailed { call } => self.acd.ring_failed(&call, now),
+            Cmd::DirectCall { agent, call } => {
+                self.acd.direct_call(&agent, &call);
+                Vec::new()
+            }
             Cmd::Ended { agent } => self.acd.call_ended(&agent, now),
             Cmd::SetState {
                 agent,
