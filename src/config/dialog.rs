@@ -53,6 +53,10 @@ pub struct DialogConfig {
     pub max_call_secs: u64,
     /// Intents that always go to a person.
     pub sensitive_intents: Vec<String>,
+    /// Probability the intent model needs before its "agent_request" or a sensitive intent
+    /// hands the call over (keyword rules and keypad 0 need none): a person's time is dearer
+    /// than a second try, and a garbled transcript is often read as "I want...".
+    pub handover_confidence: f32,
     /// DTMF key that asks for a person.
     pub agent_digit: String,
     /// Said before the handoff; {reason} is replaced by why.
@@ -82,6 +86,7 @@ impl Default for DialogConfig {
             repeat_similarity: 0.93,
             max_call_secs: 600,
             sensitive_intents: vec!["complaint".into(), "cancel_service".into(), "fraud".into()],
+            handover_confidence: 0.6,
             agent_digit: "0".into(),
             transfer_en: "I'll connect you with a colleague who can help {reason}. Please stay on the line.".into(),
             transfer_zh: "我为您转接人工客服{reason}，请不要挂机。".into(),
@@ -136,6 +141,7 @@ pub(super) fn validate(nlu: &NluConfig, d: &DialogConfig) -> Result<(), ConfigEr
         ("dialog.kb_threshold", d.kb_threshold),
         ("dialog.clarify_margin", d.clarify_margin),
         ("dialog.repeat_similarity", d.repeat_similarity),
+        ("dialog.handover_confidence", d.handover_confidence),
     ] {
         if !(0.0..=1.0).contains(&v) {
             return Err(invalid(key, format!("{v} is outside 0..=1")));

@@ -241,7 +241,8 @@ pub struct ModelsConfig {
     /// Sentence encoder (ONNX graph: input_ids, attention_mask -> embedding) for intents,
     /// emotions and the knowledge base.
     pub encoder: PathBuf,
-    /// Its tokenizer (Hugging Face tokenizer.json).
+    /// Its tokenizer: a Hugging Face tokenizer.json (MiniLM) or the Unigram vocabulary
+    /// scripts/e5_to_onnx.py writes (multilingual-e5-small).
     pub encoder_tokenizer: PathBuf,
 }
 
@@ -252,8 +253,8 @@ impl Default for ModelsConfig {
             tts_voice: PathBuf::from("piper/en_US-joe-medium.onnx"),
             stt: PathBuf::from("whisper/ggml-tiny.en-q8_0.bin"),
             stt_multilingual: PathBuf::from("whisper/ggml-base-q8_0.bin"),
-            encoder: PathBuf::from("encoder/all-MiniLM-L6-v2-int8.onnx"),
-            encoder_tokenizer: PathBuf::from("encoder/tokenizer.json"),
+            encoder: PathBuf::from("encoder/multilingual-e5-small-int8.onnx"),
+            encoder_tokenizer: PathBuf::from("encoder/e5-tokenizer.json"),
         }
     }
 }

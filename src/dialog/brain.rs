@@ -56,7 +56,7 @@ impl Brain {
             let encoder = crate::admin::load_encoder(cfg)?;
             crate::admin::prepare_kb(cfg, Some(encoder.as_ref()))?;
             let conn = crate::store::open_connection(&cfg.database_path())?;
-            let mut heads = training::load_heads(&conn)?;
+            let mut heads = training::load_heads(&conn, encoder.name())?;
             if heads.intent.is_none() {
                 tracing::info!("no trained intent model yet: training on the knowledge base and the bundled examples");
                 let (h, msg) = crate::admin::train_and_store(cfg, encoder.as_ref())?;
@@ -71,7 +71,9 @@ impl Brain {
             crate::admin::prepare_kb(cfg, None)?;
             None
         };
-        let kb = KbIndex::open(&cfg.database_path()).context("knowledge base")?;
+        let kb = KbIndex::open(&cfg.database_path())
+            .context("knowledge base")?
+            .multilingual(nlu.as_ref().is_some_and(|n| n.encoder().multilingual()));
         tracing::info!(
             entries = kb.entries.len(),
             semantic = kb.has_vectors(),
@@ -162,9 +164,10 @@ impl Brain {
         )?;
         conn.busy_timeout(Duration::from_secs(2))?;
         if let Some(nlu) = &self.nlu {
-            let v = training::heads_version(&conn)?;
+            let name = nlu.encoder().name();
+            let v = training::heads_version(&conn, name)?;
             if v > nlu.heads().trained_at_ms {
-                nlu.set_heads(training::load_heads(&conn)?);
+                nlu.set_heads(training::load_heads(&conn, name)?);
                 tracing::info!(
                     trained_at_ms = v,
                     "loaded newly trained intent and emotion heads"
@@ -178,7 +181,11 @@ impl Brain {
                 let rw = crate::store::open_connection(&self.db)?;
                 crate::kb::fill_embeddings(&rw, nlu.encoder().as_ref())?;
             }
-            let index = KbIndex::open(&self.db)?;
+            let index = KbIndex::open(&self.db)?.multilingual(
+                self.nlu
+                    .as_ref()
+                    .is_some_and(|n| n.encoder().multilingual()),
+            );
             tracing::info!(
                 entries = index.entries.len(),
                 "knowledge base changed: reloaded"

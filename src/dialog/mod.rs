@@ -390,10 +390,12 @@ impl Dialog {
     /// The triggers that hand the call to a person whatever was asked.
     fn triggers(&self, u: &Understanding, at: Duration) -> Option<Trigger> {
         let d = &self.s.dialog;
-        if u.rule == Some(RuleHit::AgentRequest) || u.intent == "agent_request" {
+        // The rules set the intent with certainty; the model alone must be sure enough.
+        let sure = u.rule.is_some() || u.intent_confidence >= d.handover_confidence;
+        if u.rule == Some(RuleHit::AgentRequest) || (u.intent == "agent_request" && sure) {
             return Some(Trigger::Requested);
         }
-        if d.sensitive_intents.contains(&u.intent) {
+        if d.sensitive_intents.contains(&u.intent) && sure {
             return Some(Trigger::Sensitive);
         }
         if u.anger >= self.s.anger_threshold {

@@ -205,6 +205,32 @@ fn keypad_zero_escalates_and_chinese_request_too() {
 }
 
 #[test]
+fn an_unsure_model_does_not_hand_the_call_over() {
+    // A garbled transcript the model reads as "a person" or a sensitive topic at 0.55: under
+    // dialog.handover_confidence (0.6) it is treated as any other turn (here: the roaming
+    // entry answers); at 0.9 it hands over.
+    for (intent, trigger) in [
+        ("agent_request", Trigger::Requested),
+        ("complaint", Trigger::Sensitive),
+    ] {
+        let mut unsure = with_hits(
+            said("I want to go out my phone roaming", intent),
+            &[("roaming_rates", 0.7)],
+        );
+        unsure.understanding.intent_confidence = 0.55;
+        let r = dialog().on_turn(&unsure, secs(3));
+        assert!(r.escalation.is_none(), "{intent}: {r:?}");
+        assert_eq!(r.kb_key.as_deref(), Some("roaming_rates"), "{intent}");
+        let sure = with_hits(
+            said("I want to go out my phone roaming", intent),
+            &[("roaming_rates", 0.7)],
+        );
+        let r = dialog().on_turn(&sure, secs(3));
+        assert_eq!(r.escalation.map(|e| e.trigger), Some(trigger), "{intent}");
+    }
+}
+
+#[test]
 fn anger_above_threshold_and_rising_anger() {
     let mut d = dialog();
     let mut a = said("This is ridiculous, fix it!", "billing_high_bill");

@@ -196,8 +196,9 @@ pub fn import(
         for (i, (lang, q)) in e.questions.iter().enumerate() {
             let blob = vectors.get(&(e.key.clone(), i)).map(|v| f32s_to_blob(v));
             tx.execute(
-                "INSERT INTO kb_questions (entry_id, lang, text, embedding) VALUES (?1, ?2, ?3, ?4)",
-                params![id, lang, q, blob],
+                "INSERT INTO kb_questions (entry_id, lang, text, embedding, embedded_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, lang, q, blob, encoder.map(|e| e.name())],
             )?;
             tx.execute(
                 "INSERT INTO kb_fts (terms, entry_id, lang) VALUES (?1, ?2, ?3)",
@@ -215,20 +216,23 @@ pub fn import(
     Ok(report)
 }
 
-/// Computes the embeddings missing from questions (imported without an encoder); returns
-/// how many it filled in.
+/// Computes the embeddings missing from questions (imported without an encoder, or
+/// embedded by another encoder than this one); returns how many it filled in.
 pub fn fill_embeddings(conn: &Connection, encoder: &dyn Encoder) -> Result<usize, KbError> {
     let missing: Vec<(i64, String)> = conn
         .prepare(
-            "SELECT id, text FROM kb_questions WHERE embedding IS NULL OR length(embedding) != ?1",
+            "SELECT id, text FROM kb_questions
+             WHERE embedding IS NULL OR length(embedding) != ?1 OR embedded_by IS NOT ?2",
         )?
-        .query_map([encoder.dim() as i64 * 4], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map(params![encoder.dim() as i64 * 4, encoder.name()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
         .collect::<Result<_, _>>()?;
     for (id, text) in &missing {
         let v = encoder.embed(text)?;
         conn.execute(
-            "UPDATE kb_questions SET embedding = ?2 WHERE id = ?1",
-            params![id, f32s_to_blob(&v)],
+            "UPDATE kb_questions SET embedding = ?2, embedded_by = ?3 WHERE id = ?1",
+            params![id, f32s_to_blob(&v), encoder.name()],
         )?;
     }
     Ok(missing.len())

@@ -31,9 +31,13 @@ pub struct KbIndex {
     by_id: HashMap<i64, usize>,
     conn: Mutex<Connection>,
     pub version: (i64, i64, i64),
+    /// The vectors come from an encoder that understands Chinese (else Chinese questions
+    /// lean on the lexical score).
+    multilingual: bool,
 }
 
-/// Weight of the semantic score for English and for Chinese questions.
+/// Weight of the semantic score for English questions (and Chinese ones with a multilingual
+/// encoder), and for Chinese questions with an English-only encoder.
 const SEMANTIC_EN: f32 = 0.8;
 const SEMANTIC_ZH: f32 = 0.35;
 
@@ -86,7 +90,14 @@ impl KbIndex {
             by_id,
             conn: Mutex::new(conn),
             version,
+            multilingual: false,
         })
+    }
+
+    /// Says whether the stored vectors come from a multilingual encoder.
+    pub fn multilingual(mut self, yes: bool) -> KbIndex {
+        self.multilingual = yes;
+        self
     }
 
     pub fn has_vectors(&self) -> bool {
@@ -142,7 +153,7 @@ impl KbIndex {
             }
         }
         let lexical = self.lexical(text);
-        let w = if looks_chinese(text) {
+        let w = if looks_chinese(text) && !self.multilingual {
             SEMANTIC_ZH
         } else {
             SEMANTIC_EN

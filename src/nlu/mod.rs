@@ -10,6 +10,7 @@ pub mod prosody;
 pub mod rules;
 pub mod text;
 pub mod training;
+pub mod unigram;
 
 use encoder::Encoder;
 use head::LinearHead;
@@ -43,7 +44,8 @@ pub const EMOTIONS: &[&str] = &["neutral", "satisfied", "frustrated", "angry", "
 pub struct Heads {
     pub intent: Option<LinearHead>,
     pub emotion: Option<LinearHead>,
-    /// Heads on hashed character features, used for Chinese text (the encoder is English).
+    /// Heads on hashed character features, used for Chinese text when the encoder is
+    /// English-only (none are trained for a multilingual one).
     pub intent_zh: Option<LinearHead>,
     pub emotion_zh: Option<LinearHead>,
     /// When they were trained (0: never); a newer row in the store replaces them.

@@ -154,12 +154,13 @@ pub fn train(
         .collect();
     let intent = fit(&intents);
     let emotion = fit(&emotions);
-    // Chinese: character features, from the examples written in Chinese.
+    // Chinese, when the encoder is English-only: character features, from the examples
+    // written in Chinese.
     let chars: Vec<Option<Vec<f32>>> = examples
         .iter()
         .map(|e| {
             let zh = e.lang.as_deref() == Some("zh") || super::text::looks_chinese(&e.text);
-            zh.then(|| super::text::char_features(&e.text))
+            (zh && !encoder.multilingual()).then(|| super::text::char_features(&e.text))
         })
         .collect();
     let zh_pairs = |label: fn(&Example) -> Option<&str>| -> Vec<(&Vec<f32>, &str)> {
@@ -190,13 +191,15 @@ pub fn train(
     ))
 }
 
-/// Saves the heads (the server picks them up at its next check).
+/// Saves the heads in place of the stored ones (the server picks them up at its next check).
 pub fn store_heads(
     conn: &Connection,
     heads: &Heads,
     examples: usize,
     encoder: &str,
 ) -> Result<(), NluError> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute("DELETE FROM nlu_heads", [])?;
     for (name, head) in [
         ("intent", &heads.intent),
         ("emotion", &heads.emotion),
@@ -205,36 +208,38 @@ pub fn store_heads(
     ] {
         if let Some(h) = head {
             let json = serde_json::to_string(h).map_err(|e| NluError::Data(e.to_string()))?;
-            conn.execute(
-                "INSERT INTO nlu_heads (name, json, examples, encoder, trained_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(name) DO UPDATE SET json = ?2, examples = ?3, encoder = ?4, trained_at_ms = ?5",
+            tx.execute(
+                "INSERT INTO nlu_heads (name, json, examples, encoder, trained_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![name, json, examples as i64, encoder, heads.trained_at_ms],
             )?;
         }
     }
+    tx.commit()?;
     Ok(())
 }
 
-/// When the stored heads were trained (0: never).
-pub fn heads_version(conn: &Connection) -> Result<i64, NluError> {
+/// When the stored heads for `encoder` were trained (0: never).
+pub fn heads_version(conn: &Connection, encoder: &str) -> Result<i64, NluError> {
     Ok(conn
         .query_row(
-            "SELECT COALESCE(MAX(trained_at_ms), 0) FROM nlu_heads",
-            [],
+            "SELECT COALESCE(MAX(trained_at_ms), 0) FROM nlu_heads WHERE encoder = ?1",
+            [encoder],
             |r| r.get(0),
         )
         .optional()?
         .unwrap_or(0))
 }
 
-pub fn load_heads(conn: &Connection) -> Result<Heads, NluError> {
+/// The stored heads, if they were trained on `encoder`'s embeddings (heads trained with
+/// another encoder are meaningless for this one: none are returned, so they get retrained).
+pub fn load_heads(conn: &Connection, encoder: &str) -> Result<Heads, NluError> {
     let mut heads = Heads {
-        trained_at_ms: heads_version(conn)?,
+        trained_at_ms: heads_version(conn, encoder)?,
         ..Default::default()
     };
-    let mut stmt = conn.prepare("SELECT name, json FROM nlu_heads")?;
+    let mut stmt = conn.prepare("SELECT name, json FROM nlu_heads WHERE encoder = ?1")?;
     let rows: Vec<(String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map([encoder], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     for (name, json) in rows {
         let h: LinearHead = serde_json::from_str(&json)
