@@ -1,4 +1,5 @@
 //! What the speech benches share: the machine's load, and the caller's lines they speak.
+#![allow(dead_code)] // each bench uses a part of it
 
 use std::path::Path;
 use voxdesk::media::g711::ulaw_to_linear;
