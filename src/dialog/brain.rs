@@ -24,8 +24,8 @@ pub struct CallContext {
     pub interrupted: bool,
 }
 
-/// How much of the way to 1.0 an interruption lifts the anger score: alone it escalates
-/// nobody (neutral text stays far below the threshold); with annoyed words it can.
+/// How much of the way to 1.0 an interruption lifts the anger score of a turn whose words
+/// read as angry or frustrated (a calm interruption is not lifted).
 pub const INTERRUPTION_LIFT: f32 = 0.15;
 
 /// The anger score of a turn that did (or did not) interrupt the bot.
@@ -267,7 +267,10 @@ impl Brain {
             }
         }
         let mut understanding = understanding;
-        understanding.anger = with_interruption(understanding.anger, call.interrupted);
+        // Talking over the bot is a sign of impatience only when the words are annoyed too:
+        // a calm "and how much does that cost?" over a long answer is ordinary conversation.
+        let annoyed = matches!(understanding.emotion.as_str(), "angry" | "frustrated");
+        understanding.anger = with_interruption(understanding.anger, call.interrupted && annoyed);
         understanding.elapsed = t.elapsed();
         let best = |h: &[KbCandidate]| h.first().map(|c| c.score).unwrap_or(0.0);
         let generated = if self.llm.enabled
