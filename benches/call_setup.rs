@@ -13,7 +13,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use voxdesk::media::g711::Law;
 use voxdesk::media::ports::PortPool;
@@ -35,6 +35,22 @@ fn cpu_seconds(stat_path: &str) -> f64 {
     let ut: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     let st: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     (ut + st) / clk_tck()
+}
+
+/// `/proc/self/task/N/stat` of the threads doing the relay's work.
+fn media_threads() -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        if comm.starts_with("voxdesk-media") || comm.starts_with("tokio-runtime") {
+            out.push(e.path().join("stat").display().to_string());
+        }
+    }
+    out
 }
 
 fn free_port() -> u16 {
@@ -143,18 +159,9 @@ fn rtp_packet(pt: u8, seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
 
 /// `transcode`: the agent leg speaks PCMA, the caller's PCMU (every packet re-encoded).
 fn relay(calls: usize, seconds: u64, transcode: bool) {
-    let media_threads: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
-    let mt = media_threads.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .on_thread_start(move || {
-            if let Ok(p) = std::fs::read_link("/proc/thread-self") {
-                mt.lock()
-                    .unwrap()
-                    .push(format!("/proc/{}/stat", p.display()));
-            }
-        })
         .build()
         .unwrap();
     let pool = PortPool::new(20000, 39999);
@@ -191,19 +198,27 @@ fn relay(calls: usize, seconds: u64, transcode: bool) {
                 turn: Default::default(),
             };
             let a = session::start(
-                setup(ga.local_addr().unwrap(), pool.lease().unwrap(), Law::Ulaw),
+                setup(
+                    ga.local_addr().unwrap(),
+                    pool.lease_bindable("127.0.0.1".parse().unwrap()).unwrap(),
+                    Law::Ulaw,
+                ),
                 etx,
             )
             .await
             .unwrap();
             let b = session::start(
-                setup(gb.local_addr().unwrap(), pool.lease().unwrap(), agent_law),
+                setup(
+                    gb.local_addr().unwrap(),
+                    pool.lease_bindable("127.0.0.1".parse().unwrap()).unwrap(),
+                    agent_law,
+                ),
                 etx2,
             )
             .await
             .unwrap();
-            let (t1, r1) = tokio::sync::mpsc::channel(16);
-            let (t2, r2) = tokio::sync::mpsc::channel(16);
+            let (t1, r1) = voxdesk::media::link::frame_link();
+            let (t2, r2) = voxdesk::media::link::frame_link();
             a.cmd
                 .send(MediaCmd::BridgeOut(Party::Agent, Some(t1)))
                 .await
@@ -289,7 +304,8 @@ fn relay(calls: usize, seconds: u64, transcode: bool) {
         (packets, devs)
     });
     std::thread::sleep(Duration::from_secs(2));
-    let threads = media_threads.lock().unwrap().clone();
+    // The relay's CPU: the media clock's threads and the runtime's (which only set up here).
+    let threads = media_threads();
     let cpu0: f64 = threads.iter().map(|t| cpu_seconds(t)).sum();
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(seconds));

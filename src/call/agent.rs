@@ -301,8 +301,8 @@ impl Call {
             return;
         };
         a.bridged = true;
-        let (to_agent_tx, to_agent_rx) = mpsc::channel(16);
-        let (to_caller_tx, to_caller_rx) = mpsc::channel(16);
+        let (to_agent_tx, to_agent_rx) = crate::media::link::frame_link();
+        let (to_caller_tx, to_caller_rx) = crate::media::link::frame_link();
         let _ = m
             .cmd
             .send(MediaCmd::BridgeOut(Party::Agent, Some(to_agent_tx)))

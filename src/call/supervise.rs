@@ -10,7 +10,6 @@
 use super::agent::AgentLeg;
 use super::{stream_params, Call};
 use crate::media::session::{MediaCmd, MediaEvent, Party};
-use tokio::sync::mpsc;
 use voxdesk_sip::dialog::Dialog;
 use voxdesk_sip::sdp::{self, SessionDescription};
 use voxdesk_sip::txn::TxKey;
@@ -193,12 +192,12 @@ impl Call {
         };
         let (sup, caller, agent) = (&s.leg.media.cmd, &m.cmd, &a.media.cmd);
         // The supervisor always hears both.
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = crate::media::link::frame_link();
         let _ = caller
             .send(MediaCmd::BridgeOut(Party::Supervisor, Some(tx)))
             .await;
         let _ = sup.send(MediaCmd::BridgeIn(Party::Caller, Some(rx))).await;
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = crate::media::link::frame_link();
         let _ = agent
             .send(MediaCmd::BridgeOut(Party::Supervisor, Some(tx)))
             .await;
@@ -210,7 +209,7 @@ impl Call {
                 .send(MediaCmd::BridgeIn(Party::Supervisor, None))
                 .await;
         } else {
-            let (tx, rx) = mpsc::channel(16);
+            let (tx, rx) = crate::media::link::frame_link();
             let _ = sup.send(MediaCmd::BridgeOut(Party::Agent, Some(tx))).await;
             let _ = agent
                 .send(MediaCmd::BridgeIn(Party::Supervisor, Some(rx)))
@@ -218,7 +217,7 @@ impl Call {
         }
         // The caller only when barging in.
         if s.mode == SuperviseMode::Barge {
-            let (tx, rx) = mpsc::channel(16);
+            let (tx, rx) = crate::media::link::frame_link();
             let _ = sup.send(MediaCmd::BridgeOut(Party::Caller, Some(tx))).await;
             let _ = caller
                 .send(MediaCmd::BridgeIn(Party::Supervisor, Some(rx)))

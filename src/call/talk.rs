@@ -11,7 +11,7 @@
 
 use crate::dialog::brain::{Brain, CallContext};
 use crate::dialog::{Analysis, Dialog, Reply};
-use crate::media::session::{MediaCmd, Utterance};
+use crate::media::session::{MediaCmd, MediaTx, Utterance};
 use crate::speech::pool::Priority;
 use crate::speech::stt::Transcript;
 use crate::speech::tts::reply_pieces;
@@ -263,7 +263,7 @@ impl Talk {
         start: Duration,
         end: Duration,
         result: Result<Heard, String>,
-        media: &mpsc::Sender<MediaCmd>,
+        media: &MediaTx,
     ) {
         if let Some(i) = self
             .awaiting
@@ -298,7 +298,7 @@ impl Talk {
 
     /// A caller turn ended: transcribe it on the pool (or reuse the transcript made when
     /// the caller paused at the same point).
-    pub fn on_utterance(&mut self, u: Utterance, media: &mpsc::Sender<MediaCmd>) {
+    pub fn on_utterance(&mut self, u: Utterance, media: &MediaTx) {
         let meta = UttMeta {
             start: u.start,
             end: u.end,
@@ -360,7 +360,7 @@ impl Talk {
     }
 
     /// The caller started speaking: whatever the bot still had to say is dropped.
-    pub fn on_speech_started(&mut self, media: &mpsc::Sender<MediaCmd>) {
+    pub fn on_speech_started(&mut self, media: &MediaTx) {
         self.tentative = None;
         if let Some(s) = self.speaking.take() {
             s.cancel.store(true, Ordering::Relaxed);
@@ -384,7 +384,7 @@ impl Talk {
         seq: u32,
         utt: UttMeta,
         result: Result<Heard, String>,
-        media: &mpsc::Sender<MediaCmd>,
+        media: &MediaTx,
     ) {
         let stt_done = Instant::now();
         // The interruption counted for this turn; the next one starts afresh.
@@ -444,7 +444,7 @@ impl Talk {
     }
 
     /// A keypad press while the bot has the call: true when the dialog used it.
-    pub fn on_dtmf(&mut self, digit: char, media: &mpsc::Sender<MediaCmd>) -> bool {
+    pub fn on_dtmf(&mut self, digit: char, media: &MediaTx) -> bool {
         let at = self.answered.elapsed();
         let Some(reply) = self.dialog.on_dtmf(digit, at) else {
             return false;
@@ -454,14 +454,7 @@ impl Talk {
     }
 
     /// Stores what the dialog decided (turn, escalation, ticket) and starts saying it.
-    fn speak(
-        &mut self,
-        seq: u32,
-        reply: Reply,
-        utt: &UttMeta,
-        stt_done: Instant,
-        media: &mpsc::Sender<MediaCmd>,
-    ) {
+    fn speak(&mut self, seq: u32, reply: Reply, utt: &UttMeta, stt_done: Instant, media: &MediaTx) {
         let policy_done = Instant::now();
         tracing::info!(seq, kind = %reply.kind, text = %reply.text, hang_up = reply.hang_up, "bot replies");
         self.store.turn(TurnRow {
@@ -675,7 +668,7 @@ impl Talk {
     }
 
     /// Says `text` (a queue announcement) as the bot.
-    pub fn announce(&mut self, text: &str, kind: &str, media: &mpsc::Sender<MediaCmd>) {
+    pub fn announce(&mut self, text: &str, kind: &str, media: &MediaTx) {
         let reply = Reply {
             text: text.to_string(),
             kind: kind.to_string(),
@@ -685,7 +678,7 @@ impl Talk {
     }
 
     /// No person can take the handed-over call: book a callback, say so, end the call.
-    pub fn callback(&mut self, media: &mpsc::Sender<MediaCmd>) {
+    pub fn callback(&mut self, media: &MediaTx) {
         if self.callback_done {
             return;
         }
@@ -696,7 +689,7 @@ impl Talk {
         self.say_now(reply, media);
     }
 
-    fn say_now(&mut self, reply: Reply, media: &mpsc::Sender<MediaCmd>) {
+    fn say_now(&mut self, reply: Reply, media: &MediaTx) {
         self.seq += 1;
         let at = self.answered.elapsed();
         let now = Instant::now();

@@ -1,8 +1,10 @@
 //! Media: RTP/RTCP, jitter buffer, G.711, RFC 4733 DTMF, resampling, recording.
 
 pub mod dtmf;
+pub mod engine;
 pub mod g711;
 pub mod jitter;
+pub mod link;
 pub mod ports;
 pub mod rtcp;
 pub mod rtp;

@@ -1,4 +1,4 @@
-//! One call leg's RTP/RTCP session: a tokio task on a 20 ms media clock.
+//! One call leg's RTP/RTCP session, ticked every 20 ms by the media clock (`engine`).
 //!
 //! Receive: symmetric RTP (latch onto the caller's real source), jitter buffer, G.711 decode,
 //! RFC 4733 digits. Send: prompts, bridged audio from another leg, or comfort noise; RFC 4733
@@ -6,8 +6,10 @@
 //! the configured timeout is reported once.
 
 use super::dtmf::{self, DtmfReceiver};
+use super::engine::{Clocked, Engine, Waker};
 use super::g711::Law;
 use super::jitter::{JitterBuffer, Playout};
+use super::link::{FrameRx, FrameTx};
 use super::ports::PortLease;
 use super::rtcp::{self, RecvStats};
 use super::rtp::{self, RtpPacket};
@@ -77,9 +79,9 @@ pub enum MediaCmd {
     SendDigit(char),
     Update(StreamParams),
     /// Send this leg's decoded audio to another leg (None: stop sending to it).
-    BridgeOut(Party, Option<mpsc::Sender<Frame>>),
+    BridgeOut(Party, Option<FrameTx>),
     /// Hear audio from another leg (None: stop). Several inputs are mixed.
-    BridgeIn(Party, Option<mpsc::Receiver<Frame>>),
+    BridgeIn(Party, Option<FrameRx>),
     /// Detect turns for the transcript only: also while bridged, and never pausing what
     /// plays (barge-in is for the bot's own prompts on the caller's leg).
     Transcribe(bool),
@@ -133,8 +135,7 @@ pub enum Party {
 /// Audio from another leg, waiting to be mixed into what this leg hears.
 struct BridgeInput {
     from: Party,
-    rx: mpsc::Receiver<Frame>,
-    buf: VecDeque<i16>,
+    rx: FrameRx,
 }
 
 struct Queued {
@@ -145,7 +146,7 @@ struct Queued {
 
 pub struct MediaHandle {
     pub port: u16,
-    pub cmd: mpsc::Sender<MediaCmd>,
+    pub cmd: MediaTx,
     pub done: tokio::sync::oneshot::Receiver<MediaSummary>,
 }
 
@@ -160,33 +161,148 @@ pub struct MediaSetup {
     pub turn: TurnConfig,
 }
 
-/// Binds the RTP/RTCP sockets and starts the session task.
+/// Commands to a running leg. Queuing one wakes the leg's media thread, so it is acted on
+/// at once rather than at the next 20 ms tick; dropping the last clone ends the leg.
+#[derive(Clone)]
+pub struct MediaTx(Arc<TxInner>);
+
+struct TxInner {
+    /// Always `Some` until dropped.
+    tx: Option<mpsc::Sender<MediaCmd>>,
+    waker: Option<Waker>,
+}
+
+impl Drop for TxInner {
+    fn drop(&mut self) {
+        // The sender goes first, so the woken leg finds its queue closed.
+        drop(self.tx.take());
+        if let Some(w) = &self.waker {
+            w.wake();
+        }
+    }
+}
+
+impl MediaTx {
+    /// A sender with no media thread behind it (tests read the receiver themselves).
+    pub fn detached(tx: mpsc::Sender<MediaCmd>) -> MediaTx {
+        MediaTx(Arc::new(TxInner {
+            tx: Some(tx),
+            waker: None,
+        }))
+    }
+
+    fn tx(&self) -> &mpsc::Sender<MediaCmd> {
+        self.0.tx.as_ref().expect("sender present until dropped")
+    }
+
+    fn woken<T>(&self, r: T) -> T {
+        if let Some(w) = &self.0.waker {
+            w.wake();
+        }
+        r
+    }
+
+    pub async fn send(&self, c: MediaCmd) -> Result<(), mpsc::error::SendError<MediaCmd>> {
+        let r = self.tx().send(c).await;
+        self.woken(r)
+    }
+
+    pub fn try_send(&self, c: MediaCmd) -> Result<(), mpsc::error::TrySendError<MediaCmd>> {
+        let r = self.tx().try_send(c);
+        self.woken(r)
+    }
+
+    /// From a thread outside the runtime (the speech pool).
+    pub fn blocking_send(&self, c: MediaCmd) -> Result<(), mpsc::error::SendError<MediaCmd>> {
+        let r = self.tx().blocking_send(c);
+        self.woken(r)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.tx().is_closed()
+    }
+}
+
+/// Binds the RTP/RTCP sockets and hands the leg to the media clock (`engine`).
 pub async fn start(
     setup: MediaSetup,
     events: mpsc::Sender<MediaEvent>,
 ) -> std::io::Result<MediaHandle> {
     let port = setup.lease.port;
-    // Plain non-blocking sockets, drained once per 20 ms tick: the session wakes 50 times a
-    // second whatever the packet rate, instead of once per packet.
+    // Plain non-blocking sockets, drained once per 20 ms tick: the leg costs the same
+    // whatever the packet rate, and no readiness events are needed.
     let rtp_sock = UdpSocket::bind(SocketAddr::new(setup.bind, port))?;
     let rtcp_sock = UdpSocket::bind(SocketAddr::new(setup.bind, port + 1))?;
     rtp_sock.set_nonblocking(true)?;
     rtcp_sock.set_nonblocking(true)?;
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let span = tracing::Span::current();
-    tokio::spawn(async move {
-        let summary = Session::new(setup, rtp_sock, rtcp_sock, events)
-            .run(cmd_rx)
-            .await;
-        let _ = done_tx.send(summary);
-    });
-    drop(span);
+    let leg = Leg {
+        session: Session::new(setup, rtp_sock, rtcp_sock, events),
+        cmds: cmd_rx,
+        done: Some(done_tx),
+        ticks: 0,
+    };
+    let waker = Engine::global().add(Box::new(leg));
     Ok(MediaHandle {
         port,
-        cmd: cmd_tx,
+        cmd: MediaTx(Arc::new(TxInner {
+            tx: Some(cmd_tx),
+            waker: Some(waker),
+        })),
         done: done_rx,
     })
+}
+
+/// A session with its command queue, as the media clock runs it.
+struct Leg {
+    session: Session,
+    cmds: mpsc::Receiver<MediaCmd>,
+    done: Option<tokio::sync::oneshot::Sender<MediaSummary>>,
+    ticks: u64,
+}
+
+/// How often (in ticks) a leg drains its RTP socket to the end; in between it takes one
+/// datagram a tick (one 20 ms packet arrives per tick), which saves the system call that
+/// finds the socket empty. A drain that finds a backlog switches to draining every tick.
+const FULL_DRAIN: u64 = 10;
+
+impl Clocked for Leg {
+    fn on_wake(&mut self) -> bool {
+        self.take_commands()
+    }
+
+    fn on_tick(&mut self) -> bool {
+        self.ticks += 1;
+        // RTCP goes out every 250th tick (5 s), and its socket is read every 10th (RTCP
+        // arrives every few seconds; no system call per tick for it).
+        self.session
+            .drain_sockets(self.ticks.is_multiple_of(FULL_DRAIN));
+        self.session.on_tick();
+        if self.ticks.is_multiple_of(250) {
+            self.session.send_rtcp();
+        }
+        true
+    }
+
+    fn finish(mut self: Box<Self>) {
+        let summary = self.session.finish();
+        if let Some(done) = self.done.take() {
+            let _ = done.send(summary);
+        }
+    }
+}
+
+impl Leg {
+    fn take_commands(&mut self) -> bool {
+        loop {
+            match self.cmds.try_recv() {
+                Ok(MediaCmd::Stop) | Err(mpsc::error::TryRecvError::Disconnected) => return false,
+                Ok(c) => self.session.on_cmd(c),
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+            }
+        }
+    }
 }
 
 struct Session {
@@ -220,7 +336,7 @@ struct Session {
     vad: EnergyVad,
     turns: TurnDetector,
     frames: u64,
-    bridge_out: Vec<(Party, mpsc::Sender<Frame>)>,
+    bridge_out: Vec<(Party, FrameTx)>,
     bridge_in: Vec<BridgeInput>,
     /// Detect turns while bridged (their audio goes to the recogniser, nothing is paused).
     transcribe: bool,
@@ -237,6 +353,8 @@ struct Session {
     started: Instant,
     cname: String,
     buf_out: Vec<u8>,
+    /// Read the RTP socket to the end every tick (see `drain_sockets`).
+    drain_all: bool,
 }
 
 impl Session {
@@ -300,31 +418,11 @@ impl Session {
             started: Instant::now(),
             cname: s.cname,
             buf_out: Vec::with_capacity(200),
+            drain_all: false,
         }
     }
 
-    async fn run(mut self, mut cmds: mpsc::Receiver<MediaCmd>) -> MediaSummary {
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        // One timer per session: RTCP goes out every 250th tick (5 s), and its socket is
-        // read every 10th (RTCP arrives every few seconds; no syscall per tick for it).
-        let mut ticks: u64 = 0;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    ticks += 1;
-                    self.drain_sockets(ticks.is_multiple_of(10));
-                    self.on_tick();
-                    if ticks.is_multiple_of(250) {
-                        self.send_rtcp();
-                    }
-                }
-                c = cmds.recv() => match c {
-                    None | Some(MediaCmd::Stop) => break,
-                    Some(c) => self.on_cmd(c),
-                },
-            }
-        }
+    fn finish(&mut self) -> MediaSummary {
         if let Some(r) = self.recorder.as_mut() {
             if let Err(e) = r.finish() {
                 tracing::error!(error = %e, "recording not finalized");
@@ -382,11 +480,7 @@ impl Session {
             MediaCmd::BridgeIn(from, rx) => {
                 self.bridge_in.retain(|i| i.from != from);
                 if let Some(rx) = rx {
-                    self.bridge_in.push(BridgeInput {
-                        from,
-                        rx,
-                        buf: VecDeque::with_capacity(FRAME * 5),
-                    });
+                    self.bridge_in.push(BridgeInput { from, rx });
                 }
             }
             MediaCmd::Transcribe(on) => self.transcribe = on,
@@ -404,19 +498,33 @@ impl Session {
         }
     }
 
-    /// Takes every datagram that arrived since the last tick.
-    fn drain_sockets(&mut self, rtcp: bool) {
+    /// Takes the datagrams that arrived since the last tick: one (the 20 ms packet) unless
+    /// `full`, or the remote sends shorter packets, or a full drain found a backlog.
+    /// `full` also reads the RTCP socket.
+    fn drain_sockets(&mut self, full: bool) {
         let mut buf = [0u8; 2048];
         // Bounded, so a flood cannot starve the tick (50 ms of 10 ms packets is 5).
-        for _ in 0..64 {
+        let most = if full || self.drain_all || self.params.remote_ptime_ms < 20 {
+            64
+        } else {
+            1
+        };
+        let mut got = 0;
+        for _ in 0..most {
             match self.rtp.recv_from(&mut buf) {
-                Ok((n, from)) => self.on_rtp(&buf[..n], from),
+                Ok((n, from)) => {
+                    got += 1;
+                    self.on_rtp(&buf[..n], from);
+                }
                 Err(_) => break,
             }
         }
-        if !rtcp {
+        if !full {
             return;
         }
+        // More than one packet waiting after single reads: the remote sends faster than
+        // one packet per tick (clock drift, a burst); drain every tick until it settles.
+        self.drain_all = got > 2;
         for _ in 0..8 {
             match self.rtcp.recv_from(&mut buf) {
                 Ok((n, from)) => self.on_rtcp(&buf[..n], from),
@@ -623,20 +731,9 @@ impl Session {
     fn next_tx_frame(&mut self) -> (Frame, bool) {
         let mut f = [0i16; FRAME];
         let mut mixed = false;
-        for input in self.bridge_in.iter_mut() {
-            while let Ok(fr) = input.rx.try_recv() {
-                input.buf.extend(fr);
-            }
-            // Bound each leg's backlog to ~100 ms.
-            while input.buf.len() > FRAME * 5 {
-                input.buf.drain(..FRAME);
-            }
-            if input.buf.len() >= FRAME {
-                for (o, s) in f.iter_mut().zip(input.buf.drain(..FRAME)) {
-                    *o = o.saturating_add(s);
-                }
-                mixed = true;
-            }
+        // Each link bounds its backlog to ~100 ms.
+        for input in &self.bridge_in {
+            mixed |= input.rx.mix_into(&mut f);
         }
         if mixed {
             return (f, true);
@@ -682,7 +779,7 @@ impl Session {
         }
         self.vad_fed = 0;
         for (_, tx) in &self.bridge_out {
-            let _ = tx.try_send(rx);
+            tx.send(&rx);
         }
         // While a digit is being sent, the audio source waits (a prompt is not skipped).
         let sending_digit =
