@@ -18,6 +18,7 @@
 //!                                              (other [speech] turn-taking settings)
 //!   VOXDESK_BENCH_STAGGER_MS=0 ...             (every caller starts at once; default: call
 //!                                               starts spread evenly over 8 s)
+//!   VOXDESK_BENCH_BIN=path ...                  (another voxdesk binary, to compare builds)
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -308,18 +309,21 @@ fn main() {
         )
         .unwrap();
         let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let mut server = Command::new(env!("CARGO_BIN_EXE_voxdesk"))
-            .args([
-                "serve",
-                "--log",
-                &std::env::var("VOXDESK_BENCH_LOG").unwrap_or("info".into()),
-                "--config",
-            ])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let mut server = Command::new(
+            std::env::var("VOXDESK_BENCH_BIN")
+                .unwrap_or_else(|_| env!("CARGO_BIN_EXE_voxdesk").into()),
+        )
+        .args([
+            "serve",
+            "--log",
+            &std::env::var("VOXDESK_BENCH_LOG").unwrap_or("info".into()),
+            "--config",
+        ])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
         let pid = server.id();
         // Ready when it answers OPTIONS.
         let probe = free_udp();

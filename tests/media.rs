@@ -147,3 +147,44 @@ async fn digits_latching_garbage_timeout_and_recording() {
         .unwrap();
     assert!(left_peak > 10_000, "tone recorded: peak {left_peak}");
 }
+
+/// A leg reads one datagram a tick, with a full drain every tenth: a burst (a network stall
+/// let go, or a remote that sends faster than one packet a tick) is still read within a few
+/// hundred ms; and a leg whose every command sender is gone ends by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_read_soon_and_a_leg_without_senders_ends() {
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let pool = PortPool::new(36200, 36300);
+    let (ev_tx, _ev_rx) = tokio::sync::mpsc::channel(32);
+    let m = session::start(
+        MediaSetup {
+            lease: pool.lease_bindable("127.0.0.1".parse().unwrap()).unwrap(),
+            bind: "127.0.0.1".parse().unwrap(),
+            params: params(peer.local_addr().unwrap()),
+            jitter_ms: 40,
+            rtp_timeout: Duration::from_secs(30),
+            record: None,
+            cname: "test".into(),
+            turn: Default::default(),
+        },
+        ev_tx,
+    )
+    .await
+    .unwrap();
+    let ours: SocketAddr = format!("127.0.0.1:{}", m.port).parse().unwrap();
+    let mut buf = Vec::new();
+    for i in 0..50u32 {
+        rtp::build(&mut buf, false, 0, i as u16, i * 160, 77, &[0xff; 160]);
+        peer.send_to(&buf, ours).unwrap();
+    }
+    // 50 packets at once: single reads would take a second; the drains take them within
+    // ~200 ms (and keep draining every tick while a backlog shows).
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let session::MediaHandle { cmd, done, .. } = m;
+    drop(cmd); // no Stop: dropping the last sender must end the leg
+    let summary = tokio::time::timeout(Duration::from_secs(3), done)
+        .await
+        .expect("the leg ends once its senders are gone")
+        .unwrap();
+    assert_eq!(summary.packets_in, 50, "{summary:?}");
+}
