@@ -45,7 +45,6 @@ struct Worker {
     woken: Mutex<Vec<u64>>,
     thread: OnceLock<std::thread::Thread>,
     legs: AtomicUsize,
-    ticks: AtomicUsize,
 }
 
 /// Tells a leg's thread that commands are waiting for that leg.
@@ -94,7 +93,6 @@ impl Engine {
                     woken: Mutex::new(Vec::new()),
                     thread: OnceLock::new(),
                     legs: AtomicUsize::new(0),
-                    ticks: AtomicUsize::new(0),
                 });
                 let w2 = w.clone();
                 let handle = std::thread::Builder::new()
@@ -138,14 +136,6 @@ impl Engine {
         self.workers
             .iter()
             .map(|w| w.legs.load(Ordering::Relaxed))
-            .sum()
-    }
-
-    /// Frame ticks done so far, over all threads (for tests and benchmarks).
-    pub fn ticks(&self) -> usize {
-        self.workers
-            .iter()
-            .map(|w| w.ticks.load(Ordering::Relaxed))
             .sum()
     }
 }
@@ -232,7 +222,6 @@ fn run(worker: Arc<Worker>) {
                 legs.end(i, &worker);
             }
         }
-        worker.ticks.fetch_add(1, Ordering::Relaxed);
         next += TICK;
         if now > next + TICK * MAX_BURST {
             tracing::warn!(

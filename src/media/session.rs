@@ -217,10 +217,6 @@ impl MediaTx {
         let r = self.tx().blocking_send(c);
         self.woken(r)
     }
-
-    pub fn is_closed(&self) -> bool {
-        self.tx().is_closed()
-    }
 }
 
 /// Binds the RTP/RTCP sockets and hands the leg to the media clock (`engine`).
@@ -522,8 +518,9 @@ impl Session {
         if !full {
             return;
         }
-        // More than one packet waiting after single reads: the remote sends faster than
-        // one packet per tick (clock drift, a burst); drain every tick until it settles.
+        // A backlog behind this tick's packet (more than one extra datagram): the remote
+        // sends faster than one packet per tick (clock drift, a burst); drain every tick
+        // until a full drain finds it settled.
         self.drain_all = got > 2;
         for _ in 0..8 {
             match self.rtcp.recv_from(&mut buf) {
