@@ -4,6 +4,7 @@ pub mod dtmf;
 pub mod engine;
 pub mod g711;
 pub mod jitter;
+mod leg;
 pub mod link;
 pub mod ports;
 pub mod rtcp;

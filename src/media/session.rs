@@ -1,4 +1,5 @@
-//! One call leg's RTP/RTCP session, ticked every 20 ms by the media clock (`engine`).
+//! One call leg's RTP/RTCP session, ticked every 20 ms by the media clock (`engine`, through
+//! `leg`, which also starts it and carries its commands).
 //!
 //! Receive: symmetric RTP (latch onto the caller's real source), jitter buffer, G.711 decode,
 //! RFC 4733 digits. Send: prompts, bridged audio from another leg, or comfort noise; RFC 4733
@@ -6,7 +7,6 @@
 //! the configured timeout is reported once.
 
 use super::dtmf::{self, DtmfReceiver};
-use super::engine::{Clocked, Engine, Waker};
 use super::g711::Law;
 use super::jitter::{JitterBuffer, Playout};
 use super::link::{FrameRx, FrameTx};
@@ -144,6 +144,8 @@ struct Queued {
     tag: Option<u64>,
 }
 
+pub use super::leg::{start, MediaTx};
+
 pub struct MediaHandle {
     pub port: u16,
     pub cmd: MediaTx,
@@ -161,147 +163,7 @@ pub struct MediaSetup {
     pub turn: TurnConfig,
 }
 
-/// Commands to a running leg. Queuing one wakes the leg's media thread, so it is acted on
-/// at once rather than at the next 20 ms tick; dropping the last clone ends the leg.
-#[derive(Clone)]
-pub struct MediaTx(Arc<TxInner>);
-
-struct TxInner {
-    /// Always `Some` until dropped.
-    tx: Option<mpsc::Sender<MediaCmd>>,
-    waker: Option<Waker>,
-}
-
-impl Drop for TxInner {
-    fn drop(&mut self) {
-        // The sender goes first, so the woken leg finds its queue closed.
-        drop(self.tx.take());
-        if let Some(w) = &self.waker {
-            w.wake();
-        }
-    }
-}
-
-impl MediaTx {
-    /// A sender with no media thread behind it (tests read the receiver themselves).
-    pub fn detached(tx: mpsc::Sender<MediaCmd>) -> MediaTx {
-        MediaTx(Arc::new(TxInner {
-            tx: Some(tx),
-            waker: None,
-        }))
-    }
-
-    fn tx(&self) -> &mpsc::Sender<MediaCmd> {
-        self.0.tx.as_ref().expect("sender present until dropped")
-    }
-
-    fn woken<T>(&self, r: T) -> T {
-        if let Some(w) = &self.0.waker {
-            w.wake();
-        }
-        r
-    }
-
-    pub async fn send(&self, c: MediaCmd) -> Result<(), mpsc::error::SendError<MediaCmd>> {
-        let r = self.tx().send(c).await;
-        self.woken(r)
-    }
-
-    pub fn try_send(&self, c: MediaCmd) -> Result<(), mpsc::error::TrySendError<MediaCmd>> {
-        let r = self.tx().try_send(c);
-        self.woken(r)
-    }
-
-    /// From a thread outside the runtime (the speech pool).
-    pub fn blocking_send(&self, c: MediaCmd) -> Result<(), mpsc::error::SendError<MediaCmd>> {
-        let r = self.tx().blocking_send(c);
-        self.woken(r)
-    }
-}
-
-/// Binds the RTP/RTCP sockets and hands the leg to the media clock (`engine`).
-pub async fn start(
-    setup: MediaSetup,
-    events: mpsc::Sender<MediaEvent>,
-) -> std::io::Result<MediaHandle> {
-    let port = setup.lease.port;
-    // Plain non-blocking sockets, drained once per 20 ms tick: the leg costs the same
-    // whatever the packet rate, and no readiness events are needed.
-    let rtp_sock = UdpSocket::bind(SocketAddr::new(setup.bind, port))?;
-    let rtcp_sock = UdpSocket::bind(SocketAddr::new(setup.bind, port + 1))?;
-    rtp_sock.set_nonblocking(true)?;
-    rtcp_sock.set_nonblocking(true)?;
-    let (cmd_tx, cmd_rx) = mpsc::channel(64);
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let leg = Leg {
-        session: Session::new(setup, rtp_sock, rtcp_sock, events),
-        cmds: cmd_rx,
-        done: Some(done_tx),
-        ticks: 0,
-    };
-    let waker = Engine::global().add(Box::new(leg));
-    Ok(MediaHandle {
-        port,
-        cmd: MediaTx(Arc::new(TxInner {
-            tx: Some(cmd_tx),
-            waker: Some(waker),
-        })),
-        done: done_rx,
-    })
-}
-
-/// A session with its command queue, as the media clock runs it.
-struct Leg {
-    session: Session,
-    cmds: mpsc::Receiver<MediaCmd>,
-    done: Option<tokio::sync::oneshot::Sender<MediaSummary>>,
-    ticks: u64,
-}
-
-/// How often (in ticks) a leg drains its RTP socket to the end; in between it takes one
-/// datagram a tick (one 20 ms packet arrives per tick), which saves the system call that
-/// finds the socket empty. A drain that finds a backlog switches to draining every tick.
-const FULL_DRAIN: u64 = 10;
-
-impl Clocked for Leg {
-    fn on_wake(&mut self) -> bool {
-        self.take_commands()
-    }
-
-    fn on_tick(&mut self) -> bool {
-        self.ticks += 1;
-        // RTCP goes out every 250th tick (5 s), and its socket is read every 10th (RTCP
-        // arrives every few seconds; no system call per tick for it).
-        self.session
-            .drain_sockets(self.ticks.is_multiple_of(FULL_DRAIN));
-        self.session.on_tick();
-        if self.ticks.is_multiple_of(250) {
-            self.session.send_rtcp();
-        }
-        true
-    }
-
-    fn finish(mut self: Box<Self>) {
-        let summary = self.session.finish();
-        if let Some(done) = self.done.take() {
-            let _ = done.send(summary);
-        }
-    }
-}
-
-impl Leg {
-    fn take_commands(&mut self) -> bool {
-        loop {
-            match self.cmds.try_recv() {
-                Ok(MediaCmd::Stop) | Err(mpsc::error::TryRecvError::Disconnected) => return false,
-                Ok(c) => self.session.on_cmd(c),
-                Err(mpsc::error::TryRecvError::Empty) => return true,
-            }
-        }
-    }
-}
-
-struct Session {
+pub(super) struct Session {
     _lease: PortLease,
     rtp: UdpSocket,
     rtcp: UdpSocket,
@@ -354,7 +216,7 @@ struct Session {
 }
 
 impl Session {
-    fn new(
+    pub(super) fn new(
         s: MediaSetup,
         rtp: UdpSocket,
         rtcp: UdpSocket,
@@ -418,7 +280,7 @@ impl Session {
         }
     }
 
-    fn finish(&mut self) -> MediaSummary {
+    pub(super) fn finish(&mut self) -> MediaSummary {
         if let Some(r) = self.recorder.as_mut() {
             if let Err(e) = r.finish() {
                 tracing::error!(error = %e, "recording not finalized");
@@ -432,7 +294,7 @@ impl Session {
         }
     }
 
-    fn on_cmd(&mut self, c: MediaCmd) {
+    pub(super) fn on_cmd(&mut self, c: MediaCmd) {
         match c {
             MediaCmd::Play(pcm) => self.prompts.push_back(Queued {
                 pcm,
@@ -497,7 +359,7 @@ impl Session {
     /// Takes the datagrams that arrived since the last tick: one (the 20 ms packet) unless
     /// `full`, or the remote sends shorter packets, or a full drain found a backlog.
     /// `full` also reads the RTCP socket.
-    fn drain_sockets(&mut self, full: bool) {
+    pub(super) fn drain_sockets(&mut self, full: bool) {
         let mut buf = [0u8; 2048];
         // Bounded, so a flood cannot starve the tick (50 ms of 10 ms packets is 5).
         let most = if full || self.drain_all || self.params.remote_ptime_ms < 20 {
@@ -758,7 +620,7 @@ impl Session {
         (self.comfort_noise(), false)
     }
 
-    fn on_tick(&mut self) {
+    pub(super) fn on_tick(&mut self) {
         let rx = if self.params.recv {
             self.next_rx_frame()
         } else {
@@ -844,7 +706,7 @@ impl Session {
         }
     }
 
-    fn send_rtcp(&mut self) {
+    pub(super) fn send_rtcp(&mut self) {
         // Nothing goes out before the call is answered or the peer has sent media.
         if !self.params.send && self.rx_source.is_none() {
             return;
