@@ -19,22 +19,11 @@ use voxdesk::media::g711::Law;
 use voxdesk::media::ports::PortPool;
 use voxdesk::media::session::{self, MediaCmd, MediaSetup, Party, StreamParams};
 
+mod support;
+use support::{cpu_seconds, free_port, sipp_count, sipp_installed};
+
 fn quick() -> bool {
     std::env::var_os("VOXDESK_BENCH_QUICK").is_some()
-}
-
-fn clk_tck() -> f64 {
-    100.0
-}
-
-/// utime + stime of a process or thread, in seconds, from /proc.
-fn cpu_seconds(stat_path: &str) -> f64 {
-    let s = std::fs::read_to_string(stat_path).unwrap_or_default();
-    let after = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ut: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    let st: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    (ut + st) / clk_tck()
 }
 
 /// `/proc/self/task/N/stat` of the threads doing the relay's work.
@@ -53,24 +42,9 @@ fn media_threads() -> Vec<String> {
     out
 }
 
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn call_setup() {
     println!("== call setup: voxdesk + sipp on loopback (INVITE/200/ACK/BYE/200, no media) ==");
-    if Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_err()
-    {
-        println!("sipp not installed (scripts/setup.sh): skipped");
+    if !sipp_installed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -79,18 +53,20 @@ fn call_setup() {
     std::fs::write(
         &cfg,
         format!(
-            "[sip]\nbind = \"127.0.0.1\"\nport = {port}\nring_ms = 0\n[media]\nrtp_port_min = 40000\nrtp_port_max = 59999\nrecord = false\n[api]\nport = 0\n[paths]\ndata_dir = \"{}\"\n",
+            "[sip]\nbind = \"127.0.0.1\"\nport = {port}\nring_ms = 0\n[media]\nrtp_port_min = 40000\nrtp_port_max = 59999\nrecord = false\n[speech]\nenabled = false\n[api]\nport = 0\n[paths]\ndata_dir = \"{}\"\n",
             dir.path().join("data").display()
         ),
     )
     .unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_voxdesk"))
-        .args(["serve", "--log", "warn", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut server = Command::new(
+        std::env::var("VOXDESK_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_voxdesk").into()),
+    )
+    .args(["serve", "--log", "warn", "--config"])
+    .arg(&cfg)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
     std::thread::sleep(Duration::from_millis(700));
     let stat = format!("/proc/{}/stat", server.id());
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp/uac_bench.xml");
@@ -131,15 +107,8 @@ fn call_setup() {
         let wall = t0.elapsed().as_secs_f64();
         let cpu = cpu_seconds(&stat) - cpu0;
         let text = String::from_utf8_lossy(&out.stdout);
-        let count = |label: &str| -> u64 {
-            text.lines()
-                .rfind(|l| l.contains(label))
-                .and_then(|l| l.split('|').nth(2))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0)
-        };
-        let ok = count("Successful call");
-        let failed = count("Failed call");
+        let ok = sipp_count(&text, "Successful call");
+        let failed = sipp_count(&text, "Failed call");
         println!(
             "offered {rate:>4} calls/s x {total:>5}: completed {:>7.1} calls/s, {ok} ok, {failed} failed, server CPU {:.2} ms/call ({:.0}% of a core)",
             ok as f64 / wall,
@@ -306,10 +275,10 @@ fn relay(calls: usize, seconds: u64, transcode: bool) {
     std::thread::sleep(Duration::from_secs(2));
     // The relay's CPU: the media clock's threads and the runtime's (which only set up here).
     let threads = media_threads();
-    let cpu0: f64 = threads.iter().map(|t| cpu_seconds(t)).sum();
+    let cpu0: f64 = threads.iter().map(cpu_seconds).sum();
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(seconds));
-    let cpu = threads.iter().map(|t| cpu_seconds(t)).sum::<f64>() - cpu0;
+    let cpu = threads.iter().map(cpu_seconds).sum::<f64>() - cpu0;
     let wall = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     generator.join().unwrap();
@@ -341,14 +310,7 @@ fn relay(calls: usize, seconds: u64, transcode: bool) {
 }
 
 fn main() {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "machine: {} cores, load average {}",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0),
-        load.trim()
-    );
+    support::print_machine();
     // VOXDESK_BENCH_RELAY=500,1000: only the relay, at these sizes.
     let only: Vec<usize> = std::env::var("VOXDESK_BENCH_RELAY")
         .unwrap_or_default()

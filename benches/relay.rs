@@ -14,30 +14,14 @@
 //! VOXDESK_BENCH_RELAY_PCMA=1          the agent answers PCMA: every packet is transcoded
 //! VOXDESK_BENCH_BIN=path              another voxdesk binary (to compare two builds)
 
-use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+use support::{cpu_seconds, free_port, sipp_count, sipp_installed};
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// utime + stime in seconds from a /proc stat file.
-fn cpu_seconds(stat_path: &Path) -> f64 {
-    let s = std::fs::read_to_string(stat_path).unwrap_or_default();
-    let after = s.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ut: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    let st: f64 = f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    (ut + st) / 100.0
-}
 
 /// The stat files of a process's threads whose name starts with `prefix`.
 fn threads(pid: u32, prefix: &str) -> Vec<std::path::PathBuf> {
@@ -79,15 +63,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// The number on a sipp final statistics line ("Successful call | 12 | 200").
-fn sipp_count(text: &str, label: &str) -> u64 {
-    text.lines()
-        .rfind(|l| l.contains(label))
-        .and_then(|l| l.split('|').nth(2))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn run(calls: usize, pcma: bool) {
@@ -189,14 +164,14 @@ fn run(calls: usize, pcma: bool) {
     let proc_stat = Path::new(&format!("/proc/{pid}/stat")).to_path_buf();
     let (p0, m0) = (
         cpu_seconds(&proc_stat),
-        media.iter().map(|t| cpu_seconds(t)).sum::<f64>(),
+        media.iter().map(cpu_seconds).sum::<f64>(),
     );
     let w0 = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(window));
     let wall = w0.elapsed().as_secs_f64();
     let (p1, m1) = (
         cpu_seconds(&proc_stat),
-        media.iter().map(|t| cpu_seconds(t)).sum::<f64>(),
+        media.iter().map(cpu_seconds).sum::<f64>(),
     );
     let out = caller.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -251,22 +226,8 @@ fn run(calls: usize, pcma: bool) {
 }
 
 fn main() {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "machine: {} cores, load average {}",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0),
-        load.trim()
-    );
-    if Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_err()
-    {
-        println!("sipp not installed (scripts/setup.sh): skipped");
+    support::print_machine();
+    if !sipp_installed() {
         return;
     }
     println!("== bridged-call relay through voxdesk, sipp caller and sipp agent on loopback ==");
