@@ -22,6 +22,25 @@ fn params(remote: SocketAddr) -> StreamParams {
     }
 }
 
+/// A loopback leg towards `remote` with a 40 ms jitter buffer.
+fn setup(
+    pool: &PortPool,
+    remote: SocketAddr,
+    rtp_timeout: Duration,
+    record: Option<std::path::PathBuf>,
+) -> MediaSetup {
+    MediaSetup {
+        lease: pool.lease_bindable("127.0.0.1".parse().unwrap()).unwrap(),
+        bind: "127.0.0.1".parse().unwrap(),
+        params: params(remote),
+        jitter_ms: 40,
+        rtp_timeout,
+        record,
+        cname: "test".into(),
+        turn: Default::default(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digits_latching_garbage_timeout_and_recording() {
     let dir = tempfile::tempdir().unwrap();
@@ -34,16 +53,12 @@ async fn digits_latching_garbage_timeout_and_recording() {
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel(32);
     let rec = dir.path().join("call.wav");
     let m = session::start(
-        MediaSetup {
-            lease: pool.lease().unwrap(),
-            bind: "127.0.0.1".parse().unwrap(),
-            params: params(sdp_addr),
-            jitter_ms: 40,
-            rtp_timeout: Duration::from_millis(600),
-            record: Some(rec.clone()),
-            cname: "test".into(),
-            turn: Default::default(),
-        },
+        setup(
+            &pool,
+            sdp_addr,
+            Duration::from_millis(600),
+            Some(rec.clone()),
+        ),
         ev_tx,
     )
     .await
@@ -157,16 +172,12 @@ async fn a_burst_is_read_soon_and_a_leg_without_senders_ends() {
     let pool = PortPool::new(36200, 36300);
     let (ev_tx, _ev_rx) = tokio::sync::mpsc::channel(32);
     let m = session::start(
-        MediaSetup {
-            lease: pool.lease_bindable("127.0.0.1".parse().unwrap()).unwrap(),
-            bind: "127.0.0.1".parse().unwrap(),
-            params: params(peer.local_addr().unwrap()),
-            jitter_ms: 40,
-            rtp_timeout: Duration::from_secs(30),
-            record: None,
-            cname: "test".into(),
-            turn: Default::default(),
-        },
+        setup(
+            &pool,
+            peer.local_addr().unwrap(),
+            Duration::from_secs(30),
+            None,
+        ),
         ev_tx,
     )
     .await
