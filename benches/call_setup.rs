@@ -5,7 +5,10 @@
 //! 2. RTP relay: N bridged call pairs (two media legs each, G.711 both ways) inside this
 //!    process, fed by a load generator on other threads; prints relayed packets/s, the CPU the
 //!    media runtime used (its own threads only), packets/s per core and the jitter the relay
-//!    adds (p50/p99 of |inter-arrival - 20 ms| at the far end).
+//!    adds (p50/p99 of |inter-arrival - 20 ms| at the far end). Last, the same generator
+//!    against a thread that makes only the legs' system calls (read one datagram, send one,
+//!    per leg per 20 ms): the ceiling for one socket per leg on this machine, to set voxdesk's
+//!    figure against.
 //!
 //!   cargo bench --bench call_setup            (VOXDESK_BENCH_QUICK=1 for a short run;
 //!                                             VOXDESK_BENCH_RELAY=500,1000: relay only)
@@ -126,8 +129,76 @@ fn rtp_packet(pt: u8, seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
     b
 }
 
-/// `transcode`: the agent leg speaks PCMA, the caller's PCMU (every packet re-encoded).
-fn relay(calls: usize, seconds: u64, transcode: bool) {
+/// What relays the packets between the generator's sockets.
+#[derive(Clone, Copy, PartialEq)]
+enum Relay {
+    /// voxdesk's media legs; `transcode`: the agent leg speaks PCMA, the caller's PCMU
+    /// (every packet re-encoded).
+    Voxdesk { transcode: bool },
+    /// The system calls alone: one thread that, every 20 ms, reads one datagram from each
+    /// leg's socket (to the end every 10th tick) and sends one packet back, as the legs do,
+    /// with no other work. Its calls per core is the ceiling for one socket per leg here.
+    /// `connected`: the sockets are connected to their remote, as voxdesk's legs are once
+    /// they have latched.
+    Floor { connected: bool },
+}
+
+/// The floor relay's sockets: each leg's own socket and where its packets go.
+type FloorLegs = Vec<(UdpSocket, SocketAddr)>;
+
+/// A thread that does only the legs' system calls (see `Relay::Floor`) until `stop`.
+fn floor_relay(
+    legs: FloorLegs,
+    connected: bool,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("voxdesk-media-floor".into())
+        .spawn(move || {
+            let start = Instant::now();
+            let mut buf = [0u8; 2048];
+            let mut pkt = Vec::with_capacity(200);
+            let mut tick = 0u32;
+            if connected {
+                for (sock, remote) in &legs {
+                    sock.connect(remote).unwrap();
+                }
+            }
+            while !stop.load(Ordering::Relaxed) {
+                let full = tick.is_multiple_of(10);
+                for (i, (sock, remote)) in legs.iter().enumerate() {
+                    for _ in 0..if full { 64 } else { 1 } {
+                        if sock.recv_from(&mut buf).is_err() {
+                            break;
+                        }
+                    }
+                    voxdesk::media::rtp::build(
+                        &mut pkt,
+                        false,
+                        0,
+                        tick as u16,
+                        tick * 160,
+                        i as u32,
+                        &buf[12..172],
+                    );
+                    let _ = if connected {
+                        sock.send(&pkt)
+                    } else {
+                        sock.send_to(&pkt, remote)
+                    };
+                }
+                tick += 1;
+                let next = start + Duration::from_millis(20 * tick as u64);
+                if let Some(d) = next.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(d);
+                }
+            }
+        })
+        .unwrap()
+}
+
+fn relay(calls: usize, seconds: u64, mode: Relay) {
+    let transcode = mode == Relay::Voxdesk { transcode: true };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -139,11 +210,24 @@ fn relay(calls: usize, seconds: u64, transcode: bool) {
     // Per call: generator sockets gA (caller) and gB (agent); legs A and B bridged.
     let mut gens: Vec<(UdpSocket, SocketAddr, UdpSocket, SocketAddr)> = Vec::new();
     let mut handles = Vec::new();
+    let mut floor_legs: FloorLegs = Vec::new();
     for _ in 0..calls {
         let ga = UdpSocket::bind("127.0.0.1:0").unwrap();
         let gb = UdpSocket::bind("127.0.0.1:0").unwrap();
         ga.set_nonblocking(true).unwrap();
         gb.set_nonblocking(true).unwrap();
+        if let Relay::Floor { .. } = mode {
+            let mut ports = [0u16; 2];
+            for (port, g) in ports.iter_mut().zip([&ga, &gb]) {
+                let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+                s.set_nonblocking(true).unwrap();
+                *port = s.local_addr().unwrap().port();
+                floor_legs.push((s, g.local_addr().unwrap()));
+            }
+            let to = |port| SocketAddr::from(([127, 0, 0, 1], port));
+            gens.push((ga, to(ports[0]), gb, to(ports[1])));
+            continue;
+        }
         let mk = |remote: SocketAddr, law: Law| StreamParams {
             law,
             payload_type: if law == Law::Alaw { 8 } else { 0 },
@@ -216,6 +300,10 @@ fn relay(calls: usize, seconds: u64, transcode: bool) {
         handles.push((a, b));
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let floor = match mode {
+        Relay::Floor { connected } => Some(floor_relay(floor_legs, connected, stop.clone())),
+        Relay::Voxdesk { .. } => None,
+    };
     let gens = Arc::new(gens);
     // Generator: every 20 ms one packet per leg.
     let g2 = gens.clone();
@@ -282,6 +370,9 @@ fn relay(calls: usize, seconds: u64, transcode: bool) {
     let wall = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     generator.join().unwrap();
+    if let Some(f) = floor {
+        f.join().unwrap();
+    }
     let (packets, mut devs) = sink.join().unwrap();
     devs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let pct = |p: f64| {
@@ -294,7 +385,12 @@ fn relay(calls: usize, seconds: u64, transcode: bool) {
     let cores = cpu / wall;
     println!(
         "{calls:>4} bridged calls{}: relayed {pps:>8.0} pkt/s (expected {}), media CPU {:.2} cores -> {:.0} pkt/s per core, {:.0} calls per core; added jitter p50 {:.2} ms, p99 {:.2} ms",
-        if transcode { " (PCMU<->PCMA)" } else { "" },
+        match mode {
+            Relay::Voxdesk { transcode: true } => " (PCMU<->PCMA)",
+            Relay::Voxdesk { .. } => "",
+            Relay::Floor { connected: false } => " (system calls only, sockets not connected)",
+            Relay::Floor { connected: true } => " (system calls only: the floor)",
+        },
         calls * 2 * 50,
         cores,
         pps / cores.max(1e-9),
@@ -328,9 +424,15 @@ fn main() {
     } else {
         vec![50, 200, 500]
     };
-    for n in sizes {
-        relay(n, if quick() { 3 } else { 8 }, false);
+    let secs = if quick() { 3 } else { 8 };
+    for &n in &sizes {
+        relay(n, secs, Relay::Voxdesk { transcode: false });
     }
     let n = if quick() { 50 } else { 500 };
-    relay(n, if quick() { 3 } else { 8 }, true);
+    relay(n, secs, Relay::Voxdesk { transcode: true });
+    // The same generator against a relay that only makes the legs' system calls: how close
+    // voxdesk gets to one socket per leg's ceiling on this machine.
+    let biggest = sizes.iter().copied().max().unwrap_or(n);
+    relay(biggest, secs, Relay::Floor { connected: false });
+    relay(biggest, secs, Relay::Floor { connected: true });
 }

@@ -41,6 +41,24 @@ fn setup(
     }
 }
 
+/// A leg towards `remote` (30 s RTP timeout, no recording): its handle, its RTP address and
+/// its events.
+async fn start_leg(
+    pool: &PortPool,
+    remote: SocketAddr,
+) -> (
+    session::MediaHandle,
+    SocketAddr,
+    tokio::sync::mpsc::Receiver<MediaEvent>,
+) {
+    let (ev_tx, ev_rx) = tokio::sync::mpsc::channel(64);
+    let m = session::start(setup(pool, remote, Duration::from_secs(30), None), ev_tx)
+        .await
+        .unwrap();
+    let ours: SocketAddr = format!("127.0.0.1:{}", m.port).parse().unwrap();
+    (m, ours, ev_rx)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn digits_latching_garbage_timeout_and_recording() {
     let dir = tempfile::tempdir().unwrap();
@@ -170,19 +188,7 @@ async fn digits_latching_garbage_timeout_and_recording() {
 async fn a_burst_is_read_soon_and_a_leg_without_senders_ends() {
     let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
     let pool = PortPool::new(36200, 36300);
-    let (ev_tx, _ev_rx) = tokio::sync::mpsc::channel(32);
-    let m = session::start(
-        setup(
-            &pool,
-            peer.local_addr().unwrap(),
-            Duration::from_secs(30),
-            None,
-        ),
-        ev_tx,
-    )
-    .await
-    .unwrap();
-    let ours: SocketAddr = format!("127.0.0.1:{}", m.port).parse().unwrap();
+    let (m, ours, _ev_rx) = start_leg(&pool, peer.local_addr().unwrap()).await;
     let mut buf = Vec::new();
     for i in 0..50u32 {
         rtp::build(&mut buf, false, 0, i as u16, i * 160, 77, &[0xff; 160]);
@@ -198,4 +204,64 @@ async fn a_burst_is_read_soon_and_a_leg_without_senders_ends() {
         .expect("the leg ends once its senders are gone")
         .unwrap();
     assert_eq!(summary.packets_in, 50, "{summary:?}");
+}
+
+/// Symmetric RTP with a connected socket: a second source is not heard while the latched one
+/// sends; once the latched one has been silent for 500 ms a new source (NAT rebinding)
+/// takes over, and our audio follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_source_takes_over_once_the_latched_one_falls_silent() {
+    let first = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let second = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for s in [&first, &second] {
+        s.set_nonblocking(true).unwrap();
+    }
+    let pool = PortPool::new(36400, 36500);
+    let (m, ours, mut ev_rx) = start_leg(&pool, first.local_addr().unwrap()).await;
+    let mut buf = Vec::new();
+    let mut seq = 0u16;
+    let mut send = |from: &UdpSocket, n: u32| {
+        for _ in 0..n {
+            rtp::build(&mut buf, false, 0, seq, seq as u32 * 160, 77, &[0xff; 160]);
+            from.send_to(&buf, ours).unwrap();
+            seq = seq.wrapping_add(1);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Both send; the first is latched (it is also the SDP's address) and the second's
+    // packets are not counted.
+    send(&first, 10);
+    for _ in 0..10 {
+        send(&first, 1);
+        let mut other = Vec::new();
+        rtp::build(&mut other, false, 0, 999, 0, 88, &[0xff; 160]);
+        second.send_to(&other, ours).unwrap();
+    }
+    // The first falls silent; 600 ms later the second takes over.
+    std::thread::sleep(Duration::from_millis(600));
+    send(&second, 10);
+    let mut latched = None;
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(300), ev_rx.recv()).await {
+        if let MediaEvent::Latched(a) = e {
+            latched = Some(a);
+        }
+    }
+    assert_eq!(latched, Some(second.local_addr().unwrap()));
+    // Our audio now goes to the second source only.
+    let drain = |s: &UdpSocket| {
+        let mut b = [0u8; 2048];
+        let mut n = 0;
+        while s.recv_from(&mut b).is_ok() {
+            n += 1;
+        }
+        n
+    };
+    drain(&first);
+    drain(&second);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(drain(&first), 0, "nothing goes to the old source");
+    assert!(drain(&second) >= 5, "our RTP follows the new source");
+    m.cmd.send(MediaCmd::Stop).await.unwrap();
+    let summary = m.done.await.unwrap();
+    assert_eq!(summary.packets_in, 30, "{summary:?}");
 }

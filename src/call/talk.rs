@@ -66,6 +66,9 @@ struct Tentative {
     committed: Option<UttMeta>,
     /// Set when this transcript is no longer wanted: a job still queued is skipped.
     stale: Arc<AtomicBool>,
+    /// The audio, for the turn's own transcript if this one fails (a looped early
+    /// decode is not retried, see `WhisperStt`).
+    pcm: Vec<i16>,
 }
 
 impl Drop for Talk {
@@ -234,18 +237,20 @@ impl Talk {
             result: None,
             committed: None,
             stale: stale.clone(),
+            pcm: u.pcm.clone(),
         });
         let hear = self.hearing(u.pcm, Some(stale.clone()));
         let tx = self.tx.clone();
-        match self
-            .speech
-            .pool
-            .submit_with(Priority::Speculative, move |threads| {
+        match self.speech.pool.submit_cancellable(
+            Priority::Speculative,
+            stale.clone(),
+            move |threads| {
                 if stale.load(Ordering::Relaxed) {
                     return Err("no longer needed".to_string());
                 }
                 hear(threads)
-            }) {
+            },
+        ) {
             Ok(rx) => forward(rx, tx, "the recogniser", move |result| {
                 TalkEvent::TranscribedTentative { start, end, result }
             }),
@@ -272,6 +277,10 @@ impl Talk {
         {
             let mut t = self.awaiting.remove(i);
             if let Some(meta) = t.committed.take() {
+                if let Err(e) = &result {
+                    tracing::debug!(error = %e, "early transcript failed: transcribing the turn");
+                    return self.transcribe_turn(std::mem::take(&mut t.pcm), meta);
+                }
                 self.seq += 1;
                 return self.on_transcribed(self.seq, meta, result, media);
             }
@@ -311,6 +320,10 @@ impl Talk {
             .filter(|t| t.start == u.start && t.end == u.end)
         {
             match t.result.take() {
+                Some(Err(e)) => {
+                    // Looped or failed: the turn gets its own transcript below.
+                    tracing::debug!(error = %e, "early transcript failed: transcribing the turn");
+                }
                 Some(result) => {
                     self.seq += 1;
                     // The decision waited for the transcript: count that as recognition.
@@ -331,14 +344,19 @@ impl Talk {
                 }
             }
         }
+        self.transcribe_turn(u.pcm, meta);
+    }
+
+    /// Transcribes a caller turn that has ended, as urgent work on the pool.
+    fn transcribe_turn(&mut self, pcm: Vec<i16>, meta: UttMeta) {
         self.seq += 1;
         let seq = self.seq;
         tracing::debug!(
             seq,
-            secs = u.pcm.len() as f32 / 8000.0,
+            secs = pcm.len() as f32 / 8000.0,
             "transcribing caller turn"
         );
-        let hear = self.hearing(u.pcm, None);
+        let hear = self.hearing(pcm, None);
         let job = self.speech.pool.submit(hear);
         let tx = self.tx.clone();
         match job {
@@ -407,7 +425,7 @@ impl Talk {
         }
         let u = &analysis.understanding;
         tracing::info!(seq, text = %t.text, confidence = t.confidence, no_speech = t.no_speech,
-            stt_ms = ms(t.elapsed), passes = t.passes, audio_ctx = t.audio_ctx,
+            stt_ms = ms(t.elapsed), passes = t.passes, audio_ctx = t.audio_ctx, threads = t.threads,
             intent = %u.intent, intent_p = u.intent_confidence, emotion = %u.emotion, anger = u.anger,
             nlu_ms = ms(u.elapsed), "caller said");
         self.store.turn(TurnRow {

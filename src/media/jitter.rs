@@ -3,14 +3,18 @@
 //! Packets go in with [`JitterBuffer::push`] as they arrive; the media clock pulls one frame
 //! per tick with [`JitterBuffer::pop`]. The buffer reorders, drops duplicates and packets that
 //! arrive after their play-out time, and reports gaps so the caller can conceal them.
+//!
+//! Frames are kept in timestamp order in a short deque, and their byte buffers are reused:
+//! after the first few packets of a call nothing is allocated per packet (this runs for
+//! every leg on every tick of the media clock).
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 /// What the play-out clock gets for one tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Playout {
+pub enum Playout<'a> {
     /// The frame for this tick.
-    Frame(Vec<u8>),
+    Frame(&'a [u8]),
     /// The frame for this tick is missing (lost or late): conceal.
     Missing,
     /// Nothing buffered yet (before the first packet, or after a long silence).
@@ -33,7 +37,12 @@ pub struct JitterBuffer {
     capacity: usize,
     /// Samples per frame (RTP timestamp units per tick).
     frame_ts: u32,
-    frames: BTreeMap<u64, Vec<u8>>,
+    /// Buffered frames by extended timestamp, oldest first.
+    frames: VecDeque<(u64, Vec<u8>)>,
+    /// The frame `pop` handed out last (borrowed by its `Playout`).
+    out: Vec<u8>,
+    /// Byte buffers to reuse.
+    spare: Vec<Vec<u8>>,
     /// Extended timestamp of the next frame to play, once started.
     next: Option<u64>,
     /// Highest extended timestamp seen, for unwrapping.
@@ -44,11 +53,14 @@ pub struct JitterBuffer {
 
 impl JitterBuffer {
     pub fn new(frame_ts: u32, depth: usize, capacity: usize) -> Self {
+        let capacity = capacity.max(depth + 1);
         JitterBuffer {
             depth: depth.max(1),
-            capacity: capacity.max(depth + 1),
+            capacity,
             frame_ts: frame_ts.max(1),
-            frames: BTreeMap::new(),
+            frames: VecDeque::with_capacity(capacity + 1),
+            out: Vec::new(),
+            spare: Vec::new(),
             next: None,
             last_ext: None,
             consecutive_missing: 0,
@@ -79,6 +91,16 @@ impl JitterBuffer {
         ext
     }
 
+    /// Where a frame with this timestamp is or would go: `Ok` when one is buffered.
+    fn find(&self, ext: u64) -> Result<usize, usize> {
+        // Packets usually arrive in order: check the newest first.
+        match self.frames.back() {
+            None => Err(0),
+            Some(&(last, _)) if last < ext => Err(self.frames.len()),
+            _ => self.frames.binary_search_by_key(&ext, |f| f.0),
+        }
+    }
+
     /// Adds a packet's payload by its RTP timestamp.
     pub fn push(&mut self, timestamp: u32, payload: &[u8]) {
         let ext = self.extend(timestamp);
@@ -89,14 +111,20 @@ impl JitterBuffer {
                 return;
             }
         }
-        if self.frames.contains_key(&ext) {
-            self.stats.duplicates += 1;
-            return;
-        }
-        self.frames.insert(ext, payload.to_vec());
+        let at = match self.find(ext) {
+            Ok(_) => {
+                self.stats.duplicates += 1;
+                return;
+            }
+            Err(at) => at,
+        };
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(payload);
+        self.frames.insert(at, (ext, buf));
         while self.frames.len() > self.capacity {
-            let first = *self.frames.keys().next().expect("non-empty");
-            self.frames.remove(&first);
+            let (first, buf) = self.frames.pop_front().expect("non-empty");
+            self.spare.push(buf);
             self.stats.overflow += 1;
             if let Some(n) = self.next.as_mut() {
                 *n = (*n).max(first + self.frame_ts as u64);
@@ -104,30 +132,38 @@ impl JitterBuffer {
         }
     }
 
+    /// Hands out the buffered frame at `idx` as this tick's frame.
+    fn take(&mut self, idx: usize) -> Playout<'_> {
+        let (_, buf) = self.frames.remove(idx).expect("index in range");
+        let old = std::mem::replace(&mut self.out, buf);
+        self.spare.push(old);
+        self.consecutive_missing = 0;
+        Playout::Frame(&self.out)
+    }
+
     /// Takes the frame for the current tick.
-    pub fn pop(&mut self) -> Playout {
+    pub fn pop(&mut self) -> Playout<'_> {
         let next = match self.next {
             Some(n) => n,
             None => {
                 if self.frames.len() < self.depth {
                     return Playout::Idle;
                 }
-                *self.frames.keys().next().expect("non-empty")
+                self.frames.front().expect("non-empty").0
             }
         };
         self.next = Some(next + self.frame_ts as u64);
-        match self.frames.remove(&next) {
-            Some(f) => {
-                self.consecutive_missing = 0;
-                Playout::Frame(f)
-            }
-            None => {
+        match self.find(next) {
+            Ok(i) => self.take(i),
+            Err(i) => {
                 // A frame may straddle ticks when the sender's ptime differs: take the
                 // first buffered frame that starts inside this tick.
-                if let Some((&k, _)) = self.frames.range(next..next + self.frame_ts as u64).next() {
-                    let f = self.frames.remove(&k).expect("present");
-                    self.consecutive_missing = 0;
-                    return Playout::Frame(f);
+                if self
+                    .frames
+                    .get(i)
+                    .is_some_and(|f| f.0 < next + self.frame_ts as u64)
+                {
+                    return self.take(i);
                 }
                 self.consecutive_missing += 1;
                 self.stats.missing += 1;
@@ -162,15 +198,15 @@ mod tests {
         j.push(320, &frame(2));
         assert_eq!(j.pop(), Playout::Idle, "waits for depth");
         j.push(160, &frame(1));
-        assert_eq!(j.pop(), Playout::Frame(frame(1)));
-        assert_eq!(j.pop(), Playout::Frame(frame(2)));
+        assert_eq!(j.pop(), Playout::Frame(&frame(1)));
+        assert_eq!(j.pop(), Playout::Frame(&frame(2)));
         assert_eq!(j.pop(), Playout::Missing);
         j.push(480, &frame(3)); // late: its slot has passed
         assert_eq!(j.stats.late, 1);
         j.push(640, &frame(4));
         j.push(640, &frame(4));
         assert_eq!(j.stats.duplicates, 1);
-        assert_eq!(j.pop(), Playout::Frame(frame(4)));
+        assert_eq!(j.pop(), Playout::Frame(&frame(4)));
     }
 
     #[test]
@@ -180,9 +216,9 @@ mod tests {
         j.push(start, &frame(1));
         j.push(start.wrapping_add(160), &frame(2));
         j.push(start.wrapping_add(320), &frame(3));
-        assert_eq!(j.pop(), Playout::Frame(frame(1)));
-        assert_eq!(j.pop(), Playout::Frame(frame(2)));
-        assert_eq!(j.pop(), Playout::Frame(frame(3)));
+        assert_eq!(j.pop(), Playout::Frame(&frame(1)));
+        assert_eq!(j.pop(), Playout::Frame(&frame(2)));
+        assert_eq!(j.pop(), Playout::Frame(&frame(3)));
     }
 
     #[test]
@@ -192,7 +228,7 @@ mod tests {
             j.push(i * 160, &frame(i as u8));
         }
         assert_eq!(j.stats.overflow, 3);
-        assert_eq!(j.pop(), Playout::Frame(frame(3)));
+        assert_eq!(j.pop(), Playout::Frame(&frame(3)));
         j.pop();
         j.pop();
         for _ in 0..4 {
@@ -200,6 +236,39 @@ mod tests {
         }
         assert_eq!(j.pop(), Playout::Idle);
         j.push(100_000, &frame(9));
-        assert_eq!(j.pop(), Playout::Frame(frame(9)));
+        assert_eq!(j.pop(), Playout::Frame(&frame(9)));
+    }
+
+    #[test]
+    fn reorders_inside_the_buffer_and_reuses_its_buffers() {
+        let mut j = JitterBuffer::new(160, 3, 10);
+        for i in [1u32, 3, 2] {
+            j.push(i * 160, &frame(i as u8));
+        }
+        for i in 1..=3u8 {
+            assert_eq!(j.pop(), Playout::Frame(&frame(i)));
+        }
+        // A long call: the buffers go round, none is added per packet.
+        let buffers = |j: &JitterBuffer| j.frames.len() + j.spare.len();
+        let before = buffers(&j);
+        for i in 4..1000u32 {
+            j.push(i * 160, &frame(i as u8));
+            assert_eq!(j.pop(), Playout::Frame(&frame(i as u8)));
+        }
+        assert_eq!(buffers(&j), before);
+    }
+
+    #[test]
+    fn a_frame_that_starts_inside_the_tick_is_played() {
+        // The sender's frames are 30 ms (240) on a 20 ms (160) clock.
+        let mut j = JitterBuffer::new(160, 1, 10);
+        j.push(0, &frame(1));
+        j.push(240, &frame(2));
+        assert_eq!(j.pop(), Playout::Frame(&frame(1)));
+        assert_eq!(
+            j.pop(),
+            Playout::Frame(&frame(2)),
+            "240 starts inside 160..320"
+        );
     }
 }

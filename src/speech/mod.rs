@@ -61,10 +61,9 @@ impl Speech {
         load_times.push(("tts".to_string(), t.elapsed()));
         let language = cfg.speech.language.clone();
         let t = Instant::now();
-        let stt: Arc<dyn Stt> =
-            Arc::new(WhisperStt::load(&cfg.model_path(&cfg.models.stt)).context("models.stt")?);
+        let stt = WhisperStt::load(&cfg.model_path(&cfg.models.stt)).context("models.stt")?;
         load_times.push(("stt".to_string(), t.elapsed()));
-        let stt_multilingual: Option<Arc<dyn Stt>> = if language != "en" {
+        let stt_multilingual = if language != "en" {
             let t = Instant::now();
             let m = WhisperStt::load(&cfg.model_path(&cfg.models.stt_multilingual))
                 .context("models.stt_multilingual")?;
@@ -75,7 +74,7 @@ impl Speech {
                 language
             );
             load_times.push(("stt_multilingual".to_string(), t.elapsed()));
-            Some(Arc::new(m))
+            Some(m)
         } else {
             None
         };
@@ -99,6 +98,22 @@ impl Speech {
             transfer: render(&cfg.prompts.transfer, "transfer")?,
         };
         let workers = cfg.speech.worker_count();
+        // One decoder state per worker, made and used once now rather than on the first
+        // callers' turns.
+        let sample = to_16k(&prompts.goodbye);
+        for (name, model) in [
+            ("stt", Some(&stt)),
+            ("stt_multilingual", stt_multilingual.as_ref()),
+        ] {
+            let Some(model) = model else { continue };
+            match model.warm_up(&sample, workers) {
+                Ok(t) => load_times.push((format!("{name} warm-up ({workers} decoder states)"), t)),
+                Err(e) => tracing::warn!(error = %e, model = name, "speech-to-text warm-up failed"),
+            }
+        }
+        let stt: Arc<dyn Stt> = Arc::new(stt);
+        let stt_multilingual: Option<Arc<dyn Stt>> =
+            stt_multilingual.map(|m| Arc::new(m) as Arc<dyn Stt>);
         Ok(Speech {
             pool: InferencePool::new(workers, workers * 32),
             stt,

@@ -7,15 +7,41 @@
 //! speculative work is refused outright while anything is waiting. Each queue is bounded: a
 //! job beyond it is refused at once, and the caller hears a fallback instead of waiting
 //! forever. A job is told how many CPU threads it may use: all cores when it runs alone, one
-//! when every worker is busy.
+//! when every worker is busy. A job that has been given up (its stop flag set, see
+//! `submit_cancellable`) does not count: it ends within milliseconds, and the transcript
+//! that replaced it should not run on half the cores for its whole length.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use thiserror::Error;
 use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce(usize) + Send>;
+
+/// A job and the flag that gives it up, if it has one.
+struct Queued {
+    run: Job,
+    stop: Option<Arc<AtomicBool>>,
+}
+
+/// What a worker is running.
+#[derive(Default)]
+struct Slot {
+    busy: bool,
+    stop: Option<Arc<AtomicBool>>,
+}
+
+impl Slot {
+    /// Running and still wanted.
+    fn counts(&self) -> bool {
+        self.busy
+            && !self
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+}
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PoolError {
@@ -36,9 +62,9 @@ pub enum Priority {
 
 #[derive(Default)]
 struct Queues {
-    urgent: VecDeque<Job>,
-    speculative: VecDeque<Job>,
-    background: VecDeque<Job>,
+    urgent: VecDeque<Queued>,
+    speculative: VecDeque<Queued>,
+    background: VecDeque<Queued>,
 }
 
 impl Queues {
@@ -51,6 +77,8 @@ struct Inner {
     queues: Mutex<Queues>,
     ready: Condvar,
     busy: AtomicUsize,
+    /// One per worker.
+    slots: Mutex<Vec<Slot>>,
 }
 
 pub struct InferencePool {
@@ -70,6 +98,7 @@ impl InferencePool {
             queues: Mutex::new(Queues::default()),
             ready: Condvar::new(),
             busy: AtomicUsize::new(0),
+            slots: Mutex::new((0..workers).map(|_| Slot::default()).collect()),
         });
         for i in 0..workers {
             let inner = inner.clone();
@@ -90,10 +119,19 @@ impl InferencePool {
                             q = inner.ready.wait(q).unwrap_or_else(|e| e.into_inner());
                         }
                     };
-                    let running = inner.busy.fetch_add(1, Ordering::Relaxed) + 1;
-                    let threads = (cores / running).max(1);
+                    inner.busy.fetch_add(1, Ordering::Relaxed);
+                    let threads = {
+                        let mut slots = inner.slots.lock().unwrap_or_else(|e| e.into_inner());
+                        slots[i] = Slot {
+                            busy: true,
+                            stop: job.stop,
+                        };
+                        (cores / slots.iter().filter(|s| s.counts()).count().max(1)).max(1)
+                    };
                     // A panicking model must not take the worker down with it.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(threads)));
+                    let run = job.run;
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(threads)));
+                    inner.slots.lock().unwrap_or_else(|e| e.into_inner())[i] = Slot::default();
                     inner.busy.fetch_sub(1, Ordering::Relaxed);
                 })
                 .expect("spawn inference worker");
@@ -112,6 +150,12 @@ impl InferencePool {
 
     pub fn cores(&self) -> usize {
         self.cores
+    }
+
+    /// Jobs running that are still wanted (not given up).
+    fn wanted_running(&self) -> usize {
+        let slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.iter().filter(|s| s.counts()).count()
     }
 
     /// Jobs running and waiting now.
@@ -135,19 +179,49 @@ impl InferencePool {
         T: Send + 'static,
         F: FnOnce(usize) -> T + Send + 'static,
     {
+        self.enqueue(prio, None, f)
+    }
+
+    /// `submit_with` for a job that gives up when `stop` is set: from then on it no longer
+    /// counts when the threads of the next job are shared out.
+    pub fn submit_cancellable<T, F>(
+        &self,
+        prio: Priority,
+        stop: Arc<AtomicBool>,
+        f: F,
+    ) -> Result<oneshot::Receiver<T>, PoolError>
+    where
+        T: Send + 'static,
+        F: FnOnce(usize) -> T + Send + 'static,
+    {
+        self.enqueue(prio, Some(stop), f)
+    }
+
+    fn enqueue<T, F>(
+        &self,
+        prio: Priority,
+        stop: Option<Arc<AtomicBool>>,
+        f: F,
+    ) -> Result<oneshot::Receiver<T>, PoolError>
+    where
+        T: Send + 'static,
+        F: FnOnce(usize) -> T + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |threads| {
-            let _ = tx.send(f(threads));
-        });
+        let job = Queued {
+            run: Box::new(move |threads| {
+                let _ = tx.send(f(threads));
+            }),
+            stop,
+        };
         let mut q = self.inner.queues.lock().unwrap_or_else(|e| e.into_inner());
         let waiting = q.len();
         match prio {
             Priority::Urgent if q.urgent.len() < self.capacity => q.urgent.push_back(job),
             Priority::Urgent => return Err(PoolError::Busy(waiting)),
-            // Speculation only when a worker would start on it right away.
-            Priority::Speculative
-                if waiting == 0 && self.inner.busy.load(Ordering::Relaxed) < self.workers =>
-            {
+            // Speculation only when a worker would start on it right away (or within the few
+            // milliseconds a given-up job takes to end).
+            Priority::Speculative if waiting == 0 && self.wanted_running() < self.workers => {
                 q.speculative.push_back(job)
             }
             Priority::Speculative => return Err(PoolError::Busy(waiting)),
@@ -238,5 +312,55 @@ mod tests {
         let r = pool.submit(|_| -> u8 { panic!("model exploded") }).unwrap();
         assert!(r.blocking_recv().is_err());
         assert_eq!(pool.run_blocking(|_| 7), Some(7));
+    }
+
+    /// A speculative job that runs until the returned gate opens (or is dropped), and has
+    /// started by the time this returns.
+    fn hold_a_worker(
+        pool: &InferencePool,
+    ) -> (
+        Arc<AtomicBool>,
+        std::sync::mpsc::Sender<()>,
+        oneshot::Receiver<Option<()>>,
+    ) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (gate_tx, gate_rx) = std::sync::mpsc::channel::<()>();
+        let job = pool
+            .submit_cancellable(Priority::Speculative, stop.clone(), move |_| {
+                gate_rx.recv().ok()
+            })
+            .unwrap();
+        while pool.load() != (1, 0) {
+            std::thread::yield_now();
+        }
+        (stop, gate_tx, job)
+    }
+
+    #[test]
+    fn a_job_given_up_leaves_its_cores_to_the_next() {
+        let pool = InferencePool::new(2, 4);
+        let cores = pool.cores();
+        let (stop, gate_tx, first) = hold_a_worker(&pool);
+        // Still wanted: the next job shares the cores with it.
+        let shared = pool.run_blocking(|t| t).unwrap();
+        assert_eq!(shared, (cores / 2).max(1));
+        // Given up (and about to end): the next job gets them all.
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(pool.run_blocking(|t| t), Some(cores));
+        gate_tx.send(()).unwrap();
+        first.blocking_recv().unwrap();
+    }
+
+    #[test]
+    fn speculation_may_queue_behind_a_job_given_up() {
+        let pool = InferencePool::new(1, 4);
+        let (stop, gate_tx, first) = hold_a_worker(&pool);
+        assert!(pool.submit_with(Priority::Speculative, |_| 1).is_err());
+        // Given up: its worker is as good as free.
+        stop.store(true, Ordering::Relaxed);
+        let next = pool.submit_with(Priority::Speculative, |_| 2).unwrap();
+        gate_tx.send(()).unwrap();
+        first.blocking_recv().unwrap();
+        assert_eq!(next.blocking_recv().unwrap(), 2);
     }
 }

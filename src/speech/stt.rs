@@ -29,6 +29,8 @@ pub enum SttError {
     Inference(String),
     #[error("transcription no longer needed")]
     Stopped,
+    #[error("early transcript looped ({0:?}); the turn's own transcript decodes it again")]
+    Looped(String),
 }
 
 /// What the recogniser heard in one utterance.
@@ -48,6 +50,8 @@ pub struct Transcript {
     pub passes: u8,
     /// Text tokens decoded.
     pub tokens: usize,
+    /// CPU threads the decode ran on.
+    pub threads: usize,
     pub elapsed: Duration,
 }
 
@@ -259,6 +263,39 @@ impl WhisperStt {
         &self.path
     }
 
+    /// Creates `states` decoder states (one per inference worker) and runs one decode of
+    /// `pcm16k` on each, so that the first callers do not pay for creating them and for
+    /// faulting in their buffers (tens to hundreds of ms on their first turns). Returns the
+    /// time it took.
+    pub fn warm_up(&self, pcm16k: &[f32], states: usize) -> Result<Duration, SttError> {
+        let t0 = Instant::now();
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let mut taken = Vec::new();
+        let mut result = Ok(());
+        for _ in 0..states.max(1) {
+            match self.take_state() {
+                Ok(mut st) => {
+                    let ctx = audio_ctx_for(pcm16k.len() as f32 / 16000.0);
+                    if let Err(e) = self.decode(&mut st, pcm16k, "en", threads, ctx, None) {
+                        result = Err(e);
+                    }
+                    taken.push(st);
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(taken);
+        result.map(|()| t0.elapsed())
+    }
+
     fn take_state(&self) -> Result<WhisperState, SttError> {
         if let Some(s) = self.states.lock().unwrap_or_else(|e| e.into_inner()).pop() {
             return Ok(s);
@@ -305,6 +342,7 @@ impl WhisperStt {
         let mut out = Transcript {
             audio_ctx: ctx,
             passes: 1,
+            threads: threads.max(1),
             ..Default::default()
         };
         let (mut psum, mut pn) = (0.0f32, 0usize);
@@ -393,6 +431,13 @@ impl WhisperStt {
         let result = (|| {
             let mut t = self.decode(&mut state, pcm16k, language, threads, ctx, stop)?;
             let budget = max_tokens_for(secs, language) as usize;
+            // An early (cancellable) transcript is not worth wider windows: they hold a
+            // worker for up to seconds while the caller may still be talking. If the turn
+            // ends here, its own transcript decodes the audio again, with the retries.
+            if stop.is_some() && (looks_looped(&t.text) || t.tokens >= budget) {
+                RETRIED.fetch_add(1, Ordering::Relaxed);
+                return Err(SttError::Looped(t.text));
+            }
             // A looping decode is retried with a wider window (+256 frames), then the full
             // 30 s one.
             let mut next = ctx;
