@@ -427,7 +427,8 @@ impl Talk {
         tracing::info!(seq, text = %t.text, confidence = t.confidence, no_speech = t.no_speech,
             stt_ms = ms(t.elapsed), passes = t.passes, audio_ctx = t.audio_ctx, threads = t.threads,
             intent = %u.intent, intent_p = u.intent_confidence, emotion = %u.emotion, anger = u.anger,
-            nlu_ms = ms(u.elapsed), "caller said");
+            arousal = u.prosody.map(|p| p.arousal).unwrap_or(0.0), nlu_ms = ms(u.elapsed), "caller said");
+        tracing::debug!(seq, prosody = ?u.prosody, baseline = ?self.baseline, "caller's voice");
         self.store.turn(TurnRow {
             call_id: self.call_id.clone(),
             seq,

@@ -80,6 +80,10 @@ pub struct Nlu {
     pub agent_phrases: Vec<String>,
 }
 
+/// Arousal up to this much is within what one calm voice varies between sentences (measured
+/// on the synthetic test voice over G.711: 0.0-0.33); only what is above it lifts anger.
+pub const AROUSAL_NOISE: f32 = 0.2;
+
 /// Anger score from the emotion probabilities and, when known, the arousal of the voice.
 pub fn anger_score(emotions: &[(String, f32)], arousal: Option<f32>) -> f32 {
     let p = |l: &str| {
@@ -91,7 +95,10 @@ pub fn anger_score(emotions: &[(String, f32)], arousal: Option<f32>) -> f32 {
     };
     let text = (p("angry") + p("frustrated")).clamp(0.0, 1.0);
     match arousal {
-        Some(a) => (text + (1.0 - text) * 0.8 * a * (1.0 - p("satisfied"))).clamp(0.0, 1.0),
+        Some(a) => {
+            let lift = (a - AROUSAL_NOISE).max(0.0);
+            (text + (1.0 - text) * lift * (1.0 - p("satisfied"))).clamp(0.0, 1.0)
+        }
         None => text,
     }
 }
@@ -221,6 +228,9 @@ mod tests {
         let calm = anger_score(&neutral, Some(0.05));
         let shouted = anger_score(&neutral, Some(0.85));
         assert!(calm < 0.1, "{calm}");
+        // A calm voice that varies between sentences does not make a calm question angry.
+        let varied = anger_score(&neutral, Some(AROUSAL_NOISE));
+        assert_eq!(varied, 0.02, "{varied}");
         assert!(shouted > 0.6, "{shouted}");
         let angry = vec![("angry".to_string(), 0.8), ("frustrated".to_string(), 0.15)];
         assert!(anger_score(&angry, None) > 0.85);

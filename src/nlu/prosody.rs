@@ -10,7 +10,9 @@ pub struct Prosody {
     pub pitch_hz: f32,
     /// Spread between the 10th and 90th percentile of pitch, in semitones.
     pub pitch_range_st: f32,
-    /// Words per second of voiced audio (Chinese: characters / 1.5 per second).
+    /// Words per second of speech (frames above the speech level, pitched or not; Chinese:
+    /// characters / 1.5 per second). Pitched frames alone are too few to time words by:
+    /// over G.711 a calm 1.5 s sentence can have only 0.5 s of them.
     pub rate_wps: f32,
     /// Seconds of voiced audio.
     pub voiced_secs: f32,
@@ -66,12 +68,14 @@ pub fn measure(pcm: &[i16], text: &str) -> Prosody {
     let x: Vec<f32> = pcm.iter().map(|&s| s as f32).collect();
     let mut voiced_energy = 0.0f64;
     let mut voiced_frames = 0usize;
+    let mut speech_frames = 0usize;
     let mut pitches = Vec::new();
     let mut start = 0;
     while start + FRAME <= x.len() {
         let f = &x[start..start + FRAME];
         let rms = (f.iter().map(|v| v * v).sum::<f32>() / FRAME as f32).sqrt();
         if dbfs(rms) > -45.0 {
+            speech_frames += 1;
             if let Some(p) = frame_pitch(f) {
                 pitches.push(p);
                 voiced_energy += (rms * rms) as f64;
@@ -99,8 +103,9 @@ pub fn measure(pcm: &[i16], text: &str) -> Prosody {
     };
     let cjk = text.chars().filter(|&c| super::text::is_cjk(c)).count();
     let words = text.split_whitespace().count() as f32 + cjk as f32 / 1.5;
+    let speech_secs = speech_frames as f32 * HOP as f32 / 8000.0;
     let rate_wps = if voiced_secs > 0.3 {
-        words / voiced_secs
+        words / speech_secs
     } else {
         0.0
     };
@@ -124,14 +129,17 @@ pub fn arousal(p: &Prosody, baseline: Option<&Prosody>) -> f32 {
     if p.voiced_secs <= 0.0 {
         return 0.0;
     }
+    // Pitch range and rate measured on less than a second of voiced audio are mostly noise
+    // (a short follow-up over G.711 can have 0.5 s of it): they count in proportion.
+    let sure = (p.voiced_secs / 1.0).clamp(0.0, 1.0);
     let (loud, wide, fast) = match baseline.filter(|b| b.voiced_secs > 0.4) {
         Some(b) => (
             ((p.loudness_dbfs - b.loudness_dbfs - 3.0) / 6.0).clamp(0.0, 1.0),
             // Wide margin: the range measure is noisy (several semitones between calm
             // sentences of one voice).
-            ((p.pitch_range_st - b.pitch_range_st - 5.0) / 6.0).clamp(0.0, 1.0),
+            sure * ((p.pitch_range_st - b.pitch_range_st - 5.0) / 6.0).clamp(0.0, 1.0),
             if b.rate_wps > 0.5 {
-                ((p.rate_wps / b.rate_wps - 1.2) / 0.5).clamp(0.0, 1.0)
+                sure * ((p.rate_wps / b.rate_wps - 1.2) / 0.5).clamp(0.0, 1.0)
             } else {
                 0.0
             },
@@ -176,6 +184,15 @@ mod tests {
         let loud_calm = measure(&voice(120.0, 130.0, 0.6, 1.5), "fine");
         assert!(loud_calm.arousal < 0.2, "{loud_calm:?}");
         assert!(arousal(&loud_calm, Some(&loud_calm)) == 0.0);
+        // A short calm follow-up whose pitch glides (a question) is not aroused: pitch range
+        // and rate on half a second of voice count only half.
+        let first = measure(&voice(120.0, 130.0, 0.05, 1.5), "how do I turn on roaming");
+        let follow_up = measure(
+            &voice(110.0, 200.0, 0.05, 0.5),
+            "and how much does that cost",
+        );
+        let a = arousal(&follow_up, Some(&first));
+        assert!(a < crate::nlu::AROUSAL_NOISE, "{a} {follow_up:?} {first:?}");
         let silent = measure(&vec![0i16; 8000], "");
         assert_eq!(silent.arousal, 0.0);
         assert_eq!(measure(&[], "").voiced_secs, 0.0);
