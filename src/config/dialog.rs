@@ -45,7 +45,8 @@ pub struct DialogConfig {
     pub clarify_margin: f32,
     /// Consecutive turns not understood before a person takes over.
     pub max_not_understood: u32,
-    /// Escalate when the anger score rose over two turns and is above half the threshold.
+    /// Escalate when the anger score rose over three turns, by at least half the threshold
+    /// in all, to at least half the threshold.
     pub anger_rising: bool,
     /// The same question asked again (embedding similarity at least this) escalates.
     pub repeat_similarity: f32,

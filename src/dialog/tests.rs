@@ -240,8 +240,20 @@ fn anger_above_threshold_and_rising_anger() {
     assert_eq!(r.escalation.as_ref().unwrap().trigger, Trigger::Anger);
     assert_eq!(r.escalation.unwrap().handoff.emotions, ["angry"]);
 
+    // Calm turns whose scores wander upwards a little do not count as rising anger.
     let mut d = dialog();
-    for (i, anger) in [0.1f32, 0.2, 0.3].iter().enumerate() {
+    for (i, anger) in [0.18f32, 0.22, 0.3].iter().enumerate() {
+        let mut a = with_hits(
+            said(&format!("question number {i} here"), "data_usage"),
+            &[("data_usage", 0.8)],
+        );
+        a.understanding.anger = *anger;
+        let r = d.on_turn(&a, secs(10 * i as u64 + 5));
+        assert!(r.escalation.is_none(), "turn {i}");
+    }
+
+    let mut d = dialog();
+    for (i, anger) in [0.1f32, 0.2, 0.35].iter().enumerate() {
         let mut a = with_hits(
             said(&format!("question number {i} here"), "data_usage"),
             &[("data_usage", 0.8)],
