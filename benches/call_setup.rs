@@ -249,6 +249,7 @@ fn relay(calls: usize, seconds: u64, mode: Relay) {
                 record: None,
                 cname: "bench".into(),
                 turn: Default::default(),
+                vad: Default::default(),
             };
             let a = session::start(
                 setup(

@@ -45,6 +45,14 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// The voice activity detector calls use (the energy one when speech is off).
+    pub fn vad(&self) -> crate::speech::vad::VadChoice {
+        self.speech
+            .as_ref()
+            .map(|s| s.vad.clone())
+            .unwrap_or_default()
+    }
+
     pub fn contact(&self, flow: &Flow) -> String {
         match flow {
             Flow::Udp(_) => format!("<sip:voxdesk@{}:{}>", self.advertised_host(), self.sip_port),

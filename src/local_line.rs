@@ -12,7 +12,7 @@ use crate::media::wav::{self, Recorder};
 use crate::speech::stt::Transcript;
 use crate::speech::tts::speech_chunks;
 use crate::speech::turn::{TurnDetector, TurnEvent};
-use crate::speech::vad::{EnergyVad, Vad};
+use crate::speech::vad::Vad;
 use crate::speech::{to_16k, Speech};
 use anyhow::{bail, Context, Result};
 use std::collections::VecDeque;
@@ -38,7 +38,7 @@ struct Bot<'a> {
     brain: &'a Brain,
     dialog: Dialog,
     baseline: Option<crate::nlu::prosody::Prosody>,
-    vad: EnergyVad,
+    vad: Box<dyn Vad>,
     turns: TurnDetector,
     language: String,
     heard: Vec<i16>,
@@ -70,7 +70,7 @@ impl<'a> Bot<'a> {
             brain,
             dialog: brain.dialog("", lang),
             baseline: None,
-            vad: EnergyVad::default(),
+            vad: speech.vad.make(),
             turns: TurnDetector::new(cfg.speech.turn_config()),
             language: speech.language.clone(),
             heard: Vec::new(),

@@ -301,7 +301,7 @@ async fn run(cfg: Config) -> Result<()> {
         for (what, t) in &s.load_times {
             tracing::info!(model = %what, ms = t.as_millis() as u64, "model loaded");
         }
-        tracing::info!(language = %s.language, workers = s.pool.workers(), "speech ready");
+        tracing::info!(language = %s.language, workers = s.pool.workers(), vad = s.vad.name(), "speech ready");
         let s = Arc::new(s);
         let c = cfg.clone();
         let brain = tokio::task::spawn_blocking(move || voxdesk::dialog::brain::Brain::load(&c))

@@ -76,8 +76,13 @@ pub fn check(cfg: &Config) -> Vec<Check> {
             cfg.model_path(&cfg.models.encoder_tokenizer),
         ));
     }
+    let silero = cfg.speech.vad == "silero";
+    if silero {
+        models.push(("vad", cfg.model_path(&cfg.models.vad)));
+    }
     let mut stt_ok = true;
     let mut encoder_ok = true;
+    let mut vad_ok = true;
     for (what, p) in models {
         let json = PathBuf::from(format!("{}.json", p.display()));
         let paths = if what == "tts_voice" {
@@ -102,6 +107,8 @@ pub fn check(cfg: &Config) -> Vec<Check> {
                 stt_ok &= c.ok;
             } else if what.starts_with("encoder") {
                 encoder_ok &= c.ok;
+            } else if what == "vad" {
+                vad_ok &= c.ok;
             } else {
                 files_ok &= c.ok;
             }
@@ -110,6 +117,9 @@ pub fn check(cfg: &Config) -> Vec<Check> {
     }
     if files_ok {
         out.push(tts_smoke(cfg));
+    }
+    if silero && vad_ok && files_ok {
+        out.push(vad_smoke(cfg));
     }
     if cfg.nlu.enabled && encoder_ok && files_ok {
         out.push(encoder_smoke(cfg));
@@ -174,6 +184,49 @@ fn stt_smoke(path: &Path, language: &str) -> Check {
             ok: false,
             detail: e.to_string(),
         },
+    }
+}
+
+/// Loads the Silero VAD and runs it over the built-in greeting (speech) and silence.
+fn vad_smoke(cfg: &Config) -> Check {
+    use crate::speech::silero::{SileroModel, SileroVad, CHUNK};
+    use crate::speech::vad::Vad;
+    let what = "vad (silero)".to_string();
+    let t0 = Instant::now();
+    let model = match SileroModel::load(
+        &cfg.model_path(&cfg.models.onnxruntime),
+        &cfg.model_path(&cfg.models.vad),
+    ) {
+        Ok(m) => std::sync::Arc::new(m),
+        Err(e) => {
+            return Check {
+                what,
+                ok: false,
+                detail: e.to_string(),
+            }
+        }
+    };
+    let load = t0.elapsed();
+    let speech_share = |pcm: &[i16]| {
+        let mut vad = SileroVad::new(model.clone());
+        let frames: Vec<f32> = pcm.chunks_exact(160).map(|f| vad.score(f)).collect();
+        frames.iter().filter(|&&p| p > 0.5).count() as f32 / frames.len().max(1) as f32
+    };
+    let greeting = crate::prompts::builtin_greeting();
+    let t1 = Instant::now();
+    let voiced = speech_share(&greeting);
+    let per_chunk = t1.elapsed() / (greeting.len() / CHUNK).max(1) as u32;
+    let quiet = speech_share(&[0i16; 8000 * 2]);
+    Check {
+        what,
+        ok: voiced > 0.3 && quiet < 0.05,
+        detail: format!(
+            "loads in {} ms; {:.0} % of the built-in greeting is speech, {:.0} % of silence; {} us per 32 ms of audio",
+            ms(load),
+            voiced * 100.0,
+            quiet * 100.0,
+            per_chunk.as_micros()
+        ),
     }
 }
 

@@ -26,6 +26,7 @@ fn bad_config_fails_naming_the_key() {
         ),
         ("this is not toml", "voxdesk.toml"),
         ("[speech]\nlanguage = \"fr\"\n", "speech.language"),
+        ("[speech]\nvad = \"webrtc\"\n", "speech.vad"),
         ("[speech]\nend_silence_ms = 20\n", "speech.end_silence_ms"),
         (
             "[speech]\nearly_end_ms = 900\nend_silence_ms = 700\n",

@@ -182,7 +182,8 @@ fn the_caller_interrupts_the_answer_and_is_heard() {
         "anger_rising = false\n",
         "anger_rising = false\nrephrase_en = \"Sorry, I am not quite sure I understood what you just said. Could you please say that again in a different way, so that I can find the right answer for you?\"\n",
     );
-    let server = Server::start_with_models("", "", &cfg);
+    // With the Silero VAD (the other spoken tests use the energy one).
+    let server = Server::start_with_models("", "", &format!("{cfg}\n[speech]\nvad = \"silero\"\n"));
     // "Hello, I would like to check the balance on my account, please." then, while the bot
     // answers (the knowledge-base answer reads the caller's number: rendered, not cached),
     // JFK's line: the answer must stop, and the new words be transcribed.
@@ -214,6 +215,7 @@ fn the_caller_interrupts_the_answer_and_is_heard() {
         server.log()
     );
     assert!(server.log().contains("caller barged in"), "barge-in logged");
+    assert!(server.log().contains("vad=\"silero\""), "{}", server.log());
     let heard = caller_text(&ts);
     assert!(heard.contains("account"), "{heard:?}");
     assert!(

@@ -38,6 +38,7 @@ fn setup(
         record,
         cname: "test".into(),
         turn: Default::default(),
+        vad: Default::default(),
     }
 }
 

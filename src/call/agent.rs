@@ -120,6 +120,7 @@ impl Call {
             record: None,
             cname: format!("voxdesk-{}-{kind}", self.ctx.id),
             turn: self.ctx.shared.cfg.speech.turn_config(),
+            vad: self.ctx.shared.vad(),
         };
         let media = session::start(setup, ev_tx).await.map_err(|e| {
             tracing::error!(error = %e, kind, "cannot open RTP socket for a leg");

@@ -151,6 +151,7 @@ impl Call {
             record: None,
             cname: format!("voxdesk-{}", self.ctx.id),
             turn: self.ctx.shared.cfg.speech.turn_config(),
+            vad: self.ctx.shared.vad(),
         };
         match session::start(setup, ev_tx).await {
             Ok(h) => {

@@ -171,6 +171,9 @@ pub struct SpeechConfig {
     pub language: String,
     /// Inference threads for speech-to-text and text-to-speech (0: one per CPU core).
     pub workers: usize,
+    /// Voice activity detector: "energy" (level over an adaptive noise floor) or "silero"
+    /// (the Silero network, `models.vad`).
+    pub vad: String,
     /// Voice needed before a sound counts as the caller speaking (shorter: a cough).
     pub min_speech_ms: u64,
     /// Silence that ends the caller's turn.
@@ -192,6 +195,7 @@ impl Default for SpeechConfig {
             enabled: true,
             language: "en".into(),
             workers: 0,
+            vad: "energy".into(),
             min_speech_ms: t.min_speech_ms,
             end_silence_ms: t.end_silence_ms,
             early_transcribe_ms: t.pause_ms,
@@ -244,6 +248,8 @@ pub struct ModelsConfig {
     /// Its tokenizer: a Hugging Face tokenizer.json (MiniLM) or the Unigram vocabulary
     /// scripts/e5_to_onnx.py writes (multilingual-e5-small).
     pub encoder_tokenizer: PathBuf,
+    /// Silero VAD (ONNX), used when `speech.vad` is "silero".
+    pub vad: PathBuf,
 }
 
 impl Default for ModelsConfig {
@@ -255,6 +261,7 @@ impl Default for ModelsConfig {
             stt_multilingual: PathBuf::from("whisper/ggml-base-q8_0.bin"),
             encoder: PathBuf::from("encoder/multilingual-e5-small-int8.onnx"),
             encoder_tokenizer: PathBuf::from("encoder/e5-tokenizer.json"),
+            vad: PathBuf::from("silero/silero_vad.onnx"),
         }
     }
 }
@@ -617,6 +624,12 @@ impl Config {
                     "{:?} is not supported (\"en\", \"zh\" or \"auto\")",
                     sp.language
                 ),
+            ));
+        }
+        if !matches!(sp.vad.as_str(), "energy" | "silero") {
+            return Err(invalid(
+                "speech.vad",
+                format!("{:?} is not supported (\"energy\" or \"silero\")", sp.vad),
             ));
         }
         if sp.workers > 64 {

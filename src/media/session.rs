@@ -15,7 +15,7 @@ use super::rtcp::{self, RecvStats};
 use super::rtp::{self, RtpPacket};
 use super::wav::Recorder;
 use crate::speech::turn::{EndReason, TurnConfig, TurnDetector, TurnEvent};
-use crate::speech::vad::{EnergyVad, Vad};
+use crate::speech::vad::{Vad, VadChoice};
 use crate::store::MediaSummary;
 use std::collections::VecDeque;
 use std::net::UdpSocket;
@@ -161,6 +161,7 @@ pub struct MediaSetup {
     pub record: Option<PathBuf>,
     pub cname: String,
     pub turn: TurnConfig,
+    pub vad: VadChoice,
 }
 
 pub(super) struct Session {
@@ -195,7 +196,7 @@ pub(super) struct Session {
     heard: VecDeque<i16>,
     heard_base: u64,
     heard_cap: usize,
-    vad: EnergyVad,
+    vad: Box<dyn Vad>,
     turns: TurnDetector,
     frames: u64,
     bridge_out: Vec<(Party, FrameTx)>,
@@ -259,7 +260,7 @@ impl Session {
             timed_out: false,
             prompts: VecDeque::new(),
             paused: VecDeque::new(),
-            vad: EnergyVad::default(),
+            vad: s.vad.make(),
             turns: TurnDetector::new(s.turn),
             heard: VecDeque::new(),
             heard_base: 0,

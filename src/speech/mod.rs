@@ -4,6 +4,7 @@
 pub mod espeak;
 pub mod pool;
 pub mod rendered;
+pub mod silero;
 pub mod stt;
 pub mod tts;
 pub mod turn;
@@ -33,6 +34,8 @@ pub struct Speech {
     pub stt: Arc<dyn Stt>,
     pub stt_multilingual: Option<Arc<dyn Stt>>,
     pub tts: Arc<dyn Tts>,
+    /// The voice activity detector each call makes for itself.
+    pub vad: vad::VadChoice,
     pub language: String,
     pub prompts: CachedPrompts,
     /// How long each model took to load.
@@ -114,7 +117,20 @@ impl Speech {
         let stt: Arc<dyn Stt> = Arc::new(stt);
         let stt_multilingual: Option<Arc<dyn Stt>> =
             stt_multilingual.map(|m| Arc::new(m) as Arc<dyn Stt>);
+        let vad = if cfg.speech.vad == "silero" {
+            let t = Instant::now();
+            let m = silero::SileroModel::load(
+                &cfg.model_path(&cfg.models.onnxruntime),
+                &cfg.model_path(&cfg.models.vad),
+            )
+            .context("models.vad")?;
+            load_times.push(("vad".to_string(), t.elapsed()));
+            vad::VadChoice::Silero(Arc::new(m))
+        } else {
+            vad::VadChoice::Energy
+        };
         Ok(Speech {
+            vad,
             pool: InferencePool::new(workers, workers * 32),
             stt,
             stt_multilingual,
