@@ -38,6 +38,16 @@ pub struct Check {
     pub detail: String,
 }
 
+impl Check {
+    fn failed(what: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check {
+            what: what.into(),
+            ok: false,
+            detail: detail.into(),
+        }
+    }
+}
+
 const FIX: &str =
     "run scripts/fetch-models.sh (or set [models] / --models-dir to where the files are)";
 
@@ -146,13 +156,7 @@ fn stt_smoke(path: &Path, language: &str) -> Check {
     let t0 = Instant::now();
     let stt = match WhisperStt::load(path) {
         Ok(s) => s,
-        Err(e) => {
-            return Check {
-                what,
-                ok: false,
-                detail: e.to_string(),
-            }
-        }
+        Err(e) => return Check::failed(what, e.to_string()),
     };
     let load = t0.elapsed();
     let pcm = crate::prompts::builtin_greeting();
@@ -179,11 +183,7 @@ fn stt_smoke(path: &Path, language: &str) -> Check {
             ok: false,
             detail: "the model heard nothing in a recording of speech (wrong or damaged model?)".into(),
         },
-        Err(e) => Check {
-            what,
-            ok: false,
-            detail: e.to_string(),
-        },
+        Err(e) => Check::failed(what, e.to_string()),
     }
 }
 
@@ -198,13 +198,7 @@ fn vad_smoke(cfg: &Config) -> Check {
         &cfg.model_path(&cfg.models.vad),
     ) {
         Ok(m) => std::sync::Arc::new(m),
-        Err(e) => {
-            return Check {
-                what,
-                ok: false,
-                detail: e.to_string(),
-            }
-        }
+        Err(e) => return Check::failed(what, e.to_string()),
     };
     let load = t0.elapsed();
     let speech_share = |pcm: &[i16]| {
@@ -237,13 +231,7 @@ fn encoder_smoke(cfg: &Config) -> Check {
     let t0 = Instant::now();
     let enc = match crate::admin::load_encoder(cfg) {
         Ok(e) => e,
-        Err(e) => {
-            return Check {
-                what,
-                ok: false,
-                detail: format!("{e:#}"),
-            }
-        }
+        Err(e) => return Check::failed(what, format!("{e:#}")),
     };
     let load = t0.elapsed();
     let t1 = Instant::now();
@@ -271,11 +259,7 @@ fn encoder_smoke(cfg: &Config) -> Check {
                 ),
             }
         }
-        Err(e) => Check {
-            what,
-            ok: false,
-            detail: e.to_string(),
-        },
+        Err(e) => Check::failed(what, e.to_string()),
     }
 }
 
@@ -287,13 +271,7 @@ fn tts_smoke(cfg: &Config) -> Check {
         &cfg.model_path(&cfg.models.tts_voice),
     ) {
         Ok(v) => v,
-        Err(e) => {
-            return Check {
-                what: "tts".into(),
-                ok: false,
-                detail: e.to_string(),
-            }
-        }
+        Err(e) => return Check::failed("tts", e.to_string()),
     };
     let load = t0.elapsed();
     let t1 = Instant::now();

@@ -241,31 +241,30 @@ fn anger_above_threshold_and_rising_anger() {
     assert_eq!(r.escalation.unwrap().handoff.emotions, ["angry"]);
 
     // Calm turns whose scores wander upwards a little do not count as rising anger.
-    let mut d = dialog();
-    for (i, anger) in [0.18f32, 0.22, 0.3].iter().enumerate() {
-        let mut a = with_hits(
-            said(&format!("question number {i} here"), "data_usage"),
-            &[("data_usage", 0.8)],
-        );
-        a.understanding.anger = *anger;
-        let r = d.on_turn(&a, secs(10 * i as u64 + 5));
-        assert!(r.escalation.is_none(), "turn {i}");
-    }
+    assert_eq!(triggers_for_anger(&[0.18, 0.22, 0.3]), [None, None, None]);
+    assert_eq!(
+        triggers_for_anger(&[0.1, 0.2, 0.35]),
+        [None, None, Some(Trigger::AngerRising)]
+    );
+}
 
+/// The trigger each of three answered questions fires, at these anger scores.
+fn triggers_for_anger(angers: &[f32]) -> Vec<Option<Trigger>> {
     let mut d = dialog();
-    for (i, anger) in [0.1f32, 0.2, 0.35].iter().enumerate() {
-        let mut a = with_hits(
-            said(&format!("question number {i} here"), "data_usage"),
-            &[("data_usage", 0.8)],
-        );
-        a.understanding.anger = *anger;
-        let r = d.on_turn(&a, secs(10 * i as u64 + 5));
-        if i < 2 {
-            assert!(r.escalation.is_none(), "turn {i}");
-        } else {
-            assert_eq!(r.escalation.unwrap().trigger, Trigger::AngerRising);
-        }
-    }
+    angers
+        .iter()
+        .enumerate()
+        .map(|(i, anger)| {
+            let mut a = with_hits(
+                said(&format!("question number {i} here"), "data_usage"),
+                &[("data_usage", 0.8)],
+            );
+            a.understanding.anger = *anger;
+            d.on_turn(&a, secs(10 * i as u64 + 5))
+                .escalation
+                .map(|e| e.trigger)
+        })
+        .collect()
 }
 
 #[test]
