@@ -125,6 +125,56 @@ fn main() {
             r[1].1
         );
     }
+    // End of turn: from the last frame of the clean recording above -40 dBFS to the turn
+    // detector's decision (the configured silence is 700 ms; what is above it is the VAD's
+    // own lag), on the caller's "hello" recording, clean and with hiss or noise added.
+    let hello: Vec<i16> =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/caller-hello.ul"))
+            .expect("tests/fixtures/caller-hello.ul")
+            .into_iter()
+            .map(ulaw_to_linear)
+            .collect();
+    let last_word = hello
+        .chunks_exact(160)
+        .rposition(|f| voxdesk::speech::vad::level_dbfs(f) > -40.0)
+        .unwrap_or(0) as u64
+        * 20
+        + 20;
+    println!(
+        "{:<34} {:>8} {:>8}",
+        "end of turn after the last word", "energy", "silero"
+    );
+    for snr in [None, Some(20.0f32), Some(10.0)] {
+        let mut line = hello.clone();
+        line.extend(vec![0i16; 16000]);
+        let (label, line) = match snr {
+            None => ("caller-hello, clean".to_string(), line),
+            Some(s) => (
+                format!("caller-hello, SNR {s} dB"),
+                with_white_noise(&line, s, 3),
+            ),
+        };
+        let lags: Vec<String> = vads
+            .iter()
+            .map(|v| {
+                let mut vad = v.make();
+                let mut turns = TurnDetector::new(TurnConfig::default());
+                line.chunks_exact(160)
+                    .enumerate()
+                    .find_map(|(i, f)| {
+                        match turns
+                            .on_frame(vad.score(f) > 0.5, Duration::from_millis(i as u64 * 20))
+                        {
+                            Some(TurnEvent::TurnEnded { .. }) => Some(i as u64 * 20 + 20),
+                            _ => None,
+                        }
+                    })
+                    .map(|at| format!("{} ms", at as i64 - last_word as i64))
+                    .unwrap_or_else(|| "none".into())
+            })
+            .collect();
+        println!("{label:<34} {:>8} {:>8}", lags[0], lags[1]);
+    }
     let reps = 5;
     let mut per: Vec<Vec<f64>> = vec![Vec::new(); 2];
     for _ in 0..reps {
