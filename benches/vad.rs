@@ -8,7 +8,6 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use voxdesk::media::g711::ulaw_to_linear;
 use voxdesk::speech::silero::SileroModel;
 use voxdesk::speech::turn::{TurnConfig, TurnDetector, TurnEvent};
 use voxdesk::speech::vad::VadChoice;
@@ -16,7 +15,7 @@ use voxdesk::speech::vad::VadChoice;
 #[path = "../tests/common/sounds.rs"]
 mod sounds;
 mod support;
-use sounds::{knocks, melody, sound, with_white_noise, Noise};
+use sounds::{knocks, melody, sound, ulaw_fixture, with_white_noise, Noise};
 
 /// Share of frames scored as speech, turns taken (TurnEnded), and time per frame.
 fn run(vad: &VadChoice, pcm: &[i16]) -> (f32, usize, Duration) {
@@ -65,12 +64,7 @@ fn main() {
         "== voice activity: share of 20 ms frames called speech (load average {}) ==",
         support::load_average()
     );
-    let jfk: Vec<i16> =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jfk.ul"))
-            .expect("tests/fixtures/jfk.ul")
-            .into_iter()
-            .map(ulaw_to_linear)
-            .collect();
+    let jfk = ulaw_fixture("jfk.ul");
     println!(
         "{:<34} {:>8} {:>8}",
         "JFK, 11 s (speech share)", "energy", "silero"
@@ -128,12 +122,7 @@ fn main() {
     // End of turn: from the last frame of the clean recording above -40 dBFS to the turn
     // detector's decision (the configured silence is 700 ms; what is above it is the VAD's
     // own lag), on the caller's "hello" recording, clean and with hiss or noise added.
-    let hello: Vec<i16> =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/caller-hello.ul"))
-            .expect("tests/fixtures/caller-hello.ul")
-            .into_iter()
-            .map(ulaw_to_linear)
-            .collect();
+    let hello = ulaw_fixture("caller-hello.ul");
     let last_word = hello
         .chunks_exact(160)
         .rposition(|f| voxdesk::speech::vad::level_dbfs(f) > -40.0)

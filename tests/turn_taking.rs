@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use voxdesk::media::g711::ulaw_to_linear;
 use voxdesk::speech::silero::SileroModel;
 use voxdesk::speech::turn::{TurnConfig, TurnDetector, TurnEvent};
 use voxdesk::speech::vad::{level_dbfs, VadChoice};
@@ -32,12 +31,7 @@ fn both() -> [VadChoice; 2] {
 }
 
 fn caller_speech() -> Vec<i16> {
-    let ul = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/caller-hello.ul"
-    ))
-    .unwrap();
-    ul.into_iter().map(ulaw_to_linear).collect()
+    sounds::ulaw_fixture("caller-hello.ul")
 }
 
 fn agent_speech() -> Vec<i16> {
@@ -215,14 +209,7 @@ fn silero_hears_less_speech_in_a_tune_and_still_hears_the_caller() {
 
 #[test]
 fn silero_hears_a_caller_under_loud_noise() {
-    let jfk: Vec<i16> = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/jfk.ul"
-    ))
-    .unwrap()
-    .into_iter()
-    .map(ulaw_to_linear)
-    .collect();
+    let jfk = sounds::ulaw_fixture("jfk.ul");
     let share = |vad: &VadChoice, pcm: &[i16]| {
         let mut v = vad.make();
         let n = pcm.chunks_exact(160).count();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use ort::session::Session;
-use ort::value::Tensor;
+use ort::value::TensorRef;
 
 use super::vad::{EnergyVad, Vad};
 
@@ -27,7 +27,7 @@ pub enum SileroError {
     Inference(String),
 }
 
-/// The loaded network, shared by all calls (inference takes a lock: ~0.1 ms a chunk).
+/// The loaded network, shared by all calls (inference takes a lock: 40-65 us a chunk here).
 pub struct SileroModel {
     session: Mutex<Session>,
     path: PathBuf,
@@ -76,17 +76,15 @@ impl SileroModel {
         Ok(m)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Speech probability of one chunk (`CONTEXT + CHUNK` samples in -1..1); `state` is
     /// read and replaced by the next one.
     pub fn probability(&self, input: &[f32], state: &mut [f32; STATE]) -> Result<f32, SileroError> {
         let ierr = |e: ort::Error| SileroError::Inference(e.to_string());
-        let x = Tensor::from_array(([1usize, input.len()], input.to_vec())).map_err(ierr)?;
-        let s = Tensor::from_array(([2usize, 1, 128], state.to_vec())).map_err(ierr)?;
-        let sr = Tensor::from_array((Vec::<usize>::new(), vec![8000i64])).map_err(ierr)?;
+        // Views of the caller's buffers: nothing is copied or allocated on the way in.
+        let x = TensorRef::from_array_view(([1usize, input.len()], input)).map_err(ierr)?;
+        let s = TensorRef::from_array_view(([2usize, 1, 128], &state[..])).map_err(ierr)?;
+        let rate = [8000i64];
+        let sr = TensorRef::from_array_view(([0usize; 0], &rate[..])).map_err(ierr)?;
         let mut session = self
             .session
             .lock()
@@ -114,15 +112,15 @@ impl SileroModel {
 
 /// One call's voice activity detector on a shared Silero model. Frames of any length go in;
 /// every complete 32 ms chunk is run, and a frame scores the probability of the newest
-/// chunk. Should inference ever fail, the call goes on with the energy detector.
+/// chunk. Should inference ever fail, the call goes on with an energy detector.
 pub struct SileroVad {
     model: Arc<SileroModel>,
     /// Context (the last `CONTEXT` samples of the previous chunk) then the pending samples.
     input: Vec<f32>,
     state: [f32; STATE],
     last: f32,
-    energy: EnergyVad,
-    failed: bool,
+    /// Set when inference failed: the rest of the call is scored by it.
+    fallback: Option<EnergyVad>,
 }
 
 impl SileroVad {
@@ -134,18 +132,15 @@ impl SileroVad {
             input,
             state: [0.0; STATE],
             last: 0.0,
-            energy: EnergyVad::default(),
-            failed: false,
+            fallback: None,
         }
     }
 }
 
 impl Vad for SileroVad {
     fn score(&mut self, frame: &[i16]) -> f32 {
-        // The energy detector follows along so it can take over with a learned noise floor.
-        let energy = self.energy.score(frame);
-        if self.failed {
-            return energy;
+        if let Some(energy) = self.fallback.as_mut() {
+            return energy.score(frame);
         }
         self.input.extend(frame.iter().map(|&s| s as f32 / 32768.0));
         while self.input.len() >= CONTEXT + CHUNK {
@@ -156,8 +151,7 @@ impl Vad for SileroVad {
                 Ok(p) => self.last = p,
                 Err(e) => {
                     tracing::error!(error = %e, "Silero VAD failed: this call goes on with the energy VAD");
-                    self.failed = true;
-                    return energy;
+                    return self.fallback.insert(EnergyVad::default()).score(frame);
                 }
             }
             self.input.drain(..CHUNK);

@@ -1,8 +1,21 @@
-//! Sounds that are not speech, made up sample by sample at 8 kHz for the VAD tests and the
-//! VAD bench (`#[path]`-included by both): a tune, knocks, white noise.
+//! Sounds for the VAD tests and the VAD bench (`#[path]`-included by both): the recorded
+//! G.711 fixtures, and sounds that are not speech made up sample by sample at 8 kHz (a tune,
+//! knocks, white noise).
 #![allow(dead_code)]
 
 use std::f32::consts::PI;
+
+/// A u-law recording from tests/fixtures, decoded to 8 kHz linear samples.
+pub fn ulaw_fixture(name: &str) -> Vec<i16> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_iter()
+        .map(voxdesk::media::g711::ulaw_to_linear)
+        .collect()
+}
 
 /// A xorshift generator: uniform in -1..1, the same sequence for the same seed.
 pub struct Noise(pub u32);
