@@ -184,6 +184,9 @@ pub(super) struct Session {
     /// socket sends without a route lookup per packet (about 8 % of a relay's system-call
     /// cost here), and the kernel drops other sources, as the latch rule would.
     connected: Option<SocketAddr>,
+    /// The (dis)connection that failed last, and when: tried again once a second (or at
+    /// once if what is wanted changes), not every tick.
+    connect_failed: Option<(Option<SocketAddr>, Instant)>,
     rtcp_remote: Option<SocketAddr>,
     last_rx: Instant,
     timeout: Duration,
@@ -255,6 +258,7 @@ impl Session {
             packets_in: 0,
             rx_source: None,
             connected: None,
+            connect_failed: None,
             last_rx: Instant::now(),
             timeout: s.rtp_timeout,
             timed_out: false,
@@ -641,16 +645,25 @@ impl Session {
         if want == self.connected {
             return;
         }
+        if let Some((failed, at)) = self.connect_failed {
+            if failed == want && at.elapsed() < Duration::from_secs(1) {
+                return;
+            }
+        }
         let done = match want {
             Some(to) => self.rtp.connect(to),
             None => disconnect(&self.rtp),
         };
         match done {
-            Ok(()) => self.connected = want,
+            Ok(()) => {
+                self.connected = want;
+                self.connect_failed = None;
+            }
             Err(e) => {
                 tracing::debug!(error = %e, ?want, "RTP socket (dis)connect failed");
-                // Unknown state: send with explicit addresses and try again next tick.
+                // Unknown state: send with explicit addresses.
                 self.connected = Some(SocketAddr::from(([0, 0, 0, 0], 0)));
+                self.connect_failed = Some((want, Instant::now()));
             }
         }
     }
