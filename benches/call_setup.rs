@@ -250,6 +250,7 @@ fn relay(calls: usize, seconds: u64, mode: Relay) {
                 cname: "bench".into(),
                 turn: Default::default(),
                 vad: Default::default(),
+                source: voxdesk::media::source::SourcePolicy::open(),
             };
             let a = session::start(
                 setup(

@@ -4,6 +4,7 @@
 
 use crate::call::{self, CallInput};
 use crate::config::Config;
+use crate::limits::RateLimiter;
 use crate::media::ports::PortPool;
 use crate::media::session::Pcm;
 use crate::registrar::{Registrar, StoreOp};
@@ -124,6 +125,16 @@ struct CallEntry {
     tx: mpsc::Sender<CallInput>,
 }
 
+/// Admission control: rates per source, and the calls in progress.
+struct Admission {
+    invites: RateLimiter,
+    registers: RateLimiter,
+    /// Inbound calls by their SIP Call-ID: whether each is the bot's (uses the speech workers).
+    active: HashMap<String, bool>,
+    ai_calls: usize,
+    refused: u64,
+}
+
 pub struct Endpoint {
     shared: Arc<Shared>,
     transport: Transport,
@@ -135,6 +146,7 @@ pub struct Endpoint {
     core_tx: mpsc::Sender<CoreMsg>,
     core_rx: mpsc::Receiver<CoreMsg>,
     inbound: mpsc::Receiver<Inbound>,
+    admission: Admission,
 }
 
 impl Endpoint {
@@ -147,6 +159,7 @@ impl Endpoint {
         let mut registrar = Registrar::new(
             &shared.cfg.sip.realm,
             shared.cfg.registrar.clone(),
+            &shared.cfg.limits,
             &shared.cfg.agents,
             &secret,
         );
@@ -182,7 +195,20 @@ impl Endpoint {
             }
         }
         let (core_tx, core_rx) = mpsc::channel(1024);
+        let l = &shared.cfg.limits;
+        let admission = Admission {
+            invites: RateLimiter::new(l.invites_per_sec, l.invite_burst, l.max_tracked_sources),
+            registers: RateLimiter::new(
+                l.registers_per_sec,
+                l.register_burst,
+                l.max_tracked_sources,
+            ),
+            active: HashMap::new(),
+            ai_calls: 0,
+            refused: 0,
+        };
         Endpoint {
+            admission,
             shared,
             transport,
             txl: TransactionLayer::new(Timers::default()),
@@ -213,13 +239,13 @@ impl Endpoint {
                 }
             };
             tokio::select! {
-                Some(inb) = self.inbound.recv() => self.on_inbound(inb),
-                Some(m) = self.core_rx.recv() => self.on_core(m),
-                _ = sleep => {
-                    let outs = self.txl.on_timer(self.now());
-                    self.dispatch(outs);
-                }
-                _ = housekeeping.tick() => self.housekeeping(),
+                Some(inb) = self.inbound.recv() => self.guarded_inbound(inb),
+                Some(m) = self.core_rx.recv() => self.guarded("a call's message", |e| e.on_core(m)),
+                _ = sleep => self.guarded("a timer", |e| {
+                    let outs = e.txl.on_timer(e.now());
+                    e.dispatch(outs);
+                }),
+                _ = housekeeping.tick() => self.guarded("housekeeping", Self::housekeeping),
                 r = shutdown.changed(), if shutting_down.is_none() => {
                     if r.is_err() || *shutdown.borrow() {
                         tracing::info!(calls = self.calls.len(), "shutting down: ending active calls");
@@ -241,6 +267,37 @@ impl Endpoint {
     fn housekeeping(&mut self) {
         let ops = self.registrar.expire(now_ms());
         self.persist(ops);
+        let now = self.now();
+        self.admission.invites.expire(now);
+        self.admission.registers.expire(now);
+    }
+
+    /// Runs one step of the endpoint, catching a panic: a bug reached by one message is
+    /// logged and that message dropped, and the endpoint goes on serving everyone else.
+    fn guarded(&mut self, what: &str, step: impl FnOnce(&mut Self)) {
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(self)));
+        if let Err(p) = res {
+            tracing::error!(panic = %panic_text(&p), "the SIP endpoint panicked handling {what}; it goes on");
+        }
+    }
+
+    /// [`guarded`](Self::guarded) for a received message: a request whose handling panicked
+    /// is answered 500 (statelessly), so the sender is not left waiting.
+    fn guarded_inbound(&mut self, inb: Inbound) {
+        let answer = (inb.msg.is_request() && inb.msg.method() != Some(&Method::Ack)).then(|| {
+            let mut r = inb
+                .msg
+                .response(500, "Server Internal Error", Some(&new_tag()));
+            r.push_header("Server", self.shared.server_header.clone());
+            (inb.flow.clone(), r)
+        });
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.on_inbound(inb)));
+        if let Err(p) = res {
+            tracing::error!(panic = %panic_text(&p), "the SIP endpoint panicked handling a message; answered 500, it goes on");
+            if let Some((flow, r)) = answer {
+                self.transport.send(&flow, &r);
+            }
+        }
     }
 
     /// Tells the router where an agent can be reached now (or that it cannot).
@@ -353,11 +410,37 @@ impl Endpoint {
     }
 
     fn route_to_call(&mut self, sip_call_id: &str, input: CallInput) {
-        if let Some(c) = self.calls.get(sip_call_id) {
-            if let Err(e) = c.tx.try_send(input) {
+        let Some(c) = self.calls.get(sip_call_id) else {
+            return;
+        };
+        match c.tx.try_send(input) {
+            Ok(()) => {}
+            // A request that cannot be queued is answered, never left hanging.
+            Err(mpsc::error::TrySendError::Full(CallInput::Request { key, msg, .. }))
+            | Err(mpsc::error::TrySendError::Closed(CallInput::Request { key, msg, .. })) => {
+                tracing::warn!(
+                    call = sip_call_id,
+                    "call actor not keeping up; request answered 503"
+                );
+                let retry = self.shared.cfg.limits.retry_after_secs.to_string();
+                self.reply(&key, &msg, 503, &[("Retry-After", retry)]);
+            }
+            Err(e) => {
                 tracing::warn!(call = sip_call_id, error = %e, "call actor not keeping up; event dropped");
             }
         }
+    }
+
+    /// Refuses a request with 503 and `Retry-After` (overload or a rate limit), logging the
+    /// first few and then one in a thousand.
+    fn refuse(&mut self, key: &TxKey, msg: &Message, flow: &Flow, why: &str) {
+        let n = self.admission.refused;
+        self.admission.refused += 1;
+        if n < 10 || n.is_multiple_of(1000) {
+            tracing::warn!(source = %flow.addr().ip(), method = ?msg.method().map(|m| m.as_str()), total = n + 1, "refused with 503: {why}");
+        }
+        let retry = self.shared.cfg.limits.retry_after_secs.to_string();
+        self.reply(key, msg, 503, &[("Retry-After", retry)]);
     }
 
     fn respond(&mut self, key: &TxKey, msg: Message) {
@@ -418,6 +501,10 @@ impl Endpoint {
                 );
             }
             Method::Register => {
+                if !self.admission.registers.allow(flow.addr().ip(), self.now()) {
+                    self.refuse(&key, &msg, &flow, "REGISTER rate from this source");
+                    return;
+                }
                 let tag = new_tag();
                 let (mut resp, ops) = self.registrar.handle(&msg, &flow, now_ms(), &tag);
                 resp.push_header("Server", self.shared.server_header.clone());
@@ -433,6 +520,14 @@ impl Endpoint {
                     self.reply(&key, &msg, 482, &[]);
                     return;
                 }
+                if !self.admission.invites.allow(flow.addr().ip(), self.now()) {
+                    self.refuse(&key, &msg, &flow, "INVITE rate from this source");
+                    return;
+                }
+                if self.admission.active.len() >= self.shared.cfg.limits.max_calls {
+                    self.refuse(&key, &msg, &flow, "limits.max_calls reached");
+                    return;
+                }
                 let user = msg
                     .request_uri()
                     .and_then(|u| u.as_sip())
@@ -440,7 +535,7 @@ impl Endpoint {
                     .unwrap_or_default();
                 // An agent dialling a feature code (*21, *22): only with their credentials.
                 if let Some(code) = self.shared.cfg.routing.feature_codes.lookup(&user) {
-                    match self.registrar.authorize(&msg, now_ms(), &new_tag()) {
+                    match self.registrar.authorize(&msg, &flow, now_ms(), &new_tag()) {
                         Ok(agent) => {
                             let f = call::Feature { agent, code };
                             self.start_call(key, msg, flow, call_id, Some(f));
@@ -462,6 +557,11 @@ impl Endpoint {
                 {
                     tracing::info!(agent = %user, "call to an agent who is not registered");
                     self.reply(&key, &msg, 480, &[]);
+                    return;
+                }
+                let to_bot = self.registrar.account(&user).is_none();
+                if to_bot && self.admission.ai_calls >= self.shared.cfg.limits.ai_calls() {
+                    self.refuse(&key, &msg, &flow, "limits.max_ai_calls reached");
                     return;
                 }
                 self.start_call(key, msg, flow, call_id, None);
@@ -501,6 +601,14 @@ impl Endpoint {
         call_id: String,
         feature: Option<call::Feature>,
     ) {
+        let to_bot = feature.is_none()
+            && msg
+                .request_uri()
+                .and_then(|u| u.as_sip())
+                .and_then(|u| u.user_decoded())
+                .is_none_or(|u| self.registrar.account(&u).is_none());
+        self.admission.ai_calls += usize::from(to_bot);
+        self.admission.active.insert(call_id.clone(), to_bot);
         let (tx, rx) = mpsc::channel(256);
         let id = format!("{:016x}", rand::random::<u64>());
         self.shared.live.insert(&id, &call_id, tx.clone());
@@ -590,11 +698,22 @@ impl Endpoint {
             }
             CoreMsg::Ended { call_ids } => {
                 for c in call_ids {
+                    if let Some(ai) = self.admission.active.remove(&c) {
+                        self.admission.ai_calls -= usize::from(ai);
+                    }
                     self.calls.remove(&c);
                 }
             }
         }
     }
+}
+
+/// The message of a caught panic.
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Catches a panic in a future (the call actor), turning it into an error message.
@@ -611,11 +730,7 @@ async fn futures_catch<F: std::future::Future<Output = ()>>(
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.poll(cx))) {
                 Ok(Poll::Ready(())) => Poll::Ready(Ok(())),
                 Ok(Poll::Pending) => Poll::Pending,
-                Err(p) => Poll::Ready(Err(p
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown".into()))),
+                Err(p) => Poll::Ready(Err(panic_text(&p))),
             }
         }
     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod dialog;
 pub mod endpoint;
 pub mod kb;
+pub mod limits;
 pub mod local_line;
 pub mod media;
 pub mod models;

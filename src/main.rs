@@ -355,9 +355,15 @@ async fn run(cfg: Config) -> Result<()> {
     let addr = std::net::SocketAddr::new(bind_ip, cfg.sip.port);
     let udp = cfg.sip.transports.iter().any(|t| t == "udp");
     let tcp = cfg.sip.transports.iter().any(|t| t == "tcp");
-    let transport = Transport::bind(addr, udp, tcp, in_tx)
-        .await
-        .with_context(|| format!("cannot bind SIP on {addr} (sip.bind / sip.port)"))?;
+    let transport = Transport::bind(
+        addr,
+        udp,
+        tcp,
+        voxdesk::transport::StreamLimits::from_config(&cfg.limits),
+        in_tx,
+    )
+    .await
+    .with_context(|| format!("cannot bind SIP on {addr} (sip.bind / sip.port)"))?;
     let sip_port = transport
         .local_udp
         .or(transport.local_tcp)

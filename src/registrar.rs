@@ -1,10 +1,12 @@
 //! The registrar for agent softphones (RFC 3261 §10.3): digest-authenticated REGISTER,
 //! bindings with expiry, multiple contacts, un-register, 423 Interval Too Brief.
 
-use crate::config::{AgentAccount, RegistrarConfig};
+use crate::config::{AgentAccount, LimitsConfig, RegistrarConfig};
+use crate::limits::{AuthGuard, Lockout};
 use crate::transport::Flow;
 use std::collections::HashMap;
-use voxdesk_sip::auth::{self, Algorithm, Challenge, NonceKeeper, Verdict};
+use std::time::Duration;
+use voxdesk_sip::auth::{self, Algorithm, Challenge, NonceCounts, NonceKeeper, Verdict};
 use voxdesk_sip::header::{param, NameAddr};
 use voxdesk_sip::{Message, Uri};
 
@@ -50,6 +52,30 @@ pub struct Registrar {
     nonces: NonceKeeper,
     accounts: HashMap<String, Account>,
     bindings: HashMap<String, Vec<Binding>>,
+    /// Nonce counts seen (a replayed `nc` is refused).
+    counts: NonceCounts,
+    /// Failed authentications per source and account, and the lockouts they cause.
+    guard: AuthGuard,
+}
+
+/// Most nonces whose counts are remembered at once.
+const MAX_TRACKED_NONCES: usize = 10_000;
+
+/// How an authentication attempt failed, for the log line (fail2ban reads it).
+fn log_failure(flow: &Flow, user: Option<&str>, method: &str, reason: &str) {
+    let user: String = user.unwrap_or("").chars().take(64).collect();
+    tracing::warn!(
+        "authentication failed: source={} user={:?} method={} reason={}",
+        flow.addr().ip(),
+        user,
+        method,
+        reason
+    );
+}
+
+/// Wall-clock milliseconds as the lockout's time.
+fn at(now_ms: i64) -> Duration {
+    Duration::from_millis(now_ms.max(0) as u64)
 }
 
 /// RFC 1123 date for a Unix time (the Date header).
@@ -84,6 +110,7 @@ impl Registrar {
     pub fn new(
         realm: &str,
         cfg: RegistrarConfig,
+        limits: &LimitsConfig,
         agents: &[AgentAccount],
         nonce_secret: &[u8],
     ) -> Registrar {
@@ -117,6 +144,8 @@ impl Registrar {
             cfg,
             accounts,
             bindings: HashMap::new(),
+            counts: NonceCounts::new(MAX_TRACKED_NONCES),
+            guard: AuthGuard::new(limits),
         }
     }
 
@@ -147,8 +176,9 @@ impl Registrar {
         v
     }
 
-    /// Drops expired bindings; returns them for the store.
+    /// Drops expired bindings (returned for the store) and forgotten lockout entries.
     pub fn expire(&mut self, now_ms: i64) -> Vec<StoreOp> {
+        self.guard.expire(at(now_ms));
         let mut ops = Vec::new();
         for (aor, list) in self.bindings.iter_mut() {
             list.retain(|b| {
@@ -187,9 +217,11 @@ impl Registrar {
 
     /// Checks the request's `Authorization` digest against the agent accounts.
     fn verify(&self, req: &Message, method: &str, now_ms: i64) -> Verdict {
+        let request_uri = req.request_uri().map(|u| u.to_string()).unwrap_or_default();
         auth::verify(
             req.header("Authorization"),
             method,
+            &request_uri,
             &self.realm,
             &self.nonces,
             (now_ms / 1000) as u64,
@@ -207,8 +239,28 @@ impl Registrar {
     /// code): the authenticated account name, or the response to send (401 with a
     /// challenge, 403 for an unknown user or someone else's credentials, 400 if malformed).
     pub fn authorize(
-        &self,
+        &mut self,
         req: &Message,
+        flow: &Flow,
+        now_ms: i64,
+        to_tag: &str,
+    ) -> Result<String, Box<Message>> {
+        let from_user = req
+            .from_addr()
+            .ok()
+            .and_then(|f| f.uri.as_sip().and_then(|u| u.user_decoded()));
+        self.authenticate(req, flow, from_user.as_deref(), now_ms, to_tag)
+    }
+
+    /// The digest check shared by REGISTER and other requests: the lockout first, then the
+    /// credentials, which must be for `user` (the AOR or the From user) and not a replay.
+    /// An unknown user and a wrong password get the same 401, so neither reveals which
+    /// accounts exist. Every failure with credentials is logged and counted.
+    fn authenticate(
+        &mut self,
+        req: &Message,
+        flow: &Flow,
+        user: Option<&str>,
         now_ms: i64,
         to_tag: &str,
     ) -> Result<String, Box<Message>> {
@@ -216,40 +268,81 @@ impl Registrar {
             .method()
             .map(|m| m.as_str().to_string())
             .unwrap_or_default();
-        let from_user = req
-            .from_addr()
-            .ok()
-            .and_then(|f| f.uri.as_sip().and_then(|u| u.user_decoded()));
-        let verdict = self.verify(req, &method, now_ms);
-        match verdict {
-            Verdict::Ok { username } if from_user.as_deref() == Some(username.as_str()) => {
-                Ok(username)
+        let ip = flow.addr().ip();
+        let account = user.filter(|u| self.accounts.contains_key(*u));
+        let reply = |code: u16, reason: &str| Box::new(req.response(code, reason, Some(to_tag)));
+        match self.guard.check(ip, account, at(now_ms)) {
+            Lockout::Open => {}
+            scope => {
+                tracing::warn!(
+                    "authentication refused (locked out): source={ip} user={:?} scope={scope:?}",
+                    user.unwrap_or("").chars().take(64).collect::<String>()
+                );
+                return Err(reply(403, "Forbidden"));
             }
-            Verdict::Ok { .. } => Err(Box::new(req.response(
-                403,
-                "Forbidden (credentials for another user)",
-                Some(to_tag),
-            ))),
-            Verdict::Challenge { stale } => {
-                if from_user
-                    .map(|u| self.accounts.contains_key(&u))
-                    .unwrap_or(false)
-                {
-                    Err(Box::new(self.challenge(req, now_ms, stale, Some(to_tag))))
-                } else {
-                    Err(Box::new(req.response(
-                        403,
-                        "Forbidden (agents only)",
-                        Some(to_tag),
-                    )))
-                }
-            }
-            Verdict::Malformed(why) => Err(Box::new(req.response(
-                400,
-                &format!("Bad Request ({why})"),
-                Some(to_tag),
-            ))),
         }
+        let has_credentials = req.header("Authorization").is_some();
+        let failure = match self.verify(req, &method, now_ms) {
+            Verdict::Ok {
+                username,
+                nonce,
+                nc,
+            } if Some(username.as_str()) == account => {
+                let max_age = self.nonces.max_age;
+                if self
+                    .counts
+                    .accept(&nonce, nc, (now_ms / 1000) as u64, max_age)
+                {
+                    return Ok(username);
+                }
+                // A replay (or a client reusing a count-less nonce): a fresh challenge.
+                (
+                    "replayed nonce count",
+                    self.challenge(req, now_ms, true, Some(to_tag)),
+                )
+            }
+            Verdict::Ok { .. } => (
+                "credentials for another user",
+                *reply(403, "Forbidden (credentials for another user)"),
+            ),
+            Verdict::Challenge { stale } => {
+                let challenge = self.challenge(req, now_ms, stale, Some(to_tag));
+                if !has_credentials || stale {
+                    return Err(Box::new(challenge));
+                }
+                ("wrong credentials or unknown user", challenge)
+            }
+            Verdict::Malformed(why) => {
+                log_failure(flow, user, &method, &why);
+                let r = reply(400, &format!("Bad Request ({why})"));
+                self.count_failure(ip, account, user, now_ms);
+                return Err(r);
+            }
+        };
+        log_failure(flow, user, &method, failure.0);
+        self.count_failure(ip, account, user, now_ms);
+        Err(Box::new(failure.1))
+    }
+
+    fn count_failure(
+        &mut self,
+        ip: std::net::IpAddr,
+        account: Option<&str>,
+        user: Option<&str>,
+        now_ms: i64,
+    ) {
+        let locked = self.guard.failed(ip, account, at(now_ms));
+        if locked != Lockout::Open {
+            tracing::warn!(
+                "authentication lockout: source={ip} user={:?} scope={locked:?} secs={}",
+                user.unwrap_or("").chars().take(64).collect::<String>(),
+                self.guard_lockout_secs()
+            );
+        }
+    }
+
+    fn guard_lockout_secs(&self) -> u64 {
+        self.guard.lockout_secs()
     }
 
     /// Handles a validated REGISTER; returns the response and the store changes.
@@ -265,27 +358,13 @@ impl Registrar {
             Ok(t) => t,
             Err(_) => return (reply(400, "Bad Request (To)"), vec![]),
         };
-        let Some(user) = to.uri.as_sip().and_then(|u| u.user_decoded()) else {
-            return (reply(404, "Not Found"), vec![]);
-        };
-        if !self.accounts.contains_key(&user) {
-            return (reply(404, "Not Found"), vec![]);
-        }
-        let verdict = self.verify(req, "REGISTER", now_ms);
-        match verdict {
-            Verdict::Ok { username } if username == user => {}
-            Verdict::Ok { .. } => {
-                return (
-                    reply(403, "Forbidden (credentials for another user)"),
-                    vec![],
-                )
-            }
-            Verdict::Challenge { stale } => {
-                return (self.challenge(req, now_ms, stale, None), vec![])
-            }
-            Verdict::Malformed(why) => {
-                return (reply(400, &format!("Bad Request ({why})")), vec![])
-            }
+        let user = to
+            .uri
+            .as_sip()
+            .and_then(|u| u.user_decoded())
+            .unwrap_or_default();
+        if let Err(r) = self.authenticate(req, flow, Some(&user), now_ms, to_tag) {
+            return (*r, vec![]);
         }
         let call_id = req.call_id().unwrap_or_default().to_string();
         let cseq = req.cseq().map(|c| c.seq).unwrap_or(0);
@@ -325,6 +404,7 @@ impl Registrar {
                 }
                 parsed.push((na, expires.min(self.cfg.max_expires)));
             }
+            let max_contacts = self.cfg.max_contacts;
             let list = self.bindings.entry(user.clone()).or_default();
             for (na, expires) in parsed {
                 let key = na.uri.to_string();
@@ -358,6 +438,18 @@ impl Registrar {
                     aor: user.clone(),
                     binding: Box::new(b.clone()),
                 });
+                // Bounded: a new contact beyond the cap replaces the one expiring first.
+                while list.len() >= max_contacts {
+                    let Some(i) = (0..list.len()).min_by_key(|&i| list[i].expires_at_ms) else {
+                        break;
+                    };
+                    let gone = list.remove(i);
+                    tracing::info!(aor = %user, contact = %gone.contact, "too many contacts: replaced the oldest");
+                    ops.push(StoreOp::Remove {
+                        aor: user.clone(),
+                        contact: Some(gone.contact),
+                    });
+                }
                 list.push(b);
             }
         }
@@ -389,7 +481,13 @@ From: <sip:agent1@127.0.0.1>;tag=r1\r\nTo: <sip:agent1@127.0.0.1>\r\nCall-ID: re
             digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
             ..RegistrarConfig::default()
         };
-        Registrar::new("voxdesk", cfg, &crate::config::demo_agents(), b"k")
+        Registrar::new(
+            "voxdesk",
+            cfg,
+            &LimitsConfig::default(),
+            &crate::config::demo_agents(),
+            b"k",
+        )
     }
 
     fn authed(r: &mut Registrar, extra: &str, cseq: u32, pw: &str) -> Message {
@@ -454,7 +552,93 @@ From: <sip:agent1@127.0.0.1>;tag=r1\r\nTo: <sip:agent1@127.0.0.1>\r\nCall-ID: re
         let flow = Flow::Udp("127.0.0.1:5070".parse().unwrap());
         let mut m = reg("", 1);
         m.set_header("To", "<sip:nobody@127.0.0.1>");
-        assert_eq!(r.handle(&m, &flow, 0, "t").0.status(), Some(404));
+        // An unknown user is challenged like a known one (no 404: names stay secret).
+        assert_eq!(r.handle(&m, &flow, 0, "t").0.status(), Some(401));
+    }
+
+    #[test]
+    fn replayed_credentials_and_foreign_uri_are_refused() {
+        let mut r = registrar();
+        let flow = Flow::Udp("127.0.0.1:5070".parse().unwrap());
+        let contact = "Contact: <sip:agent1@127.0.0.1:5070>\r\n";
+        let (ch, _) = r.handle(&reg(contact, 1), &flow, 1_000_000, "t");
+        let www = ch.header("WWW-Authenticate").unwrap().to_string();
+        let a = auth::respond(
+            &www,
+            "REGISTER",
+            "sip:127.0.0.1",
+            "agent1",
+            "agent1pass",
+            "cn",
+            1,
+        )
+        .unwrap();
+        let good = reg(&format!("{contact}Authorization: {a}\r\n"), 2);
+        assert_eq!(r.handle(&good, &flow, 1_001_000, "t").0.status(), Some(200));
+        // The same credentials again (a sniffed REGISTER), with another Contact.
+        let evil = reg(
+            &format!("Contact: <sip:agent1@203.0.113.66:5060>\r\nAuthorization: {a}\r\n"),
+            3,
+        );
+        let (resp, ops) = r.handle(&evil, &flow, 1_002_000, "t");
+        assert_eq!(resp.status(), Some(401), "a replayed nonce count");
+        assert!(ops.is_empty());
+        // Credentials computed for another Request-URI.
+        let (ch, _) = r.handle(&reg(contact, 4), &flow, 1_003_000, "t");
+        let www = ch.header("WWW-Authenticate").unwrap().to_string();
+        let a = auth::respond(
+            &www,
+            "REGISTER",
+            "sip:other.example",
+            "agent1",
+            "agent1pass",
+            "cn",
+            1,
+        )
+        .unwrap();
+        let wrong_uri = reg(&format!("{contact}Authorization: {a}\r\n"), 5);
+        assert_eq!(
+            r.handle(&wrong_uri, &flow, 1_004_000, "t").0.status(),
+            Some(400)
+        );
+    }
+
+    #[test]
+    fn contacts_per_agent_are_capped() {
+        let mut r = registrar();
+        for i in 0..8u32 {
+            let contact = format!("Contact: <sip:agent1@127.0.0.1:{}>\r\n", 6000 + i);
+            let ok = authed(&mut r, &contact, 10 * i + 1, "agent1pass");
+            assert_eq!(ok.status(), Some(200));
+        }
+        assert_eq!(r.lookup("agent1", 1_001_000).len(), 5);
+    }
+
+    #[test]
+    fn brute_force_locks_the_source_out() {
+        let mut r = registrar();
+        let codes: Vec<_> = (0..5)
+            .map(|i| {
+                authed(
+                    &mut r,
+                    "Contact: <sip:agent1@127.0.0.1:5070>\r\n",
+                    10 * i + 1,
+                    "guess",
+                )
+                .status()
+            })
+            .collect();
+        assert_eq!(
+            codes,
+            [Some(401); 5],
+            "wrong passwords are challenged again"
+        );
+        let flow = Flow::Udp("127.0.0.1:5070".parse().unwrap());
+        let (locked, _) = r.handle(&reg("", 100), &flow, 1_002_000, "t");
+        assert_eq!(locked.status(), Some(403), "locked out after 5 failures");
+        let elsewhere = Flow::Udp("127.0.0.2:5070".parse().unwrap());
+        let (other, _) = r.handle(&reg("", 101), &elsewhere, 1_002_000, "t");
+        assert_eq!(other.status(), Some(401), "another source is not");
     }
 
     #[test]

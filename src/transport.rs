@@ -2,13 +2,13 @@
 //! only place SIP touches sockets. (TLS/WS plug in as further `Flow` kinds.)
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
-use voxdesk_sip::{frame_stream, parse_datagram, Frame, Message};
+use voxdesk_sip::{frame_stream_limited, parse_datagram, Frame, Message};
 
 /// Where a message came from / goes to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,10 +50,33 @@ pub struct Inbound {
     pub flow: Flow,
 }
 
+/// Bounds on stream connections and message sizes (from `[limits]`).
+#[derive(Debug, Clone)]
+pub struct StreamLimits {
+    pub max_message: usize,
+    pub max_connections: usize,
+    pub max_per_ip: usize,
+    pub idle: std::time::Duration,
+}
+
+impl StreamLimits {
+    pub fn from_config(l: &crate::config::LimitsConfig) -> StreamLimits {
+        StreamLimits {
+            max_message: l.max_message_bytes,
+            max_connections: l.tcp_max_connections,
+            max_per_ip: l.tcp_max_per_ip,
+            idle: std::time::Duration::from_secs(l.tcp_idle_secs),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Transport {
     udp: Option<Arc<UdpSocket>>,
     tcp: Arc<Mutex<HashMap<u64, mpsc::Sender<Vec<u8>>>>>,
+    /// Open stream connections per peer IP (both directions), for the caps.
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    limits: Arc<StreamLimits>,
     next_conn: Arc<AtomicU64>,
     inbound: mpsc::Sender<Inbound>,
     pub local_udp: Option<SocketAddr>,
@@ -66,6 +89,43 @@ pub struct TransportStats {
     pub received: AtomicU64,
     pub malformed: AtomicU64,
     pub sent: AtomicU64,
+    /// Stream connections refused at accept (over a cap), closed idle, or closed for an
+    /// oversized message.
+    pub tcp_refused: AtomicU64,
+    pub tcp_idle_closed: AtomicU64,
+    pub too_large: AtomicU64,
+}
+
+/// A 513 for the request whose head starts `head` (its Via, From, To, Call-ID and CSeq
+/// are read from the head alone); None for a response or an unreadable head.
+fn too_large_response(head: &[u8]) -> Option<Message> {
+    let end = memchr_find(head, b"\r\n\r\n")
+        .map(|i| i + 4)
+        .unwrap_or(head.len().min(voxdesk_sip::parse::MAX_HEAD));
+    let mut only_head = head[..end].to_vec();
+    if !only_head.ends_with(b"\r\n\r\n") {
+        only_head.extend_from_slice(b"\r\n\r\n");
+    }
+    // Without its body the head no longer matches its Content-Length: drop that header.
+    let text = String::from_utf8_lossy(&only_head).into_owned();
+    let text: String = text
+        .split_inclusive('\n')
+        .filter(|l| {
+            let l = l.trim_start().to_ascii_lowercase();
+            !(l.starts_with("content-length") || l.starts_with("l:") || l.starts_with("l "))
+        })
+        .collect();
+    let req = parse_datagram(text.as_bytes()).ok()?;
+    if !req.is_request() || req.method() == Some(&voxdesk_sip::Method::Ack) {
+        return None;
+    }
+    let mut r = req.response(513, "Message Too Large", None);
+    r.set_header("Server", format!("voxdesk/{}", env!("CARGO_PKG_VERSION")));
+    Some(r)
+}
+
+fn memchr_find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// RFC 3261 §18.2.1 + RFC 3581: record where a request really came from in its top Via.
@@ -125,6 +185,7 @@ impl Transport {
         addr: SocketAddr,
         udp: bool,
         tcp: bool,
+        limits: StreamLimits,
         inbound: mpsc::Sender<Inbound>,
     ) -> std::io::Result<Transport> {
         let udp_sock = if udp {
@@ -142,6 +203,8 @@ impl Transport {
             local_tcp: tcp_listener.as_ref().map(|l| l.local_addr()).transpose()?,
             udp: udp_sock,
             tcp: Arc::new(Mutex::new(HashMap::new())),
+            per_ip: Arc::new(Mutex::new(HashMap::new())),
+            limits: Arc::new(limits),
             next_conn: Arc::new(AtomicU64::new(1)),
             inbound,
             stats: Arc::new(TransportStats::default()),
@@ -178,11 +241,20 @@ impl Transport {
 
     async fn deliver(&self, data: &[u8], flow: Flow) -> bool {
         self.stats.received.fetch_add(1, Ordering::Relaxed);
-        match parse_datagram(data) {
-            Ok(mut msg) => {
+        // A parser bug must not end this receive loop (and with it all SIP on the socket).
+        let parsed = std::panic::catch_unwind(|| {
+            parse_datagram(data).map(|mut msg| {
                 stamp_via(&mut msg, flow.addr());
-                self.inbound.send(Inbound { msg, flow }).await.is_ok()
-            }
+                msg
+            })
+        });
+        let Ok(parsed) = parsed else {
+            self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%flow, len = data.len(), "the SIP parser panicked on a message; dropped");
+            return false;
+        };
+        match parsed {
+            Ok(msg) => self.inbound.send(Inbound { msg, flow }).await.is_ok(),
             Err(e) => {
                 let n = self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                 // A flood of garbage must not flood the log: the first ten, then every 1000th.
@@ -201,10 +273,44 @@ impl Transport {
         }
     }
 
+    /// Counts a stream connection to or from `ip`, if the caps allow another.
+    fn admit_stream(&self, ip: IpAddr) -> bool {
+        let total = self.tcp.lock().expect("tcp map").len();
+        let mut per_ip = self.per_ip.lock().expect("per-ip map");
+        let n = per_ip.entry(ip).or_insert(0);
+        if total >= self.limits.max_connections || *n >= self.limits.max_per_ip {
+            if *n == 0 {
+                per_ip.remove(&ip);
+            }
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release_stream(&self, ip: IpAddr) {
+        let mut per_ip = self.per_ip.lock().expect("per-ip map");
+        if let Some(n) = per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+
     async fn accept_loop(self, l: TcpListener) {
         loop {
             match l.accept().await {
                 Ok((s, addr)) => {
+                    if !self.admit_stream(addr.ip()) {
+                        // Over a cap: closed at once (the peer sees a reset or EOF).
+                        let n = self.stats.tcp_refused.fetch_add(1, Ordering::Relaxed);
+                        if n < 10 || n.is_multiple_of(1000) {
+                            tracing::warn!(peer = %addr, total = n + 1, "TCP connection refused: limits.tcp_max_connections or tcp_max_per_ip reached");
+                        }
+                        drop(s);
+                        continue;
+                    }
                     let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
                     let t = self.clone();
                     tokio::spawn(async move { t.tcp_conn(s, conn, addr).await });
@@ -219,7 +325,16 @@ impl Transport {
 
     /// Opens an outbound TCP connection (for requests to a TCP contact with no live flow).
     pub async fn connect_tcp(&self, addr: SocketAddr) -> std::io::Result<Flow> {
-        let s = TcpStream::connect(addr).await?;
+        if !self.admit_stream(addr.ip()) {
+            return Err(std::io::Error::other("TCP connection limit reached"));
+        }
+        let s = match TcpStream::connect(addr).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.release_stream(addr.ip());
+                return Err(e);
+            }
+        };
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(256);
         self.tcp.lock().expect("tcp map").insert(conn, tx);
@@ -254,13 +369,28 @@ impl Transport {
         let mut buf: Vec<u8> = Vec::with_capacity(8192);
         let mut chunk = vec![0u8; 16 * 1024];
         'read: loop {
-            let n = match rd.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+            let n = match tokio::time::timeout(self.limits.idle, rd.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => n,
+                Err(_) => {
+                    self.stats.tcp_idle_closed.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%flow, "closing an idle TCP connection");
+                    break;
+                }
             };
             buf.extend_from_slice(&chunk[..n]);
             loop {
-                match frame_stream(&buf) {
+                match frame_stream_limited(&buf, self.limits.max_message) {
+                    Ok(Frame::TooLarge { skip }) => {
+                        // Refuse it (513, RFC 3261 §21.5.14) and close: the rest of the
+                        // stream cannot be framed without reading the whole message.
+                        self.stats.too_large.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(%flow, limit = self.limits.max_message, "message too large; answered 513 and closed");
+                        if let Some(resp) = too_large_response(&buf[skip..]) {
+                            self.send(&flow, &resp);
+                        }
+                        break 'read;
+                    }
                     Ok(Frame::Incomplete) => break,
                     Ok(Frame::KeepAlive { consumed, pong }) => {
                         buf.drain(..consumed);
@@ -288,6 +418,7 @@ impl Transport {
             }
         }
         self.tcp.lock().expect("tcp map").remove(&conn);
+        self.release_stream(addr.ip());
         // Let queued writes drain, then the writer ends when its sender is dropped.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
     }

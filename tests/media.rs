@@ -39,6 +39,7 @@ fn setup(
         cname: "test".into(),
         turn: Default::default(),
         vad: Default::default(),
+        source: voxdesk::media::source::SourcePolicy::open(),
     }
 }
 

@@ -95,9 +95,12 @@ impl DigestParams {
                         return bad("unterminated quoted digest parameter");
                     }
                     match b[i] {
+                        // quoted-pair (RFC 3261 §25.1): the next *character*, which may
+                        // be multi-byte; `i` must stay on a character boundary.
                         b'\\' if i + 1 < b.len() => {
-                            out.push(b[i + 1] as char);
-                            i += 2;
+                            let ch = rest[i + 1..].chars().next().unwrap_or('?');
+                            out.push(ch);
+                            i += 1 + ch.len_utf8();
                         }
                         b'"' => {
                             i += 1;
@@ -155,12 +158,14 @@ impl Challenge {
     }
 }
 
-/// Issues and checks stateless nonces: `<unix-seconds hex>.<keyed hash>`.
-#[derive(Clone)]
+/// Issues and checks stateless nonces: `<unix-seconds hex>-<serial hex>.<keyed hash>`. The
+/// serial makes every challenge's nonce unique, so nonce counts (replay protection) are
+/// never shared by two clients challenged in the same second.
 pub struct NonceKeeper {
     secret: Vec<u8>,
     /// Lifetime of a nonce in seconds.
     pub max_age: u64,
+    serial: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +182,7 @@ impl NonceKeeper {
         NonceKeeper {
             secret: secret.to_vec(),
             max_age,
+            serial: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -188,17 +194,21 @@ impl NonceKeeper {
     }
 
     pub fn issue(&self, now_secs: u64) -> String {
-        let ts = format!("{now_secs:x}");
-        format!("{ts}.{}", self.mac(&ts))
+        let n = self
+            .serial
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{now_secs:x}-{n:x}");
+        format!("{id}.{}", self.mac(&id))
     }
 
     pub fn check(&self, nonce: &str, now_secs: u64) -> NonceCheck {
-        let Some((ts, mac)) = nonce.split_once('.') else {
+        let Some((id, mac)) = nonce.split_once('.') else {
             return NonceCheck::Invalid;
         };
-        if self.mac(ts) != mac {
+        if !constant_time_eq(self.mac(id).as_bytes(), mac.as_bytes()) {
             return NonceCheck::Invalid;
         }
+        let ts = id.split_once('-').map(|(t, _)| t).unwrap_or(id);
         match u64::from_str_radix(ts, 16) {
             Ok(t) if now_secs.saturating_sub(t) <= self.max_age && t <= now_secs + 5 => {
                 NonceCheck::Valid
@@ -214,19 +224,44 @@ impl NonceKeeper {
 pub enum Verdict {
     Ok {
         username: String,
+        /// The nonce and nonce count the credentials were computed with (`nc` is `None`
+        /// without `qop`): the caller tracks them so a replay is refused.
+        nonce: String,
+        nc: Option<u32>,
     },
     /// Credentials missing, for another realm, or wrong: challenge again.
-    Challenge {
-        stale: bool,
-    },
+    Challenge { stale: bool },
     /// Unparseable credentials: 400.
     Malformed(String),
 }
 
-/// Verifies digest credentials. `lookup_ha1(username, algorithm)` returns the stored HA1.
+/// Whether the digest `uri` names the request's Request-URI (RFC 2617 §3.2.2.5: a server
+/// must check it, or credentials sniffed for one request serve for another). Equal as text,
+/// or as SIP URIs with the same scheme, user, host and port.
+pub fn uri_matches(digest_uri: &str, request_uri: &str) -> bool {
+    if digest_uri == request_uri {
+        return true;
+    }
+    match (
+        crate::Uri::parse(digest_uri),
+        crate::Uri::parse(request_uri),
+    ) {
+        (Ok(crate::Uri::Sip(a)), Ok(crate::Uri::Sip(b))) => {
+            a.scheme == b.scheme
+                && a.user == b.user
+                && a.host.to_string().eq_ignore_ascii_case(&b.host.to_string())
+                && a.port.unwrap_or(5060) == b.port.unwrap_or(5060)
+        }
+        _ => false,
+    }
+}
+
+/// Verifies digest credentials for a request with this method and Request-URI.
+/// `lookup_ha1(username, algorithm)` returns the stored HA1.
 pub fn verify(
     authorization: Option<&str>,
     method: &str,
+    request_uri: &str,
     realm: &str,
     nonces: &NonceKeeper,
     now_secs: u64,
@@ -261,6 +296,9 @@ pub fn verify(
     if p.get("realm") != Some(realm) {
         return Verdict::Challenge { stale: false };
     }
+    if !uri_matches(uri, request_uri) {
+        return Verdict::Malformed("digest uri does not match the Request-URI".into());
+    }
     let alg = match p.get("algorithm") {
         None => Algorithm::Md5,
         Some(a) => match Algorithm::parse(a) {
@@ -276,11 +314,16 @@ pub fn verify(
         return Verdict::Challenge { stale: false };
     };
     let ha2 = alg.hash(&format!("{method}:{uri}"));
+    let mut count = None;
     let expected = match p.get("qop") {
         Some(q) if q.eq_ignore_ascii_case("auth") => {
             let (Some(nc), Some(cnonce)) = (p.get("nc"), p.get("cnonce")) else {
                 return Verdict::Malformed("qop=auth without nc/cnonce".into());
             };
+            match u32::from_str_radix(nc, 16) {
+                Ok(n) if nc.len() == 8 => count = Some(n),
+                _ => return Verdict::Malformed("nc must be 8 hex digits".into()),
+            }
             alg.hash(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"))
         }
         Some(other) => return Verdict::Malformed(format!("unsupported qop {other}")),
@@ -297,6 +340,63 @@ pub fn verify(
     }
     Verdict::Ok {
         username: user.to_string(),
+        nonce: nonce.to_string(),
+        nc: count,
+    }
+}
+
+/// Remembers the highest nonce count used with each live nonce, so that credentials are
+/// accepted once (RFC 2617 §3.2.2: a repeated `nc` is a replay). Credentials without `qop`
+/// carry no count: their nonce is then single-use. Bounded: at most `cap` nonces, and a
+/// nonce older than the lifetime is forgotten (the nonce check refuses it anyway).
+pub struct NonceCounts {
+    seen: std::collections::HashMap<String, (u32, u64)>,
+    cap: usize,
+}
+
+impl NonceCounts {
+    pub fn new(cap: usize) -> NonceCounts {
+        NonceCounts {
+            seen: std::collections::HashMap::new(),
+            cap,
+        }
+    }
+
+    /// Records a use of `nonce` with count `nc` at `now_secs`; false if it is a replay (a
+    /// count not above the last one seen, or a second use of a count-less nonce).
+    pub fn accept(&mut self, nonce: &str, nc: Option<u32>, now_secs: u64, max_age: u64) -> bool {
+        let n = nc.unwrap_or(0);
+        if let Some((last, _)) = self.seen.get(nonce) {
+            if nc.is_none() || n <= *last {
+                return false;
+            }
+        }
+        if self.seen.len() >= self.cap && !self.seen.contains_key(nonce) {
+            self.seen
+                .retain(|_, (_, at)| now_secs.saturating_sub(*at) <= max_age);
+            if self.seen.len() >= self.cap {
+                // Still full of live nonces: drop the oldest (its next use is challenged).
+                if let Some(oldest) = self
+                    .seen
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, _)| k.clone())
+                {
+                    self.seen.remove(&oldest);
+                }
+            }
+        }
+        let at = self.seen.get(nonce).map(|(_, at)| *at).unwrap_or(now_secs);
+        self.seen.insert(nonce.to_string(), (n, at));
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
     }
 }
 
@@ -393,14 +493,33 @@ mod tests {
             .unwrap();
             let lookup =
                 |u: &str, a: Algorithm| (u == "agent1").then(|| ha1(a, "agent1", "voxdesk", "pw"));
+            assert!(matches!(
+                verify(Some(&auth), "REGISTER", "sip:voxdesk", "voxdesk", &keeper, 1010, lookup),
+                Verdict::Ok { username, nc: Some(1), .. } if username == "agent1"
+            ));
+            // The same credentials for another Request-URI are refused.
+            assert!(matches!(
+                verify(
+                    Some(&auth),
+                    "REGISTER",
+                    "sip:elsewhere",
+                    "voxdesk",
+                    &keeper,
+                    1010,
+                    lookup
+                ),
+                Verdict::Malformed(_)
+            ));
             assert_eq!(
-                verify(Some(&auth), "REGISTER", "voxdesk", &keeper, 1010, lookup),
-                Verdict::Ok {
-                    username: "agent1".into()
-                }
-            );
-            assert_eq!(
-                verify(Some(&auth), "REGISTER", "voxdesk", &keeper, 2000, lookup),
+                verify(
+                    Some(&auth),
+                    "REGISTER",
+                    "sip:voxdesk",
+                    "voxdesk",
+                    &keeper,
+                    2000,
+                    lookup
+                ),
                 Verdict::Challenge { stale: true }
             );
             let wrong = respond(
@@ -414,7 +533,15 @@ mod tests {
             )
             .unwrap();
             assert_eq!(
-                verify(Some(&wrong), "REGISTER", "voxdesk", &keeper, 1010, lookup),
+                verify(
+                    Some(&wrong),
+                    "REGISTER",
+                    "sip:voxdesk",
+                    "voxdesk",
+                    &keeper,
+                    1010,
+                    lookup
+                ),
                 Verdict::Challenge { stale: false }
             );
         }
@@ -422,6 +549,7 @@ mod tests {
             verify(
                 Some("Digest username=\"x\""),
                 "REGISTER",
+                "sip:voxdesk",
                 "voxdesk",
                 &keeper,
                 0,
@@ -433,6 +561,7 @@ mod tests {
             verify(
                 Some("NoOneKnowsThisScheme opaque-data=here"),
                 "REGISTER",
+                "sip:voxdesk",
                 "voxdesk",
                 &keeper,
                 0,
@@ -441,5 +570,35 @@ mod tests {
             Verdict::Challenge { stale: false }
         );
         assert_eq!(keeper.check("forged.0000", 0), NonceCheck::Invalid);
+    }
+
+    #[test]
+    fn quoted_pair_before_multibyte_character() {
+        // A backslash before a multi-byte character once sliced inside it and panicked.
+        let p = DigestParams::parse(
+            "Digest username=\"\\\u{e9}\", realm=\"voxdesk\", nonce=\"abc\", uri=\"sip:*21@127.0.0.1\", response=\"00\"",
+        )
+        .unwrap();
+        assert_eq!(p.get("username"), Some("\u{e9}"));
+        for tail in ["\\\u{4e2d}\"", "\\\u{1f600}x\"", "\\", "\\\"", "\u{e9}\\"] {
+            let _ = DigestParams::parse(&format!("Digest username=\"{tail}"));
+        }
+    }
+
+    #[test]
+    fn nonce_counts_refuse_replays_and_stay_bounded() {
+        let mut c = NonceCounts::new(3);
+        assert!(c.accept("n1", Some(1), 0, 300));
+        assert!(!c.accept("n1", Some(1), 1, 300), "same nc replayed");
+        assert!(c.accept("n1", Some(2), 1, 300));
+        assert!(c.accept("n2", None, 1, 300));
+        assert!(
+            !c.accept("n2", None, 2, 300),
+            "a count-less nonce is single-use"
+        );
+        for i in 0..100 {
+            c.accept(&format!("x{i}"), Some(1), 10 + i, 300);
+        }
+        assert!(c.len() <= 3);
     }
 }

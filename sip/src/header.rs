@@ -94,6 +94,21 @@ fn split_outside_quotes(s: &str, sep: u8) -> Vec<&str> {
     out
 }
 
+/// Makes a quoted-string of any text (a display name from one message put into another):
+/// `\` and `"` escaped, control characters dropped, at most 64 characters.
+pub fn quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars().filter(|c| !c.is_control()).take(64) {
+        if c == '\\' || c == '"' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
 /// Removes the quotes of a quoted-string and resolves `\` escapes.
 pub fn unquote(s: &str) -> Result<String, SyntaxError> {
     let inner = s

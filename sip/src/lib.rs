@@ -19,5 +19,5 @@ pub mod validate;
 pub use error::SyntaxError;
 pub use header::{CSeq, MediaType, NameAddr, Via};
 pub use msg::{reason_phrase, Header, Message, Method, StartLine};
-pub use parse::{frame_stream, parse_datagram, Frame, ParseError};
+pub use parse::{frame_stream, frame_stream_limited, parse_datagram, Frame, ParseError};
 pub use uri::{Host, Scheme, SipUri, Uri};

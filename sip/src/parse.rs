@@ -496,11 +496,19 @@ pub enum Frame {
     KeepAlive { consumed: usize, pong: bool },
     /// A whole message occupies `buf[skip..skip+len]`.
     Message { skip: usize, len: usize },
+    /// The next message is (or declares itself) larger than the limit: answer 513 and close.
+    TooLarge { skip: usize },
 }
 
 /// Finds the next message in a stream (TCP/TLS) buffer. Content-Length is mandatory on
 /// streams (RFC 3261 §18.3); a stream that cannot be framed must be closed.
 pub fn frame_stream(buf: &[u8]) -> Result<Frame, String> {
+    frame_stream_limited(buf, 16 * 1024 * 1024)
+}
+
+/// [`frame_stream`] with a limit on one message (header section plus body), checked as
+/// soon as the Content-Length is known, so a peer cannot make the reader buffer more.
+pub fn frame_stream_limited(buf: &[u8], max_message: usize) -> Result<Frame, String> {
     let skip = skip_leading_crlf(buf);
     if skip == buf.len() {
         if skip == 0 {
@@ -514,8 +522,8 @@ pub fn frame_stream(buf: &[u8]) -> Result<Frame, String> {
     }
     let b = &buf[skip..];
     let Some((i, n)) = head_end(b) else {
-        if b.len() > MAX_HEAD {
-            return Err("header section too large".into());
+        if b.len() > max_message.min(MAX_HEAD) {
+            return Ok(Frame::TooLarge { skip });
         }
         return Ok(Frame::Incomplete);
     };
@@ -540,10 +548,10 @@ pub fn frame_stream(buf: &[u8]) -> Result<Frame, String> {
         }
     }
     let cl = cl.ok_or("Content-Length is required on stream transports")?;
-    if cl > 16 * 1024 * 1024 {
-        return Err("body too large".into());
+    let len = i.saturating_add(n).saturating_add(cl);
+    if len > max_message {
+        return Ok(Frame::TooLarge { skip });
     }
-    let len = i + n + cl;
     if b.len() < len {
         return Ok(Frame::Incomplete);
     }

@@ -95,23 +95,33 @@ impl Media {
 
     /// rtpmap for a payload type: (encoding name, clock rate, channels).
     pub fn rtpmap(&self, pt: &str) -> Option<(String, u32, u8)> {
-        self.attributes.iter().find_map(|(n, v)| {
+        self.rtpmaps()
+            .find(|(p, _)| *p == pt)
+            .map(|(_, (n, r, c))| (n.to_string(), r, c))
+    }
+
+    /// Every rtpmap of the section: (payload type, (encoding name, clock rate, channels)).
+    pub fn rtpmaps(&self) -> impl Iterator<Item = (&str, (&str, u32, u8))> {
+        self.attributes.iter().filter_map(|(n, v)| {
             if n != "rtpmap" {
                 return None;
             }
-            let v = v.as_deref()?;
-            let (p, rest) = v.split_once(' ')?;
-            if p != pt {
-                return None;
-            }
+            let (p, rest) = v.as_deref()?.split_once(' ')?;
             let mut it = rest.trim().split('/');
-            let name = it.next()?.to_string();
+            let name = it.next()?;
             let rate = it.next()?.parse().ok()?;
             let ch = it.next().and_then(|c| c.parse().ok()).unwrap_or(1);
-            Some((name, rate, ch))
+            Some((p, (name, rate, ch)))
         })
     }
 }
+
+/// Most media sections, formats per `m=` line and attributes per section an offer may carry
+/// (a browser's offer has a few dozen of each): more is refused as malformed, so the
+/// answerer's work stays bounded by these and linear in the offer's size.
+pub const MAX_MEDIA: usize = 32;
+pub const MAX_FORMATS: usize = 128;
+pub const MAX_ATTRIBUTES: usize = 1024;
 
 /// A session description.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,6 +204,12 @@ impl SessionDescription {
                     let port = port_s
                         .parse::<u16>()
                         .map_err(|_| SdpError::Syntax(format!("bad port {port_s:?}")))?;
+                    if sd.media.len() == MAX_MEDIA {
+                        return syn(format!("more than {MAX_MEDIA} media sections"));
+                    }
+                    if p.len() - 3 > MAX_FORMATS {
+                        return syn(format!("more than {MAX_FORMATS} formats in an m= line"));
+                    }
                     sd.media.push(Media {
                         kind: p[0].to_string(),
                         port,
@@ -214,8 +230,13 @@ impl SessionDescription {
                 (b't', None) => sd.times.push(v.to_string()),
                 (b'c', None) => sd.connection = Some(parse_connection(v)?),
                 (b'c', Some(m)) => m.connection = Some(parse_connection(v)?),
-                (b'a', None) => sd.attributes.push(parse_attr(v)),
-                (b'a', Some(m)) => m.attributes.push(parse_attr(v)),
+                (b'a', None) if sd.attributes.len() < MAX_ATTRIBUTES => {
+                    sd.attributes.push(parse_attr(v))
+                }
+                (b'a', Some(m)) if m.attributes.len() < MAX_ATTRIBUTES => {
+                    m.attributes.push(parse_attr(v))
+                }
+                (b'a', _) => return syn(format!("more than {MAX_ATTRIBUTES} attributes")),
                 (_, None) => sd.other.push(line.to_string()),
                 (_, Some(m)) => m.other.push(line.to_string()),
             }
@@ -314,8 +335,8 @@ impl Codec {
             Codec::Pcma => "PCMA",
         }
     }
-    fn from_offer(m: &Media, pt: &str) -> Option<Codec> {
-        match m.rtpmap(pt) {
+    fn from_offer(rtpmap: Option<(&str, u32, u8)>, pt: &str) -> Option<Codec> {
+        match rtpmap {
             Some((name, 8000, 1)) if name.eq_ignore_ascii_case("PCMU") => Some(Codec::Pcmu),
             Some((name, 8000, 1)) if name.eq_ignore_ascii_case("PCMA") => Some(Codec::Pcma),
             Some(_) => None,
@@ -389,10 +410,16 @@ pub fn answer(
     for (i, m) in offer.media.iter().enumerate() {
         let is_audio_rtp =
             m.kind == "audio" && m.port != 0 && (m.proto == "RTP/AVP" || m.proto == "RTP/AVPF");
+        // One pass over the attributes (not one per format: that was quadratic).
+        let maps: std::collections::HashMap<&str, (&str, u32, u8)> = if is_audio_rtp {
+            m.rtpmaps().collect()
+        } else {
+            Default::default()
+        };
         let pick = if is_audio_rtp && chosen.is_none() {
             m.formats
                 .iter()
-                .filter_map(|pt| Codec::from_offer(m, pt))
+                .filter_map(|pt| Codec::from_offer(maps.get(pt.as_str()).copied(), pt))
                 .find(|c| local.codecs.contains(c))
         } else {
             None
@@ -409,12 +436,15 @@ pub fn answer(
             });
             continue;
         };
-        let dtmf_pt = m.formats.iter().find_map(|pt| match m.rtpmap(pt) {
-            Some((n, 8000, _)) if n.eq_ignore_ascii_case("telephone-event") => {
-                pt.parse::<u8>().ok()
-            }
-            _ => None,
-        });
+        let dtmf_pt = m
+            .formats
+            .iter()
+            .find_map(|pt| match maps.get(pt.as_str()).copied() {
+                Some((n, 8000, _)) if n.eq_ignore_ascii_case("telephone-event") => {
+                    pt.parse::<u8>().ok()
+                }
+                _ => None,
+            });
         let ptime_ms = m
             .attr("ptime")
             .flatten()
@@ -538,16 +568,22 @@ pub fn accept_answer(ans: &SessionDescription, local: &LocalMedia) -> Result<Neg
         .iter()
         .find(|m| m.kind == "audio" && m.port != 0)
         .ok_or(SdpError::NoAudio)?;
+    let maps: std::collections::HashMap<&str, (&str, u32, u8)> = m.rtpmaps().collect();
     let codec = m
         .formats
         .iter()
-        .filter_map(|pt| Codec::from_offer(m, pt))
+        .filter_map(|pt| Codec::from_offer(maps.get(pt.as_str()).copied(), pt))
         .find(|c| local.codecs.contains(c))
         .ok_or(SdpError::NoCommonCodec)?;
-    let dtmf_pt = m.formats.iter().find_map(|pt| match m.rtpmap(pt) {
-        Some((n, 8000, _)) if n.eq_ignore_ascii_case("telephone-event") => pt.parse::<u8>().ok(),
-        _ => None,
-    });
+    let dtmf_pt = m
+        .formats
+        .iter()
+        .find_map(|pt| match maps.get(pt.as_str()).copied() {
+            Some((n, 8000, _)) if n.eq_ignore_ascii_case("telephone-event") => {
+                pt.parse::<u8>().ok()
+            }
+            _ => None,
+        });
     let conn = ans
         .media_connection(m)
         .ok_or_else(|| SdpError::Syntax("no c= line".into()))?;

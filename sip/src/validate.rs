@@ -80,6 +80,16 @@ const SINGLE: &[&str] = &[
 
 /// Checks the headers every message needs and that their values are well formed.
 fn check_common(m: &Message) -> Result<(), Rejection> {
+    // A control character (a bare CR or LF, NUL, ...) in a header value would split or
+    // truncate any header it is copied into: refuse it, unless it is escaped inside a
+    // quoted string (a quoted-pair, RFC 3261 §25.1, which excludes CR and LF; RFC 4475
+    // "intmeth" has them). HTAB is LWS and allowed.
+    if let Some(h) = m.headers.iter().find(|h| has_bare_control(&h.value)) {
+        return Err(Rejection::bad(format!(
+            "control character in {}",
+            crate::parse::sanitize_reason(&h.name)
+        )));
+    }
     for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
         if m.header(name).is_none() {
             return Err(Rejection::bad(format!("missing {name}")));
@@ -102,6 +112,25 @@ fn check_common(m: &Message) -> Result<(), Rejection> {
         return Err(Rejection::bad("Call-ID"));
     }
     Ok(())
+}
+
+/// Whether a header value holds a control character outside a quoted-pair, or any CR/LF.
+fn has_bare_control(v: &str) -> bool {
+    let (mut in_q, mut escaped) = (false, false);
+    for b in v.bytes() {
+        let control = (b < 0x20 && b != b'\t') || b == 0x7f;
+        if b == b'\r' || b == b'\n' || (control && !escaped) {
+            return true;
+        }
+        if escaped {
+            escaped = false;
+        } else if in_q && b == b'\\' {
+            escaped = true;
+        } else if b == b'"' {
+            in_q = !in_q;
+        }
+    }
+    false
 }
 
 /// Validates a request. `Err` carries the response to send (400, 416, 420, 415, 406, 505).

@@ -6,6 +6,7 @@ use crate::endpoint::{new_tag, ALLOW};
 use crate::media::session::{
     self, MediaCmd, MediaEvent, MediaHandle, MediaSetup, Party, StreamParams,
 };
+use crate::media::source::SourcePolicy;
 use crate::registrar::Binding;
 use crate::transport::Flow;
 use std::time::Duration;
@@ -121,6 +122,7 @@ impl Call {
             cname: format!("voxdesk-{}-{kind}", self.ctx.id),
             turn: self.ctx.shared.cfg.speech.turn_config(),
             vad: self.ctx.shared.vad(),
+            source: SourcePolicy::from_config(&self.ctx.shared.cfg.media, binding.flow.addr().ip()),
         };
         let media = session::start(setup, ev_tx).await.map_err(|e| {
             tracing::error!(error = %e, kind, "cannot open RTP socket for a leg");
@@ -137,15 +139,15 @@ impl Call {
             .from_addr()
             .ok()
             .and_then(|c| c.display.clone())
-            .unwrap_or_default()
-            .replace('"', "");
+            .unwrap_or_default();
         let mut inv = Message::request(Method::Invite, binding.uri.clone());
         inv.push_header("Via", self.ctx.shared.via(&flow));
         inv.push_header("Max-Forwards", "70");
         inv.push_header(
             "From",
             format!(
-                "\"{display}\" <sip:{}@{}>;tag={}",
+                "{} <sip:{}@{}>;tag={}",
+                voxdesk_sip::header::quoted(&display),
                 self.caller_user(),
                 self.ctx.shared.advertised_host(),
                 new_tag()

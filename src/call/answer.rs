@@ -4,6 +4,7 @@
 use super::{codecs, stream_params, Call, Pending2xx, State, T1};
 use crate::endpoint::{ALLOW, SUPPORTED};
 use crate::media::session::{self, MediaCmd, MediaSetup, StreamParams};
+use crate::media::source::SourcePolicy;
 use crate::store::now_ms;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -152,6 +153,7 @@ impl Call {
             cname: format!("voxdesk-{}", self.ctx.id),
             turn: self.ctx.shared.cfg.speech.turn_config(),
             vad: self.ctx.shared.vad(),
+            source: SourcePolicy::from_config(&self.ctx.shared.cfg.media, self.flow.addr().ip()),
         };
         match session::start(setup, ev_tx).await {
             Ok(h) => {

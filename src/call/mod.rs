@@ -169,6 +169,8 @@ struct Call {
     feature_request: Option<Feature>,
     /// Applied; its confirmation is playing (then voxdesk hangs up).
     feature: Option<Feature>,
+    /// When the call is ended whatever it is doing (`limits.max_call_secs`).
+    max_end: Option<Instant>,
 }
 
 const T1: Duration = Duration::from_millis(500);
@@ -275,7 +277,10 @@ pub async fn run_inbound(
         queued: None,
         feature_request: feature,
         feature: None,
+        max_end: None,
     };
+    let max = call.ctx.shared.cfg.limits.max_call_secs;
+    call.max_end = (max > 0).then(|| Instant::now() + Duration::from_secs(max));
     call.run(rx).await;
 }
 
@@ -336,6 +341,9 @@ impl Call {
         if let Some(b) = self.bye_deadline {
             d = d.min(b);
         }
+        if let Some(m) = self.max_end {
+            d = d.min(m);
+        }
         if let Some(h) = self.queued.as_ref().and_then(|q| q.hold_at) {
             d = d.min(h);
         }
@@ -344,6 +352,18 @@ impl Call {
 
     async fn on_timer(&mut self) {
         let now = Instant::now();
+        if self.max_end.is_some_and(|m| now >= m) {
+            // `limits.max_call_secs`: no call holds ports and workers for ever.
+            self.max_end = None;
+            tracing::info!("call reached limits.max_call_secs; hanging up");
+            if self.state == State::Ringing {
+                self.cancel_agent().await;
+                self.reject(503, "Service Unavailable", "max-duration", &[])
+                    .await;
+            } else {
+                self.hangup("max-duration").await;
+            }
+        }
         if self.state == State::Ringing && self.agent.is_none() && now >= self.answer_at {
             self.answer().await;
         }

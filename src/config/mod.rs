@@ -19,8 +19,10 @@ pub enum ConfigError {
 }
 
 mod dialog;
+mod limits;
 mod routing;
 pub use dialog::{DialogConfig, LlmConfig, NluConfig};
+pub use limits::LimitsConfig;
 pub use routing::{FeatureCode, FeatureCodes, QueueDef, RoutingConfig};
 
 /// `[api]`: the HTTP API for the console and scripts.
@@ -70,6 +72,7 @@ pub struct Config {
     pub api: ApiConfig,
     pub llm: LlmConfig,
     pub routing: RoutingConfig,
+    pub limits: LimitsConfig,
     pub agents: Vec<AgentAccount>,
     /// Set when the agent list is the built-in demo one.
     #[serde(skip)]
@@ -108,6 +111,15 @@ pub struct MediaConfig {
     pub jitter_ms: u32,
     /// Codecs in order of preference: "PCMU", "PCMA".
     pub codecs: Vec<String>,
+    /// Whose RTP a leg accepts: "strict" (only from the IP its SDP names or the IP its
+    /// SIP signalling came from; it may move to another port on those, never to another
+    /// IP) or "any" (the first source, and any other after 500 ms of silence: unsafe, for
+    /// peers behind media relays that use a third address).
+    pub rtp_source: String,
+    /// Milliseconds of RTP sent to an SDP address that is neither the signalling source
+    /// nor heard from yet (a third party's address: reflection); then sending pauses
+    /// until RTP arrives from it.
+    pub unverified_send_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,6 +142,9 @@ pub struct RegistrarConfig {
     /// baresip 1.0 (libre) refuses the whole 401 if any challenge is SHA-256. Use
     /// ["SHA-256", "MD5"] when every phone supports RFC 8760.
     pub digest_algorithms: Vec<String>,
+    /// Contacts one agent may have registered at once; a new one beyond it replaces the
+    /// one that expires first.
+    pub max_contacts: usize,
 }
 
 /// What the bot says, as text (rendered with the TTS voice at start-up).
@@ -316,6 +331,8 @@ impl Default for MediaConfig {
             record: true,
             jitter_ms: 60,
             codecs: vec!["PCMU".into(), "PCMA".into()],
+            rtp_source: "strict".into(),
+            unverified_send_ms: 1000,
         }
     }
 }
@@ -337,6 +354,7 @@ impl Default for RegistrarConfig {
             default_expires: 600,
             nonce_lifetime_secs: 300,
             digest_algorithms: vec!["MD5".into()],
+            max_contacts: 5,
         }
     }
 }
@@ -366,6 +384,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             llm: LlmConfig::default(),
             routing: RoutingConfig::default(),
+            limits: LimitsConfig::default(),
             agents: demo_agents(),
             demo_agents: true,
         }
@@ -536,6 +555,12 @@ impl Config {
                 ));
             }
         }
+        if m.rtp_source != "strict" && m.rtp_source != "any" {
+            return Err(invalid(
+                "media.rtp_source",
+                format!("{:?}: use \"strict\" or \"any\"", m.rtp_source),
+            ));
+        }
         if let Some(g) = &m.greeting {
             if !g.is_file() {
                 return Err(invalid(
@@ -544,7 +569,11 @@ impl Config {
                 ));
             }
         }
+        self.limits.validate()?;
         let r = &self.registrar;
+        if r.max_contacts == 0 {
+            return Err(invalid("registrar.max_contacts", "must be at least 1"));
+        }
         if r.min_expires == 0
             || r.min_expires > r.max_expires
             || !(r.min_expires..=r.max_expires).contains(&r.default_expires)

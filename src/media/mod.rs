@@ -10,4 +10,5 @@ pub mod ports;
 pub mod rtcp;
 pub mod rtp;
 pub mod session;
+pub mod source;
 pub mod wav;

@@ -13,6 +13,7 @@ use super::link::{FrameRx, FrameTx};
 use super::ports::PortLease;
 use super::rtcp::{self, RecvStats};
 use super::rtp::{self, RtpPacket};
+use super::source::{SourceGuard, SourcePolicy};
 use super::wav::Recorder;
 use crate::speech::turn::{EndReason, TurnConfig, TurnDetector, TurnEvent};
 use crate::speech::vad::{Vad, VadChoice};
@@ -162,6 +163,8 @@ pub struct MediaSetup {
     pub cname: String,
     pub turn: TurnConfig,
     pub vad: VadChoice,
+    /// Whose RTP this leg takes and where it may send.
+    pub source: SourcePolicy,
 }
 
 pub(super) struct Session {
@@ -179,6 +182,8 @@ pub(super) struct Session {
     dtmf_rx: DtmfReceiver,
     stats: RecvStats,
     packets_in: u64,
+    /// Media only from the negotiated peer (and a bounded burst to an unproven address).
+    source: SourceGuard,
     rx_source: Option<SocketAddr>,
     /// Where the RTP socket is connected: the latched source while it is live. A connected
     /// socket sends without a route lookup per packet (about 8 % of a relay's system-call
@@ -248,6 +253,7 @@ impl Session {
                 .remote
                 .map(|a| SocketAddr::new(a.ip(), a.port() + 1)),
             jitter: JitterBuffer::new(frame_ts, depth, depth * 4 + 10),
+            source: SourceGuard::new(s.source, s.params.remote),
             params: s.params,
             events,
             rx_fifo: VecDeque::with_capacity(FRAME * 4),
@@ -330,6 +336,7 @@ impl Session {
             MediaCmd::SendDigit(d) => self.digits.extend(dtmf::digit_packets(d, 100)),
             MediaCmd::Update(p) => {
                 if p.remote != self.params.remote {
+                    self.source.set_sdp(p.remote);
                     self.rx_source = None;
                     self.rtcp_remote = p.remote.map(|a| SocketAddr::new(a.ip(), a.port() + 1));
                 }
@@ -403,6 +410,14 @@ impl Session {
     }
 
     fn on_rtp(&mut self, b: &[u8], from: SocketAddr) {
+        if !self.source.accept(from) {
+            // Not the negotiated peer (an RTP spray, a hijack attempt): never heard,
+            // recorded or latched. Logged once per leg, then counted.
+            if self.source.refused == 1 {
+                tracing::warn!(%from, "RTP from a source that is not this call's peer ignored (media.rtp_source = \"strict\")");
+            }
+            return;
+        }
         let Ok(p) = RtpPacket::parse(b) else {
             tracing::debug!(%from, len = b.len(), "ignored a non-RTP datagram");
             return;
@@ -456,6 +471,9 @@ impl Session {
     }
 
     fn on_rtcp(&mut self, b: &[u8], from: SocketAddr) {
+        if !self.source.belongs(from) {
+            return;
+        }
         match rtcp::parse(b) {
             Some(info) => {
                 if let Some((ssrc, mid)) = info.sender_report {
@@ -705,7 +723,8 @@ impl Session {
             }
         }
         if self.params.send {
-            if let Some(remote) = self.params.remote.filter(|r| !r.ip().is_unspecified()) {
+            let remote = self.params.remote.filter(|r| !r.ip().is_unspecified());
+            if let Some(remote) = remote.filter(|r| self.source.may_send(*r)) {
                 if let (Some((marker, ev)), Some(pt)) =
                     (self.digits.front().copied(), self.params.dtmf_pt)
                 {
@@ -766,7 +785,10 @@ impl Session {
         if !self.params.send && self.rx_source.is_none() {
             return;
         }
-        let Some(to) = self.rtcp_remote.filter(|r| !r.ip().is_unspecified()) else {
+        let Some(to) = self
+            .rtcp_remote
+            .filter(|r| !r.ip().is_unspecified() && self.source.trusted(*r))
+        else {
             return;
         };
         let now = std::time::SystemTime::now()

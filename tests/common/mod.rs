@@ -71,6 +71,8 @@ pub fn scenario(name: &str) -> PathBuf {
 
 pub struct Server {
     pub port: u16,
+    /// The RTP port range of its config.
+    rtp: (u16, u16),
     pub dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -128,6 +130,7 @@ impl Server {
             .expect("start voxdesk");
         let s = Server {
             port,
+            rtp: (base, base + 398),
             dir,
             child: Some(child),
         };
@@ -189,6 +192,10 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    pub fn rtp_range(&self) -> (u16, u16) {
+        self.rtp
     }
 
     pub fn log(&self) -> String {
