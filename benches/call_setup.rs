@@ -236,6 +236,7 @@ fn relay(calls: usize, seconds: u64, mode: Relay) {
             send: true,
             recv: true,
             remote_ptime_ms: 20,
+            srtp: None,
         };
         let (a, b) = rt.block_on(async {
             let (etx, _erx) = tokio::sync::mpsc::channel(8);

@@ -207,3 +207,108 @@ pub fn eval_nlu(cfg: &Config, set: &Path) -> Result<String> {
         r.text
     ))
 }
+
+/// Runs one of the store's async operations from a command (its own small runtime).
+fn with_store<T>(
+    cfg: &Config,
+    f: impl AsyncFnOnce(&crate::store::Store) -> Result<T>,
+) -> Result<T> {
+    let path = cfg.database_path();
+    anyhow::ensure!(
+        path.is_file(),
+        "no database at {} (has the server run here? see --data-dir)",
+        path.display()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let store = crate::store::Store::open(&path)?;
+        f(&store).await
+    })
+}
+
+/// `voxdesk caller export NUMBER [--recordings DIR]`: everything stored about a caller, as
+/// JSON; with a folder, their recordings are copied into it too.
+pub fn caller_export(cfg: &Config, number: &str, recordings: Option<&Path>) -> Result<String> {
+    let data = with_store(cfg, async |s| Ok(s.caller_export(number).await?))?;
+    if let Some(dir) = recordings {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for r in &data.recordings {
+            let from = Path::new(r);
+            let Some(name) = from.file_name() else {
+                continue;
+            };
+            std::fs::copy(from, dir.join(name))
+                .with_context(|| format!("cannot copy recording {r}"))?;
+        }
+    }
+    Ok(serde_json::to_string_pretty(&data)?)
+}
+
+/// `voxdesk caller erase NUMBER`: deletes a caller's calls, transcripts, summaries, tickets
+/// and recordings; an audit row keeps who did it and the counts (not the number).
+pub fn caller_erase(cfg: &Config, number: &str) -> Result<String> {
+    let actor = format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "operator".into())
+    );
+    let e = with_store(cfg, async |s| Ok(s.caller_erase(number, &actor).await?))?;
+    let files = crate::store::retention::delete_files(&e.recordings);
+    Ok(format!(
+        "erased {} call(s), {} turn(s), {} escalation(s), {} ticket(s), {} recording(s)",
+        e.calls, e.turns, e.escalations, e.tickets, files
+    ))
+}
+
+/// `voxdesk user add NAME --role ROLE`: a user of the HTTP API (the console); prints their
+/// token, which is shown this once (only its hash is stored).
+pub fn user_add(cfg: &Config, name: &str, role: &str) -> Result<String> {
+    let token = with_store_or_create(cfg, async |s| {
+        crate::api::new_user(s, name, role)
+            .await
+            .map_err(anyhow::Error::msg)
+    })?;
+    with_store(cfg, async |s| {
+        s.audit("cli", "user-add", &format!("{name} ({role})"));
+        Ok(s.flush().await?)
+    })?;
+    Ok(format!("user {name} ({role}) token: {token}\n(shown once: give it to {name}; `voxdesk user add` again makes a new one)"))
+}
+
+/// `voxdesk user list`.
+pub fn user_list(cfg: &Config) -> Result<String> {
+    let users = with_store_or_create(cfg, async |s| Ok(s.users().await?))?;
+    let mut out = String::new();
+    for u in users {
+        let _ = writeln!(out, "{:<24} {}", u.name, u.role);
+    }
+    if out.is_empty() {
+        out.push_str("no users (the API is open to loopback scripts only while there are none and api.token is empty)");
+    }
+    Ok(out)
+}
+
+/// `voxdesk user remove NAME`.
+pub fn user_remove(cfg: &Config, name: &str) -> Result<String> {
+    let gone = with_store(cfg, async |s| {
+        let gone = s.user_remove(name).await?;
+        if gone {
+            s.audit("cli", "user-remove", name);
+            s.flush().await?;
+        }
+        Ok(gone)
+    })?;
+    anyhow::ensure!(gone, "no user {name}");
+    Ok(format!("user {name} removed"))
+}
+
+/// Like `with_store`, creating the database if there is none yet (users before the first
+/// start of the server).
+fn with_store_or_create<T>(
+    cfg: &Config,
+    f: impl AsyncFnOnce(&crate::store::Store) -> Result<T>,
+) -> Result<T> {
+    open_db(cfg)?;
+    with_store(cfg, f)
+}

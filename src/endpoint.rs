@@ -4,7 +4,8 @@
 
 use crate::call::{self, CallInput};
 use crate::config::Config;
-use crate::limits::RateLimiter;
+use crate::config::Trunks;
+use crate::limits::Admission;
 use crate::media::ports::PortPool;
 use crate::media::session::Pcm;
 use crate::registrar::{Registrar, StoreOp};
@@ -40,9 +41,13 @@ pub struct Shared {
     pub bind_ip: IpAddr,
     pub advertised: String,
     pub sip_port: u16,
+    /// The SIP-over-TLS port (0 without TLS).
+    pub tls_port: u16,
     pub server_header: String,
     /// Live calls by id (the API reaches them here).
     pub live: crate::call::LiveCalls,
+    /// Carriers allowed to send calls (`[[trunks]]`, parsed).
+    pub trunks: Trunks,
 }
 
 impl Shared {
@@ -54,14 +59,37 @@ impl Shared {
             .unwrap_or_default()
     }
 
+    /// The media encryption policy for a caller's leg that came in on `flow`.
+    pub fn caller_srtp(&self, flow: &Flow) -> voxdesk_sip::sdes::SrtpPolicy {
+        let v = self
+            .trunks
+            .find(flow.addr().ip())
+            .and_then(|t| t.srtp.as_deref())
+            .unwrap_or(&self.cfg.media.srtp);
+        voxdesk_sip::sdes::SrtpPolicy::parse(v).unwrap_or_default()
+    }
+
     pub fn contact(&self, flow: &Flow) -> String {
         match flow {
             Flow::Udp(_) => format!("<sip:voxdesk@{}:{}>", self.advertised_host(), self.sip_port),
-            Flow::Tcp { .. } => format!(
+            Flow::Tcp { tls: false, .. } => format!(
                 "<sip:voxdesk@{}:{};transport=tcp>",
                 self.advertised_host(),
                 self.sip_port
             ),
+            Flow::Tcp { tls: true, .. } => format!(
+                "<sip:voxdesk@{}:{};transport=tls>",
+                self.advertised_host(),
+                self.tls_port
+            ),
+        }
+    }
+
+    /// Our port for a flow's transport (the TLS listener has its own).
+    fn port_for(&self, flow: &Flow) -> u16 {
+        match flow {
+            Flow::Tcp { tls: true, .. } => self.tls_port,
+            _ => self.sip_port,
         }
     }
 
@@ -78,7 +106,7 @@ impl Shared {
             "SIP/2.0/{} {}:{};branch={};rport",
             flow.transport(),
             self.advertised_host(),
-            self.sip_port,
+            self.port_for(flow),
             new_branch()
         )
     }
@@ -125,16 +153,6 @@ struct CallEntry {
     tx: mpsc::Sender<CallInput>,
 }
 
-/// Admission control: rates per source, and the calls in progress.
-struct Admission {
-    invites: RateLimiter,
-    registers: RateLimiter,
-    /// Inbound calls by their SIP Call-ID: whether each is the bot's (uses the speech workers).
-    active: HashMap<String, bool>,
-    ai_calls: usize,
-    refused: u64,
-}
-
 pub struct Endpoint {
     shared: Arc<Shared>,
     transport: Transport,
@@ -147,6 +165,9 @@ pub struct Endpoint {
     core_rx: mpsc::Receiver<CoreMsg>,
     inbound: mpsc::Receiver<Inbound>,
     admission: Admission,
+    /// Any source may call (`sip.accept_calls_from`; a loopback bind by default).
+    /// Otherwise only trunks and authenticated agents.
+    open_network: bool,
 }
 
 impl Endpoint {
@@ -195,20 +216,9 @@ impl Endpoint {
             }
         }
         let (core_tx, core_rx) = mpsc::channel(1024);
-        let l = &shared.cfg.limits;
-        let admission = Admission {
-            invites: RateLimiter::new(l.invites_per_sec, l.invite_burst, l.max_tracked_sources),
-            registers: RateLimiter::new(
-                l.registers_per_sec,
-                l.register_burst,
-                l.max_tracked_sources,
-            ),
-            active: HashMap::new(),
-            ai_calls: 0,
-            refused: 0,
-        };
         Endpoint {
-            admission,
+            admission: Admission::new(&shared.cfg.limits),
+            open_network: shared.cfg.calls_from_anyone(),
             shared,
             transport,
             txl: TransactionLayer::new(Timers::default()),
@@ -268,8 +278,7 @@ impl Endpoint {
         let ops = self.registrar.expire(now_ms());
         self.persist(ops);
         let now = self.now();
-        self.admission.invites.expire(now);
-        self.admission.registers.expire(now);
+        self.admission.expire(now);
     }
 
     /// Runs one step of the endpoint, catching a panic: a bug reached by one message is
@@ -434,8 +443,7 @@ impl Endpoint {
     /// Refuses a request with 503 and `Retry-After` (overload or a rate limit), logging the
     /// first few and then one in a thousand.
     fn refuse(&mut self, key: &TxKey, msg: &Message, flow: &Flow, why: &str) {
-        let n = self.admission.refused;
-        self.admission.refused += 1;
+        let n = self.admission.refused();
         if n < 10 || n.is_multiple_of(1000) {
             tracing::warn!(source = %flow.addr().ip(), method = ?msg.method().map(|m| m.as_str()), total = n + 1, "refused with 503: {why}");
         }
@@ -501,8 +509,8 @@ impl Endpoint {
                 );
             }
             Method::Register => {
-                if !self.admission.registers.allow(flow.addr().ip(), self.now()) {
-                    self.refuse(&key, &msg, &flow, "REGISTER rate from this source");
+                if let Err(why) = self.admission.register(flow.addr().ip(), self.now()) {
+                    self.refuse(&key, &msg, &flow, why);
                     return;
                 }
                 let tag = new_tag();
@@ -520,12 +528,10 @@ impl Endpoint {
                     self.reply(&key, &msg, 482, &[]);
                     return;
                 }
-                if !self.admission.invites.allow(flow.addr().ip(), self.now()) {
-                    self.refuse(&key, &msg, &flow, "INVITE rate from this source");
-                    return;
-                }
-                if self.admission.active.len() >= self.shared.cfg.limits.max_calls {
-                    self.refuse(&key, &msg, &flow, "limits.max_calls reached");
+                let trunk = self.shared.trunks.find(flow.addr().ip()).cloned();
+                let exempt = trunk.as_ref().is_some_and(|t| t.unlimited_rate);
+                if let Err(why) = self.admission.invite(flow.addr().ip(), self.now(), exempt) {
+                    self.refuse(&key, &msg, &flow, why);
                     return;
                 }
                 let user = msg
@@ -551,18 +557,37 @@ impl Endpoint {
                     }
                     return;
                 }
+                let to_agent = self.registrar.account(&user).is_some();
+                if let Some(t) = &trunk {
+                    if to_agent && !t.reach_agents {
+                        tracing::info!(%flow, trunk = %t.name, "call to an agent's extension from a trunk that may not reach agents");
+                        self.reply(&key, &msg, 403, &[]);
+                        return;
+                    }
+                } else if !self.open_network {
+                    // Not a trunk, and the server is on a real network: only agents, with
+                    // their credentials (a challenge first), may call.
+                    if let Err(resp) = self.registrar.authorize(&msg, &flow, now_ms(), &new_tag()) {
+                        let mut resp = *resp;
+                        if resp.status() != Some(401) {
+                            tracing::info!(%flow, code = ?resp.status(), "INVITE from outside the trunks refused");
+                        }
+                        resp.push_header("Server", self.shared.server_header.clone());
+                        self.respond(&key, resp);
+                        return;
+                    }
+                }
                 // A configured agent who is not registered: say so instead of the bot.
-                if self.registrar.account(&user).is_some()
-                    && self.registrar.lookup(&user, now_ms()).is_empty()
-                {
+                if to_agent && self.registrar.lookup(&user, now_ms()).is_empty() {
                     tracing::info!(agent = %user, "call to an agent who is not registered");
                     self.reply(&key, &msg, 480, &[]);
                     return;
                 }
-                let to_bot = self.registrar.account(&user).is_none();
-                if to_bot && self.admission.ai_calls >= self.shared.cfg.limits.ai_calls() {
-                    self.refuse(&key, &msg, &flow, "limits.max_ai_calls reached");
-                    return;
+                if !to_agent {
+                    if let Err(why) = self.admission.bot_call() {
+                        self.refuse(&key, &msg, &flow, why);
+                        return;
+                    }
                 }
                 self.start_call(key, msg, flow, call_id, None);
             }
@@ -607,8 +632,7 @@ impl Endpoint {
                 .and_then(|u| u.as_sip())
                 .and_then(|u| u.user_decoded())
                 .is_none_or(|u| self.registrar.account(&u).is_none());
-        self.admission.ai_calls += usize::from(to_bot);
-        self.admission.active.insert(call_id.clone(), to_bot);
+        self.admission.started(&call_id, to_bot);
         let (tx, rx) = mpsc::channel(256);
         let id = format!("{:016x}", rand::random::<u64>());
         self.shared.live.insert(&id, &call_id, tx.clone());
@@ -698,9 +722,7 @@ impl Endpoint {
             }
             CoreMsg::Ended { call_ids } => {
                 for c in call_ids {
-                    if let Some(ai) = self.admission.active.remove(&c) {
-                        self.admission.ai_calls -= usize::from(ai);
-                    }
+                    self.admission.ended(&c);
                     self.calls.remove(&c);
                 }
             }

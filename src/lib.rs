@@ -12,6 +12,7 @@ pub mod local_line;
 pub mod media;
 pub mod models;
 pub mod nlu;
+pub mod privacy;
 pub mod prompts;
 pub mod registrar;
 pub mod routing;

@@ -206,6 +206,99 @@ impl AuthGuard {
     }
 }
 
+/// Admission control for new calls and registrations: per-source rates, the number of
+/// calls in progress (and of calls to the bot).
+#[derive(Debug)]
+pub struct Admission {
+    invites: RateLimiter,
+    registers: RateLimiter,
+    /// Inbound calls by their SIP Call-ID: whether each is the bot's (uses speech workers).
+    active: HashMap<String, bool>,
+    ai_calls: usize,
+    max_calls: usize,
+    max_ai_calls: usize,
+    refused: u64,
+}
+
+impl Admission {
+    pub fn new(l: &crate::config::LimitsConfig) -> Admission {
+        Admission {
+            invites: RateLimiter::new(l.invites_per_sec, l.invite_burst, l.max_tracked_sources),
+            registers: RateLimiter::new(
+                l.registers_per_sec,
+                l.register_burst,
+                l.max_tracked_sources,
+            ),
+            active: HashMap::new(),
+            ai_calls: 0,
+            max_calls: l.max_calls,
+            max_ai_calls: l.ai_calls(),
+            refused: 0,
+        }
+    }
+
+    /// A REGISTER from `ip`: Err names the limit it is over.
+    pub fn register(&mut self, ip: IpAddr, now: Duration) -> Result<(), &'static str> {
+        if self.registers.allow(ip, now) {
+            Ok(())
+        } else {
+            Err("REGISTER rate from this source")
+        }
+    }
+
+    /// A new INVITE from `ip` (`rate_exempt`: from a trunk that carries many callers).
+    pub fn invite(
+        &mut self,
+        ip: IpAddr,
+        now: Duration,
+        rate_exempt: bool,
+    ) -> Result<(), &'static str> {
+        if !rate_exempt && !self.invites.allow(ip, now) {
+            return Err("INVITE rate from this source");
+        }
+        if self.active.len() >= self.max_calls {
+            return Err("limits.max_calls reached");
+        }
+        Ok(())
+    }
+
+    /// Whether another call to the bot fits.
+    pub fn bot_call(&self) -> Result<(), &'static str> {
+        if self.ai_calls >= self.max_ai_calls {
+            return Err("limits.max_ai_calls reached");
+        }
+        Ok(())
+    }
+
+    pub fn started(&mut self, sip_call_id: &str, to_bot: bool) {
+        if self
+            .active
+            .insert(sip_call_id.to_string(), to_bot)
+            .is_none()
+        {
+            self.ai_calls += usize::from(to_bot);
+        }
+    }
+
+    /// A call's SIP Call-ID (or one of its legs') is gone.
+    pub fn ended(&mut self, sip_call_id: &str) {
+        if let Some(ai) = self.active.remove(sip_call_id) {
+            self.ai_calls -= usize::from(ai);
+        }
+    }
+
+    /// Counts a refusal; returns how many came before it (for sparse logging).
+    pub fn refused(&mut self) -> u64 {
+        self.refused += 1;
+        self.refused - 1
+    }
+
+    pub fn expire(&mut self, now: Duration) {
+        self.invites.expire(now);
+        self.registers.expire(now);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +330,38 @@ mod tests {
             r.allow(IpAddr::from(i.to_be_bytes()), secs(f64::from(i) / 1000.0));
             assert!(r.tracked() <= 64);
         }
+    }
+
+    #[test]
+    fn admission_counts_calls_and_bot_calls() {
+        let cfg = crate::config::LimitsConfig {
+            max_calls: 3,
+            max_ai_calls: 2,
+            invites_per_sec: 1.0,
+            invite_burst: 2.0,
+            ..Default::default()
+        };
+        let mut a = Admission::new(&cfg);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(a.invite(ip, secs(0.0), false).is_ok());
+        assert!(a.invite(ip, secs(0.0), false).is_ok());
+        assert_eq!(
+            a.invite(ip, secs(0.0), false),
+            Err("INVITE rate from this source")
+        );
+        assert!(a.invite(ip, secs(0.0), true).is_ok(), "a trunk is exempt");
+        a.started("c1", true);
+        a.started("c2", true);
+        assert!(a.bot_call().is_err());
+        a.started("c3", false);
+        assert_eq!(
+            a.invite(ip, secs(10.0), true),
+            Err("limits.max_calls reached")
+        );
+        a.ended("c1");
+        a.ended("c1");
+        assert!(a.bot_call().is_ok());
+        assert!(a.invite(ip, secs(10.0), true).is_ok());
     }
 
     #[test]

@@ -68,11 +68,49 @@ enum Command {
         #[command(subcommand)]
         command: EvalCommand,
     },
+    /// A caller's data: export it, or erase it (their right to access and to erasure).
+    Caller {
+        #[command(subcommand)]
+        command: CallerCommand,
+    },
+    /// Users of the HTTP API (the console): add, list, remove.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Print the most recent call detail records.
     Calls {
         /// How many calls to show.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum CallerCommand {
+    /// Print everything stored about the caller with this number as JSON.
+    Export {
+        number: String,
+        /// Also copy their recordings into this folder.
+        #[arg(long)]
+        recordings: Option<PathBuf>,
+    },
+    /// Delete the caller's calls, transcripts, summaries, tickets and recordings.
+    Erase { number: String },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user (or give them a new token) and print the token.
+    Add {
+        name: String,
+        /// admin, supervisor or agent (an agent's name should be their SIP username).
+        #[arg(long)]
+        role: String,
+    },
+    List,
+    Remove {
+        name: String,
     },
 }
 
@@ -126,6 +164,25 @@ fn main() -> std::process::ExitCode {
         Some(Command::Doctor) => doctor(&cli),
         Some(Command::Talk { wav, out }) => talk(&cli, wav.as_deref(), out.as_deref()),
         Some(Command::Calls { limit }) => calls(&cli, *limit),
+        Some(Command::User { command }) => load_config(&cli).and_then(|cfg| {
+            let out = match command {
+                UserCommand::Add { name, role } => voxdesk::admin::user_add(&cfg, name, role)?,
+                UserCommand::List => voxdesk::admin::user_list(&cfg)?,
+                UserCommand::Remove { name } => voxdesk::admin::user_remove(&cfg, name)?,
+            };
+            println!("{}", out.trim_end());
+            Ok(())
+        }),
+        Some(Command::Caller { command }) => load_config(&cli).and_then(|cfg| {
+            let out = match command {
+                CallerCommand::Export { number, recordings } => {
+                    voxdesk::admin::caller_export(&cfg, number, recordings.as_deref())?
+                }
+                CallerCommand::Erase { number } => voxdesk::admin::caller_erase(&cfg, number)?,
+            };
+            println!("{out}");
+            Ok(())
+        }),
         Some(Command::Kb { command }) => load_config(&cli).and_then(|cfg| {
             let out = match command {
                 KbCommand::Import { file } => voxdesk::admin::kb_import(&cfg, file)?,
@@ -289,10 +346,28 @@ fn serve(cli: &Cli) -> Result<()> {
 }
 
 async fn run(cfg: Config) -> Result<()> {
+    // Everything the server writes (database, recordings, rendered answers) holds callers'
+    // data: readable by this user alone, however the process was started.
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+    if !cfg.demo_agents {
+        for a in cfg.agents.iter().filter(|a| a.password.is_some()) {
+            tracing::warn!(
+                agent = %a.username,
+                "plain-text password in the config; give ha1 = md5(\"{}:{}:password\") instead",
+                a.username,
+                cfg.sip.realm
+            );
+        }
+    }
     std::fs::create_dir_all(&cfg.paths.data_dir)
         .with_context(|| format!("cannot create data dir {}", cfg.paths.data_dir.display()))?;
+    voxdesk::privacy::init(&cfg.privacy).context("privacy.patterns")?;
     let store = Store::open(&cfg.database_path())?;
     store.close_orphans(now_ms());
+    voxdesk::store::retention::spawn(store.clone(), cfg.privacy.clone());
     let speech = if cfg.speech.enabled {
         let c = cfg.clone();
         let s = tokio::task::spawn_blocking(move || voxdesk::speech::Speech::load(&c))
@@ -355,10 +430,18 @@ async fn run(cfg: Config) -> Result<()> {
     let addr = std::net::SocketAddr::new(bind_ip, cfg.sip.port);
     let udp = cfg.sip.transports.iter().any(|t| t == "udp");
     let tcp = cfg.sip.transports.iter().any(|t| t == "tcp");
+    let tls = match (&cfg.sip.tls_cert, &cfg.sip.tls_key) {
+        (Some(c), Some(k)) if cfg.sip.transports.iter().any(|t| t == "tls") => Some((
+            std::net::SocketAddr::new(bind_ip, cfg.sip.tls_port),
+            voxdesk::transport::tls_config(c, k).map_err(anyhow::Error::msg)?,
+        )),
+        _ => None,
+    };
     let transport = Transport::bind(
         addr,
         udp,
         tcp,
+        tls,
         voxdesk::transport::StreamLimits::from_config(&cfg.limits),
         in_tx,
     )
@@ -387,6 +470,10 @@ async fn run(cfg: Config) -> Result<()> {
         )
         .await?;
         tracing::info!(%addr, "HTTP API listening");
+        let users = store.user_count().await.unwrap_or(0);
+        if users == 0 && cfg.api.token.is_empty() && !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "the HTTP API is on a non-loopback address with no users and no api.token: it refuses every request until `voxdesk user add`");
+        }
         if call_info_url.is_empty() {
             call_info_url = format!("http://{addr}/api/calls/");
         }
@@ -402,12 +489,14 @@ async fn run(cfg: Config) -> Result<()> {
         bind_ip,
         advertised: cfg.advertised_address(),
         sip_port,
+        tls_port: transport.local_tls.map(|a| a.port()).unwrap_or(0),
         server_header: cfg.sip.user_agent.clone(),
         live,
+        trunks: voxdesk::config::Trunks::parse(&cfg.trunks)?,
         cfg: cfg.clone(),
     });
     tracing::info!(
-        udp = ?transport.local_udp, tcp = ?transport.local_tcp, database = %cfg.database_path().display(),
+        udp = ?transport.local_udp, tcp = ?transport.local_tcp, tls = ?transport.local_tls, database = %cfg.database_path().display(),
         recordings = %cfg.recordings_dir().display(), agents = cfg.agents.len(), "voxdesk ready"
     );
     let endpoint = Endpoint::new(shared, transport, in_rx).await;

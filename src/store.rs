@@ -172,7 +172,31 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE escalations ADD COLUMN overflow_from TEXT;",
     // 7: which encoder made a question's embedding (another encoder's vectors are recomputed)
     "ALTER TABLE kb_questions ADD COLUMN embedded_by TEXT;",
+    // 8: who did what (admin and supervisor actions, erasures), without callers' data
+    "CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_at ON audit(at_ms);
+    CREATE INDEX tickets_created ON tickets(created_at_ms);
+    CREATE INDEX escalations_created ON escalations(created_at_ms);",
+    // 9: users of the HTTP API (the console) with roles; only a hash of each token is kept
+    "CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'supervisor', 'agent')),
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at_ms INTEGER NOT NULL
+    );",
 ];
+
+mod privacy;
+pub mod retention;
+mod users;
+pub use privacy::{CallerData, Cutoffs, Erased, Purged};
+pub use users::{token_hash, UserRow};
 
 /// One row of the `turns` table. Offsets are milliseconds from the call's answer (the
 /// turn-taking timeline); latencies are in milliseconds.
@@ -369,7 +393,11 @@ impl Store {
         });
     }
 
-    pub fn turn(&self, t: TurnRow) {
+    /// Stores a turn, its text redacted (callers' numbers, e-mail addresses...).
+    pub fn turn(&self, mut t: TurnRow) {
+        if let std::borrow::Cow::Owned(r) = crate::privacy::redact(&t.text) {
+            t.text = r;
+        }
         self.write("turn", move |db| {
             db.execute(
                 "INSERT INTO turns (call_id, seq, speaker, text, language, start_ms, end_ms, confidence, no_speech, kind, stt_ms, stt_passes,
@@ -500,8 +528,11 @@ impl Store {
         });
     }
 
+    /// Stores a ticket; its subject is redacted (its details were, where the dialog made
+    /// them: the handoff summary, masked sensitive slots).
     pub fn ticket(&self, call_id: &str, caller: &str, t: &crate::dialog::TicketRequest) {
-        let (id, caller, t) = (call_id.to_string(), caller.to_string(), t.clone());
+        let (id, caller, mut t) = (call_id.to_string(), caller.to_string(), t.clone());
+        t.subject = crate::privacy::redact(&t.subject).into_owned();
         self.write("ticket", move |db| {
             db.execute(
                 "INSERT INTO tickets (call_id, reference, kind, intent, caller, subject, details_json, created_at_ms)

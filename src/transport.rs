@@ -1,5 +1,5 @@
-//! SIP transports: UDP and TCP listeners feeding parsed messages to the endpoint, and the
-//! only place SIP touches sockets. (TLS/WS plug in as further `Flow` kinds.)
+//! SIP transports: UDP, TCP and TLS listeners feeding parsed messages to the endpoint, and
+//! the only place SIP touches sockets.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,7 +14,12 @@ use voxdesk_sip::{frame_stream_limited, parse_datagram, Frame, Message};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Flow {
     Udp(SocketAddr),
-    Tcp { conn: u64, addr: SocketAddr },
+    /// A stream connection: plain TCP, or TLS (`sips:`, port 5061).
+    Tcp {
+        conn: u64,
+        addr: SocketAddr,
+        tls: bool,
+    },
 }
 
 impl Flow {
@@ -29,7 +34,8 @@ impl Flow {
     pub fn transport(&self) -> &'static str {
         match self {
             Flow::Udp(_) => "UDP",
-            Flow::Tcp { .. } => "TCP",
+            Flow::Tcp { tls: false, .. } => "TCP",
+            Flow::Tcp { tls: true, .. } => "TLS",
         }
     }
 }
@@ -38,7 +44,16 @@ impl std::fmt::Display for Flow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Flow::Udp(a) => write!(f, "udp:{a}"),
-            Flow::Tcp { conn, addr } => write!(f, "tcp:{addr}#{conn}"),
+            Flow::Tcp {
+                conn,
+                addr,
+                tls: false,
+            } => write!(f, "tcp:{addr}#{conn}"),
+            Flow::Tcp {
+                conn,
+                addr,
+                tls: true,
+            } => write!(f, "tls:{addr}#{conn}"),
         }
     }
 }
@@ -81,6 +96,7 @@ pub struct Transport {
     inbound: mpsc::Sender<Inbound>,
     pub local_udp: Option<SocketAddr>,
     pub local_tcp: Option<SocketAddr>,
+    pub local_tls: Option<SocketAddr>,
     pub stats: Arc<TransportStats>,
 }
 
@@ -94,6 +110,39 @@ pub struct TransportStats {
     pub tcp_refused: AtomicU64,
     pub tcp_idle_closed: AtomicU64,
     pub too_large: AtomicU64,
+}
+
+/// The TLS server configuration from PEM files (`sip.tls_cert`: the certificate chain,
+/// `sip.tls_key`: its private key). The error names the file and what is wrong.
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("sip.tls_cert {}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("sip.tls_cert {}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "sip.tls_cert {}: no certificate in it",
+            cert.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("sip.tls_key {}: {e}", key.display()))?;
+    // ring, not aws-lc-rs: no second large C build in every CI run. rustls deprecates
+    // ring's provider for lacking post-quantum key exchange; classical ECDHE it has.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("sip.tls_cert / sip.tls_key: {e}"))?;
+    Ok(Arc::new(cfg))
 }
 
 /// A 513 for the request whose head starts `head` (its Via, From, To, Call-ID and CSeq
@@ -185,6 +234,7 @@ impl Transport {
         addr: SocketAddr,
         udp: bool,
         tcp: bool,
+        tls: Option<(SocketAddr, Arc<rustls::ServerConfig>)>,
         limits: StreamLimits,
         inbound: mpsc::Sender<Inbound>,
     ) -> std::io::Result<Transport> {
@@ -198,9 +248,17 @@ impl Transport {
         } else {
             None
         };
+        let tls_listener = match tls {
+            Some((a, cfg)) => Some((TcpListener::bind(a).await?, cfg)),
+            None => None,
+        };
         let t = Transport {
             local_udp: udp_sock.as_ref().map(|s| s.local_addr()).transpose()?,
             local_tcp: tcp_listener.as_ref().map(|l| l.local_addr()).transpose()?,
+            local_tls: tls_listener
+                .as_ref()
+                .map(|(l, _)| l.local_addr())
+                .transpose()?,
             udp: udp_sock,
             tcp: Arc::new(Mutex::new(HashMap::new())),
             per_ip: Arc::new(Mutex::new(HashMap::new())),
@@ -215,7 +273,12 @@ impl Transport {
         }
         if let Some(l) = tcp_listener {
             let t2 = t.clone();
-            tokio::spawn(async move { t2.accept_loop(l).await });
+            tokio::spawn(async move { t2.accept_loop(l, None).await });
+        }
+        if let Some((l, cfg)) = tls_listener {
+            let t2 = t.clone();
+            let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+            tokio::spawn(async move { t2.accept_loop(l, Some(acceptor)).await });
         }
         Ok(t)
     }
@@ -298,7 +361,7 @@ impl Transport {
         }
     }
 
-    async fn accept_loop(self, l: TcpListener) {
+    async fn accept_loop(self, l: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
         loop {
             match l.accept().await {
                 Ok((s, addr)) => {
@@ -313,7 +376,12 @@ impl Transport {
                     }
                     let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
                     let t = self.clone();
-                    tokio::spawn(async move { t.tcp_conn(s, conn, addr).await });
+                    match tls.clone() {
+                        Some(acceptor) => {
+                            tokio::spawn(async move { t.tls_conn(s, conn, addr, acceptor).await })
+                        }
+                        None => tokio::spawn(async move { t.tcp_conn(s, conn, addr).await }),
+                    };
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "tcp accept failed");
@@ -340,7 +408,11 @@ impl Transport {
         self.tcp.lock().expect("tcp map").insert(conn, tx);
         let t = self.clone();
         tokio::spawn(async move { t.tcp_io(s, conn, addr, rx).await });
-        Ok(Flow::Tcp { conn, addr })
+        Ok(Flow::Tcp {
+            conn,
+            addr,
+            tls: false,
+        })
     }
 
     async fn tcp_conn(self, s: TcpStream, conn: u64, addr: SocketAddr) {
@@ -349,15 +421,67 @@ impl Transport {
         self.tcp_io(s, conn, addr, rx).await;
     }
 
-    async fn tcp_io(
+    /// A TLS connection: the handshake (bounded in time), then the same framing as TCP.
+    async fn tls_conn(
         self,
         s: TcpStream,
         conn: u64,
         addr: SocketAddr,
-        mut rx: mpsc::Receiver<Vec<u8>>,
+        acceptor: tokio_rustls::TlsAcceptor,
     ) {
         let _ = s.set_nodelay(true);
-        let (mut rd, mut wr) = s.into_split();
+        let hs = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(s)).await;
+        let stream = match hs {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::info!(peer = %addr, error = %e, "TLS handshake failed");
+                self.release_stream(addr.ip());
+                return;
+            }
+            Err(_) => {
+                tracing::info!(peer = %addr, "TLS handshake timed out");
+                self.release_stream(addr.ip());
+                return;
+            }
+        };
+        let (tx, rx) = mpsc::channel(256);
+        self.tcp.lock().expect("tcp map").insert(conn, tx);
+        self.stream_io(
+            stream,
+            Flow::Tcp {
+                conn,
+                addr,
+                tls: true,
+            },
+            rx,
+        )
+        .await;
+    }
+
+    async fn tcp_io(self, s: TcpStream, conn: u64, addr: SocketAddr, rx: mpsc::Receiver<Vec<u8>>) {
+        let _ = s.set_nodelay(true);
+        self.stream_io(
+            s,
+            Flow::Tcp {
+                conn,
+                addr,
+                tls: false,
+            },
+            rx,
+        )
+        .await;
+    }
+
+    /// Reads and frames messages from a stream (TCP or TLS) and writes what is queued for it.
+    async fn stream_io<S>(self, s: S, flow: Flow, mut rx: mpsc::Receiver<Vec<u8>>)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+    {
+        let (conn, addr) = match flow {
+            Flow::Tcp { conn, addr, .. } => (conn, addr),
+            Flow::Udp(_) => return,
+        };
+        let (mut rd, mut wr) = tokio::io::split(s);
         let writer = tokio::spawn(async move {
             while let Some(b) = rx.recv().await {
                 if wr.write_all(&b).await.is_err() {
@@ -365,7 +489,6 @@ impl Transport {
                 }
             }
         });
-        let flow = Flow::Tcp { conn, addr };
         let mut buf: Vec<u8> = Vec::with_capacity(8192);
         let mut chunk = vec![0u8; 16 * 1024];
         'read: loop {

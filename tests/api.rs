@@ -214,3 +214,157 @@ fn agent_states_over_http() {
         400
     );
 }
+
+/// A raw request with its own headers (Host, Content-Type): (status, body).
+fn raw(addr: &str, head: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, out)
+}
+
+/// Users with roles: each has a token of their own (only its hash is stored), every route
+/// checks the role, an agent acts only as themself, admins' changes are audited; a foreign
+/// Host (DNS rebinding) and a non-JSON change (CSRF) are refused.
+#[test]
+fn users_roles_and_the_browser_attacks() {
+    let server = Server::start();
+    let api = server.api_addr();
+    let dir = server.dir.path();
+    let cfg = dir.join("voxdesk.toml");
+    let cfg = cfg.to_str().unwrap();
+    let token = |name: &str, role: &str| -> String {
+        let (ok, out) = voxdesk(
+            &[
+                "--log", "error", "--config", cfg, "user", "add", name, "--role", role,
+            ],
+            dir,
+        );
+        assert!(ok, "{out}");
+        out.split("token: ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let admin = token("alice", "admin");
+    let agent = token("agent1", "agent");
+    let sup = token("sam", "supervisor");
+    let (ok, out) = voxdesk(&["--log", "error", "--config", cfg, "user", "list"], dir);
+    assert!(
+        ok && out.contains("agent1") && out.contains("supervisor"),
+        "{out}"
+    );
+    // Only hashes are stored.
+    let stored: String = server
+        .db()
+        .query_row("SELECT group_concat(token_hash) FROM users", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(!stored.contains(&admin[4..]) && !stored.contains(&agent[4..]));
+    // With users defined, no token (or a wrong one) gets nothing.
+    assert_eq!(http(&api, "GET", "/api/kb", None, None).0, 401);
+    assert_eq!(http(&api, "GET", "/api/kb", None, Some("vxd_nope")).0, 401);
+    // An agent reads answers and sets their own state; nothing else.
+    assert_eq!(http(&api, "GET", "/api/kb", None, Some(&agent)).0, 200);
+    let entry = r#"{"key":"k1","questions":{"en":["q?"]},"answers":{"en":"a."}}"#;
+    assert_eq!(
+        http(&api, "PUT", "/api/kb/k1", Some(entry), Some(&agent)).0,
+        403
+    );
+    assert_eq!(http(&api, "GET", "/api/calls", None, Some(&agent)).0, 403);
+    assert_eq!(
+        http(&api, "GET", "/api/callers/123", None, Some(&agent)).0,
+        403
+    );
+    let paused = r#"{"state":"paused","reason":"lunch"}"#;
+    assert_eq!(
+        http(
+            &api,
+            "POST",
+            "/api/agents/agent2/state",
+            Some(paused),
+            Some(&agent)
+        )
+        .0,
+        403
+    );
+    assert_ne!(
+        http(
+            &api,
+            "POST",
+            "/api/agents/agent1/state",
+            Some(paused),
+            Some(&agent)
+        )
+        .0,
+        403
+    );
+    // A supervisor sees the floor but does not edit the knowledge base.
+    assert_eq!(http(&api, "GET", "/api/calls", None, Some(&sup)).0, 200);
+    assert_eq!(
+        http(&api, "PUT", "/api/kb/k1", Some(entry), Some(&sup)).0,
+        403
+    );
+    // An admin does, and it is audited with their name.
+    assert_eq!(
+        http(&api, "PUT", "/api/kb/k1", Some(entry), Some(&admin)).0,
+        201
+    );
+    let audited: i64 = server
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM audit WHERE actor = 'alice' AND action = 'PUT /api/kb/k1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(audited, 1);
+    // Users over the API: an admin adds one (the token is in the answer, once).
+    let (st, body) = http(
+        &api,
+        "POST",
+        "/api/users",
+        Some(r#"{"name":"bob","role":"agent"}"#),
+        Some(&admin),
+    );
+    assert_eq!(st, 200, "{body}");
+    let bob: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        http(&api, "GET", "/api/kb", None, bob["token"].as_str()).0,
+        200
+    );
+    assert_eq!(
+        http(&api, "DELETE", "/api/users/bob", None, Some(&admin)).0,
+        204
+    );
+    assert_eq!(
+        http(&api, "GET", "/api/kb", None, bob["token"].as_str()).0,
+        401
+    );
+    // DNS rebinding: a page on evil.example resolving to 127.0.0.1.
+    let (st, _) = raw(&api, &format!("GET /api/kb HTTP/1.1\r\nHost: evil.example:{}\r\nAuthorization: Bearer {admin}\r\nConnection: close\r\n\r\n", api.rsplit(':').next().unwrap()));
+    assert_eq!(st, 421);
+    // CSRF: a cross-site form posts text/plain.
+    let body = r#"{"disposition":"resolved"}"#;
+    let (st, _) = raw(&api, &format!("POST /api/calls/x/wrapup HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer {admin}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()));
+    assert_eq!(st, 415);
+    let (ok, out) = voxdesk(
+        &[
+            "--log", "error", "--config", cfg, "user", "remove", "agent1",
+        ],
+        dir,
+    );
+    assert!(ok, "{out}");
+    assert_eq!(http(&api, "GET", "/api/kb", None, Some(&agent)).0, 401);
+}

@@ -62,7 +62,7 @@ fn doctor_and_calls_on_a_fresh_folder() {
     let (ok, out) = voxdesk(&["doctor", "--data-dir", "state"], dir.path());
     assert!(!ok, "{out}");
     assert!(
-        out.contains("database    ok") && out.contains("schema version 7"),
+        out.contains("database    ok") && out.contains("schema version 9"),
         "{out}"
     );
     assert!(out.contains("greeting    ok"), "{out}");

@@ -483,3 +483,82 @@ fn constant_runs(path: &std::path::Path) -> usize {
     }
     runs
 }
+
+/// `sip.accept_calls_from = "trunks"` (the default off loopback): a trunk's address calls
+/// the bot but not an agent's extension; anyone else is challenged, and only an agent's
+/// credentials get a call through.
+#[test]
+fn only_trunks_and_authenticated_agents_may_call() {
+    let _g = serial();
+    let server = Server::start_with(
+        "accept_calls_from = \"trunks\"",
+        "",
+        "[[trunks]]\nname = \"carrier\"\nsources = [\"127.0.0.20/32\"]\n",
+    );
+    let port = server.port;
+    let call = |from: &UdpSocket, user: &str, n: u32, extra: &str| {
+        let msg = request(
+            "INVITE",
+            &format!("sip:{user}@127.0.0.1"),
+            from.local_addr().unwrap(),
+            n,
+            &format!("{extra}Content-Type: application/sdp\r\n"),
+            &sdp(&from.local_addr().unwrap().ip().to_string(), 9, "0"),
+        );
+        exchange(from, port, msg.as_bytes(), Duration::from_secs(3)).unwrap_or_default()
+    };
+    let trunk = udp_from("127.0.0.20");
+    assert_eq!(
+        status(&call(&trunk, "bot", 1, "")),
+        Some(200),
+        "a trunk reaches the bot"
+    );
+    assert_eq!(
+        status(&call(&trunk, "agent1", 2, "")),
+        Some(403),
+        "not an agent's extension"
+    );
+    let stranger = udp_from("127.0.0.21");
+    let ch = call(&stranger, "bot", 3, "");
+    assert_eq!(status(&ch), Some(401), "{ch}");
+    let www = ch
+        .lines()
+        .find_map(|l| l.strip_prefix("WWW-Authenticate: "))
+        .unwrap();
+    let wrong =
+        voxdesk_sip::auth::respond(www, "INVITE", "sip:bot@127.0.0.1", "agent2", "nope", "c", 1)
+            .unwrap();
+    let r = call(&stranger, "bot", 4, &format!("Authorization: {wrong}\r\n"));
+    assert_eq!(status(&r), Some(401), "{r}");
+    // The same source with an agent's real credentials (From is the agent).
+    let agent = udp_from("127.0.0.22");
+    let ch = call(&agent, "bot", 5, "");
+    let www = ch
+        .lines()
+        .find_map(|l| l.strip_prefix("WWW-Authenticate: "))
+        .unwrap();
+    let good = voxdesk_sip::auth::respond(
+        www,
+        "INVITE",
+        "sip:bot@127.0.0.1",
+        "agent2",
+        "agent2pass",
+        "c",
+        1,
+    )
+    .unwrap();
+    let msg = request(
+        "INVITE",
+        "sip:bot@127.0.0.1",
+        agent.local_addr().unwrap(),
+        6,
+        &format!("Authorization: {good}\r\nContent-Type: application/sdp\r\n"),
+        &sdp("127.0.0.22", 9, "0"),
+    )
+    .replace("attacker@127.0.0.22>;tag", "agent2@127.0.0.22>;tag");
+    let r = exchange(&agent, port, msg.as_bytes(), Duration::from_secs(3)).unwrap_or_default();
+    assert_eq!(status(&r), Some(200), "{r}\n{}", server.log());
+    assert!(server
+        .log()
+        .contains("authentication failed: source=127.0.0.21"));
+}

@@ -19,6 +19,7 @@ fn params(remote: SocketAddr) -> StreamParams {
         send: true,
         recv: true,
         remote_ptime_ms: 20,
+        srtp: None,
     }
 }
 

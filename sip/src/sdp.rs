@@ -1,5 +1,6 @@
 //! SDP (RFC 4566) parsing/serialization and the answerer side of offer/answer (RFC 3264).
 
+use crate::sdes::{is_secure_proto, Crypto, MasterKey, SrtpKeys, SrtpPolicy, Suite};
 use std::fmt::Write as _;
 use thiserror::Error;
 
@@ -11,6 +12,9 @@ pub enum SdpError {
     NoCommonCodec,
     #[error("offer has no audio stream")]
     NoAudio,
+    /// The media policy and the offer disagree on encryption.
+    #[error("{0}")]
+    Srtp(&'static str),
 }
 
 fn syn<T>(s: impl Into<String>) -> Result<T, SdpError> {
@@ -358,6 +362,9 @@ pub struct LocalMedia {
     pub codecs: Vec<Codec>,
     pub session_id: u64,
     pub session_version: u64,
+    /// Encryption of this leg's media, and our master key if it is encrypted.
+    pub srtp: SrtpPolicy,
+    pub srtp_key: MasterKey,
 }
 
 impl LocalMedia {
@@ -397,6 +404,8 @@ pub struct Negotiated {
     pub remote: Option<(String, u16)>,
     /// Our direction in the answer.
     pub direction: Direction,
+    /// SRTP keys when the stream is encrypted (SDES).
+    pub srtp: Option<SrtpKeys>,
 }
 
 /// Answers an offer (RFC 3264 §6): picks the first offered codec we support, mirrors the
@@ -406,10 +415,31 @@ pub fn answer(
     local: &LocalMedia,
 ) -> Result<(SessionDescription, Negotiated), SdpError> {
     let mut chosen: Option<(usize, Negotiated)> = None;
+    let mut refused_srtp = false;
     let mut media = Vec::with_capacity(offer.media.len());
     for (i, m) in offer.media.iter().enumerate() {
-        let is_audio_rtp =
-            m.kind == "audio" && m.port != 0 && (m.proto == "RTP/AVP" || m.proto == "RTP/AVPF");
+        let secure = is_secure_proto(&m.proto);
+        // The offer's first crypto line we implement (RFC 4568 §6.1: in preference order).
+        let crypto = if local.srtp == SrtpPolicy::Off {
+            None
+        } else {
+            m.attributes
+                .iter()
+                .filter(|(n, _)| n == "crypto")
+                .find_map(|(_, v)| v.as_deref().and_then(Crypto::parse))
+        };
+        // Refused: SRTP when it is off, SAVP without a key we can use, plain when required.
+        let encryption_ok = !matches!(
+            (local.srtp, secure, &crypto),
+            (SrtpPolicy::Off, true, _) | (_, true, None) | (SrtpPolicy::Required, false, None)
+        );
+        if !encryption_ok && m.kind == "audio" && chosen.is_none() {
+            refused_srtp = true;
+        }
+        let is_audio_rtp = m.kind == "audio"
+            && m.port != 0
+            && encryption_ok
+            && (m.proto == "RTP/AVP" || m.proto == "RTP/AVPF" || secure);
         // One pass over the attributes (not one per format: that was quadratic).
         let maps: std::collections::HashMap<&str, (&str, u32, u8)> = if is_audio_rtp {
             m.rtpmaps().collect()
@@ -494,6 +524,20 @@ pub fn answer(
         }
         attributes.push(("ptime".into(), Some(ptime_ms.to_string())));
         attributes.push((direction.as_str().to_string(), None));
+        // Our key, under the tag and suite of the crypto line we took.
+        let srtp = crypto.map(|c| {
+            let ours = Crypto {
+                tag: c.tag,
+                suite: c.suite,
+                key: local.srtp_key,
+            };
+            attributes.push(("crypto".into(), Some(ours.attribute())));
+            SrtpKeys {
+                suite: c.suite,
+                local: local.srtp_key,
+                remote: c.key,
+            }
+        });
         media.push(Media {
             kind: "audio".into(),
             port: local.port,
@@ -511,10 +555,17 @@ pub fn answer(
                 ptime_ms,
                 remote,
                 direction,
+                srtp,
             },
         ));
     }
     let Some((_, neg)) = chosen else {
+        if refused_srtp {
+            return Err(SdpError::Srtp(match local.srtp {
+                SrtpPolicy::Off => "encrypted media (SRTP) is not accepted here",
+                _ => "encrypted media (SRTP with SDES, AES_CM_128_HMAC_SHA1_80 or _32) is required",
+            }));
+        }
         return Err(if offer.media.iter().any(|m| m.kind == "audio") {
             SdpError::NoCommonCodec
         } else {
@@ -550,10 +601,22 @@ pub fn offer(local: &LocalMedia, dtmf_pt: u8) -> SessionDescription {
     attributes.push(("fmtp".into(), Some(format!("{dtmf_pt} 0-16"))));
     attributes.push(("ptime".into(), Some("20".into())));
     attributes.push(("sendrecv".into(), None));
+    if local.srtp != SrtpPolicy::Off {
+        let c = Crypto {
+            tag: 1,
+            suite: Suite::AesCm128HmacSha1_80,
+            key: local.srtp_key,
+        };
+        attributes.push(("crypto".into(), Some(c.attribute())));
+    }
     local.session(vec![Media {
         kind: "audio".into(),
         port: local.port,
-        proto: "RTP/AVP".into(),
+        proto: if local.srtp == SrtpPolicy::Required {
+            "RTP/SAVP".into()
+        } else {
+            "RTP/AVP".into()
+        },
         formats,
         connection: None,
         other: Vec::new(),
@@ -588,9 +651,32 @@ pub fn accept_answer(ans: &SessionDescription, local: &LocalMedia) -> Result<Neg
         .media_connection(m)
         .ok_or_else(|| SdpError::Syntax("no c= line".into()))?;
     let direction = m.direction().unwrap_or(Direction::SendRecv).reversed();
+    // Their key for the suite we offered (tag 1), if they took encryption.
+    let crypto = m
+        .attributes
+        .iter()
+        .filter(|(n, _)| n == "crypto")
+        .find_map(|(_, v)| v.as_deref().and_then(Crypto::parse))
+        .filter(|c| c.tag == 1 && c.suite == Suite::AesCm128HmacSha1_80);
+    let srtp = match (local.srtp, crypto) {
+        (SrtpPolicy::Off, _) => None,
+        (_, Some(c)) => Some(SrtpKeys {
+            suite: c.suite,
+            local: local.srtp_key,
+            remote: c.key,
+        }),
+        (SrtpPolicy::Required, None) => return Err(SdpError::Srtp("the answer did not take SRTP")),
+        (SrtpPolicy::Optional, None) if is_secure_proto(&m.proto) => {
+            return Err(SdpError::Srtp(
+                "RTP/SAVP answer without a usable crypto line",
+            ))
+        }
+        (SrtpPolicy::Optional, None) => None,
+    };
     Ok(Negotiated {
         codec,
         dtmf_pt,
+        srtp,
         ptime_ms: 20,
         remote: Some((
             conn.address.split('/').next().unwrap_or("").to_string(),

@@ -145,6 +145,8 @@ fn huge_sdp_is_refused_or_answered_in_linear_time() {
         codecs: vec![Codec::Pcmu],
         session_id: 1,
         session_version: 1,
+        srtp: voxdesk_sip::sdes::SrtpPolicy::Off,
+        srtp_key: [7; 30],
     };
     assert!(answer(&sd, &local).is_err(), "no common codec");
 }

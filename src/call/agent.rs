@@ -110,7 +110,8 @@ impl Call {
             .ports
             .lease_bindable(self.ctx.shared.bind_ip)
             .ok_or("no-rtp-ports")?;
-        let local = self.local_media(lease.port);
+        let srtp = self.ctx.shared.cfg.agent_srtp(&username);
+        let local = self.local_media(lease.port, srtp);
         let (ev_tx, ev_rx) = mpsc::channel(64);
         let setup = MediaSetup {
             lease,

@@ -10,17 +10,21 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use voxdesk_sip::dialog::{negotiate_session_timer, Dialog, SessionTimerAnswer, SessionTimerState};
+use voxdesk_sip::sdes::SrtpPolicy;
 use voxdesk_sip::sdp::{self, LocalMedia, SdpError, SessionDescription};
 use voxdesk_sip::Message;
 
 impl Call {
-    pub(super) fn local_media(&self, port: u16) -> LocalMedia {
+    /// Our side of a leg's media: its port, codecs, encryption policy and a fresh key.
+    pub(super) fn local_media(&self, port: u16, srtp: SrtpPolicy) -> LocalMedia {
         LocalMedia {
             address: self.ctx.shared.advertised.clone(),
             port,
             codecs: codecs(&self.ctx.shared.cfg),
             session_id: rand::random::<u32>() as u64,
             session_version: 1,
+            srtp,
+            srtp_key: rand::random(),
         }
     }
 
@@ -88,7 +92,7 @@ impl Call {
             tracing::warn!("no free RTP port");
             return self.unavailable("no-rtp-ports").await;
         };
-        let local = self.local_media(lease.port);
+        let local = self.local_media(lease.port, self.ctx.shared.caller_srtp(&self.flow));
         let offer_ptime;
         let offer_body = match voxdesk_sip::body::sdp_body(&self.invite) {
             Ok(b) => b,
@@ -119,6 +123,16 @@ impl Call {
                             488,
                             "Not Acceptable Here",
                             "no-common-codec",
+                            &[("Warning", format!("305 voxdesk \"{e}\""))],
+                        )
+                        .await;
+                }
+                Err(e @ SdpError::Srtp(_)) => {
+                    return self
+                        .reject(
+                            488,
+                            "Not Acceptable Here",
+                            "srtp-policy",
                             &[("Warning", format!("305 voxdesk \"{e}\""))],
                         )
                         .await;

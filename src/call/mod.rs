@@ -206,6 +206,7 @@ fn stream_params(n: &Negotiated, ptime: u32) -> StreamParams {
         send: matches!(n.direction, Direction::SendRecv | Direction::SendOnly),
         recv: matches!(n.direction, Direction::SendRecv | Direction::RecvOnly),
         remote_ptime_ms: ptime,
+        srtp: n.srtp.clone(),
     }
 }
 
@@ -242,7 +243,7 @@ pub async fn run_inbound(
         transport: flow.transport().into(),
         started_at_ms: now_ms(),
     });
-    tracing::info!(from = %from.as_ref().map(|f| f.uri.to_string()).unwrap_or_default(), sip_call_id = %sip_call_id, %flow, "incoming call");
+    tracing::info!(from = %crate::privacy::loggable_number(&from.as_ref().map(|f| f.uri.to_string()).unwrap_or_default()), sip_call_id = %sip_call_id, %flow, "incoming call");
     let ring = Duration::from_millis(ctx.shared.cfg.sip.ring_ms);
     let mut call = Call {
         ctx,
@@ -574,8 +575,17 @@ impl Call {
     }
 
     async fn on_digit(&mut self, d: char) {
-        tracing::info!(digit = %d, "DTMF");
-        self.ctx.shared.store.call_dtmf(&self.ctx.id, d);
+        // Keys typed for a sensitive slot, or while a person has the call (a card number
+        // for an agent's payment line), are neither logged nor stored: `x` stands in.
+        let bridged = self.agent.as_ref().is_some_and(|a| a.bridged);
+        let secret = bridged || self.talk.as_ref().is_some_and(|t| t.sensitive_input());
+        if secret {
+            tracing::info!("DTMF (not logged: sensitive or with a person)");
+            self.ctx.shared.store.call_dtmf(&self.ctx.id, 'x');
+        } else {
+            tracing::info!(digit = %d, "DTMF");
+            self.ctx.shared.store.call_dtmf(&self.ctx.id, d);
+        }
         if let Some(a) = self.agent.as_ref().filter(|a| a.bridged) {
             // A person has the call: the caller's keys are theirs (IVRs, card numbers).
             let _ = a.media.cmd.send(MediaCmd::SendDigit(d)).await;

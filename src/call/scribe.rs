@@ -136,7 +136,7 @@ fn store_turn(store: &Store, call_id: &str, s: Scribed) {
     if t.text.trim().is_empty() {
         return tracing::debug!(seq = s.seq, speaker = s.speaker, "bridged turn: no speech");
     }
-    tracing::info!(seq = s.seq, speaker = s.speaker, text = %t.text, confidence = t.confidence, "bridged turn");
+    tracing::info!(seq = s.seq, speaker = s.speaker, text = %crate::privacy::loggable(&t.text), confidence = t.confidence, "bridged turn");
     store.turn(TurnRow {
         call_id: call_id.to_string(),
         seq: s.seq,

@@ -424,16 +424,22 @@ impl Talk {
             self.dialog.set_language(&self.language);
         }
         let u = &analysis.understanding;
-        tracing::info!(seq, text = %t.text, confidence = t.confidence, no_speech = t.no_speech,
+        // Said for a sensitive slot (a card number, a PIN): neither logged nor stored.
+        let text = if self.dialog.collecting_sensitive() {
+            crate::dialog::SENSITIVE.to_string()
+        } else {
+            crate::privacy::redact(&t.text).into_owned()
+        };
+        tracing::info!(seq, text = %crate::privacy::loggable(&text), confidence = t.confidence, no_speech = t.no_speech,
             stt_ms = ms(t.elapsed), passes = t.passes, audio_ctx = t.audio_ctx, threads = t.threads,
             intent = %u.intent, intent_p = u.intent_confidence, emotion = %u.emotion, anger = u.anger,
             arousal = u.prosody.map(|p| p.arousal).unwrap_or(0.0), nlu_ms = ms(u.elapsed), "caller said");
-        tracing::debug!(seq, prosody = ?u.prosody, baseline = ?self.baseline, "caller's voice");
+        tracing::debug!(seq, %text, prosody = ?u.prosody, baseline = ?self.baseline, "caller's voice");
         self.store.turn(TurnRow {
             call_id: self.call_id.clone(),
             seq,
             speaker: "caller",
-            text: t.text.clone(),
+            text,
             language: Some(t.language.clone()).filter(|l| !l.is_empty()),
             start_ms: Some(ms(utt.start)),
             end_ms: Some(ms(utt.end)),
@@ -462,6 +468,11 @@ impl Talk {
         self.speak(seq, reply, &utt, stt_done, media);
     }
 
+    /// Whether the caller's keys and words now are for a sensitive slot.
+    pub fn sensitive_input(&self) -> bool {
+        self.dialog.collecting_sensitive()
+    }
+
     /// A keypad press while the bot has the call: true when the dialog used it.
     pub fn on_dtmf(&mut self, digit: char, media: &MediaTx) -> bool {
         let at = self.answered.elapsed();
@@ -475,7 +486,8 @@ impl Talk {
     /// Stores what the dialog decided (turn, escalation, ticket) and starts saying it.
     fn speak(&mut self, seq: u32, reply: Reply, utt: &UttMeta, stt_done: Instant, media: &MediaTx) {
         let policy_done = Instant::now();
-        tracing::info!(seq, kind = %reply.kind, text = %reply.text, hang_up = reply.hang_up, "bot replies");
+        tracing::info!(seq, kind = %reply.kind, text = %crate::privacy::loggable(&reply.text), hang_up = reply.hang_up, "bot replies");
+        tracing::debug!(seq, text = %crate::privacy::redact(&reply.text), "bot reply text");
         self.store.turn(TurnRow {
             call_id: self.call_id.clone(),
             seq,
@@ -487,7 +499,7 @@ impl Talk {
             ..Default::default()
         });
         if let Some(e) = &reply.escalation {
-            tracing::info!(trigger = e.trigger.as_str(), summary = %e.handoff.line(), "escalating to a person");
+            tracing::info!(trigger = e.trigger.as_str(), summary = %crate::privacy::loggable(&e.handoff.line()), "escalating to a person");
             self.store.escalation(&self.call_id, e, "pending");
             // Routing starts at once (the agent's phone rings while the line is said).
             self.handover = Some(e.clone());

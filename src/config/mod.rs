@@ -20,10 +20,14 @@ pub enum ConfigError {
 
 mod dialog;
 mod limits;
+mod privacy;
 mod routing;
+mod trunks;
 pub use dialog::{DialogConfig, LlmConfig, NluConfig};
 pub use limits::LimitsConfig;
+pub use privacy::{PatternConfig, PrivacyConfig};
 pub use routing::{FeatureCode, FeatureCodes, QueueDef, RoutingConfig};
+pub use trunks::{TrunkConfig, Trunks};
 
 /// `[api]`: the HTTP API for the console and scripts.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,6 +40,9 @@ pub struct ApiConfig {
     pub port: u16,
     /// When set, requests need `Authorization: Bearer <token>`.
     pub token: String,
+    /// Host names (in the Host header) the API answers to besides localhost, 127.0.0.1,
+    /// ::1 and `bind`: the name a proxy in front uses. Others get 421 (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -45,6 +52,7 @@ impl Default for ApiConfig {
             bind: "127.0.0.1".into(),
             port: 8080,
             token: String::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -73,6 +81,8 @@ pub struct Config {
     pub llm: LlmConfig,
     pub routing: RoutingConfig,
     pub limits: LimitsConfig,
+    pub privacy: PrivacyConfig,
+    pub trunks: Vec<TrunkConfig>,
     pub agents: Vec<AgentAccount>,
     /// Set when the agent list is the built-in demo one.
     #[serde(skip)]
@@ -85,8 +95,13 @@ pub struct SipConfig {
     /// Address the SIP listeners bind to.
     pub bind: String,
     pub port: u16,
-    /// Any of "udp", "tcp".
+    /// Any of "udp", "tcp", "tls" (TLS needs `tls_cert` and `tls_key`).
     pub transports: Vec<String>,
+    /// SIP over TLS (`sips:`, RFC 3261 §26.2): its port and the PEM files of the server's
+    /// certificate chain and private key.
+    pub tls_port: u16,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Address put in Contact and SDP; defaults to `bind` (required when `bind` is 0.0.0.0).
     pub public_address: Option<String>,
     /// Digest realm.
@@ -94,6 +109,10 @@ pub struct SipConfig {
     pub user_agent: String,
     /// Milliseconds of ringing (180) before the bot answers.
     pub ring_ms: u64,
+    /// Who may place calls: "anyone", or "trunks" (sources in `[[trunks]]`, and agents who
+    /// authenticate with their credentials; anyone else gets 401/403). Unset: "anyone"
+    /// while `bind` is a loopback address, "trunks" otherwise.
+    pub accept_calls_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -120,6 +139,9 @@ pub struct MediaConfig {
     /// nor heard from yet (a third party's address: reflection); then sending pauses
     /// until RTP arrives from it.
     pub unverified_send_ms: u64,
+    /// Media encryption (SRTP, keys by SDES) for callers' legs, unless their trunk says
+    /// otherwise: "off", "optional" (when the caller offers it) or "required".
+    pub srtp: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -305,6 +327,11 @@ pub struct AgentAccount {
     /// A supervisor with no skills is never offered calls.
     #[serde(default)]
     pub supervisor: bool,
+    /// Media encryption of calls to this agent's phone: "off", "optional" (offered with
+    /// `a=crypto` in RTP/AVP, taken if the phone answers with a key) or "required" (RTP/SAVP).
+    /// Unset: `media.srtp`.
+    #[serde(default)]
+    pub srtp: Option<String>,
 }
 
 impl Default for SipConfig {
@@ -313,10 +340,14 @@ impl Default for SipConfig {
             bind: "127.0.0.1".into(),
             port: 5060,
             transports: vec!["udp".into(), "tcp".into()],
+            tls_port: 5061,
+            tls_cert: None,
+            tls_key: None,
             public_address: None,
             realm: "voxdesk".into(),
             user_agent: format!("voxdesk/{}", env!("CARGO_PKG_VERSION")),
             ring_ms: 200,
+            accept_calls_from: None,
         }
     }
 }
@@ -333,6 +364,7 @@ impl Default for MediaConfig {
             codecs: vec!["PCMU".into(), "PCMA".into()],
             rtp_source: "strict".into(),
             unverified_send_ms: 1000,
+            srtp: "optional".into(),
         }
     }
 }
@@ -385,6 +417,8 @@ impl Default for Config {
             llm: LlmConfig::default(),
             routing: RoutingConfig::default(),
             limits: LimitsConfig::default(),
+            privacy: PrivacyConfig::default(),
+            trunks: Vec::new(),
             agents: demo_agents(),
             demo_agents: true,
         }
@@ -407,6 +441,7 @@ pub fn demo_agents() -> Vec<AgentAccount> {
             skills: skills.clone(),
             languages: vec!["en".into(), "zh".into()],
             supervisor: false,
+            srtp: None,
         })
         .collect();
     accounts.push(AgentAccount {
@@ -417,6 +452,7 @@ pub fn demo_agents() -> Vec<AgentAccount> {
         skills: Vec::new(),
         languages: Vec::new(),
         supervisor: true,
+        srtp: None,
     });
     accounts
 }
@@ -501,11 +537,25 @@ impl Config {
             ));
         }
         for t in &self.sip.transports {
-            if t != "udp" && t != "tcp" {
+            if t != "udp" && t != "tcp" && t != "tls" {
                 return Err(invalid(
                     "sip.transports",
-                    format!("unsupported transport {t:?} (supported: \"udp\", \"tcp\")"),
+                    format!("unsupported transport {t:?} (supported: \"udp\", \"tcp\", \"tls\")"),
                 ));
+            }
+        }
+        if self.sip.transports.iter().any(|t| t == "tls") {
+            for (key, p) in [
+                ("sip.tls_cert", &self.sip.tls_cert),
+                ("sip.tls_key", &self.sip.tls_key),
+            ] {
+                match p {
+                    None => return Err(invalid(key, "required when sip.transports has \"tls\"")),
+                    Some(p) if !p.is_file() => {
+                        return Err(invalid(key, format!("file {} not found", p.display())))
+                    }
+                    _ => {}
+                }
             }
         }
         if bind.is_unspecified() && self.sip.public_address.is_none() {
@@ -552,6 +602,29 @@ impl Config {
                 return Err(invalid(
                     "media.codecs",
                     format!("unsupported codec {c:?} (supported: \"PCMU\", \"PCMA\")"),
+                ));
+            }
+        }
+        let srtp_ok = |v: &str| voxdesk_sip::sdes::SrtpPolicy::parse(v).is_some();
+        if !srtp_ok(&m.srtp) {
+            return Err(invalid(
+                "media.srtp",
+                format!("{:?}: use \"off\", \"optional\" or \"required\"", m.srtp),
+            ));
+        }
+        for (i, a) in self.agents.iter().enumerate() {
+            if a.srtp.as_deref().is_some_and(|v| !srtp_ok(v)) {
+                return Err(invalid(
+                    &format!("agents[{i}].srtp"),
+                    "use \"off\", \"optional\" or \"required\"",
+                ));
+            }
+        }
+        for (i, t) in self.trunks.iter().enumerate() {
+            if t.srtp.as_deref().is_some_and(|v| !srtp_ok(v)) {
+                return Err(invalid(
+                    &format!("trunks[{i}].srtp"),
+                    "use \"off\", \"optional\" or \"required\"",
                 ));
             }
         }
@@ -706,11 +779,18 @@ impl Config {
                 format!("{:?} is not an IP address", self.api.bind),
             )
         })?;
-        if self.api.enabled && !api_ip.is_loopback() && self.api.token.is_empty() {
-            return Err(invalid(
-                "api.token",
-                "the HTTP API is bound to a non-loopback address: set a token (and put TLS in front)",
-            ));
+        // A non-loopback API with neither users nor api.token refuses every request (see
+        // api::auth); `serve` warns about it at start.
+        let _ = api_ip;
+        Trunks::parse(&self.trunks)?;
+        self.privacy.validate()?;
+        if let Some(a) = &self.sip.accept_calls_from {
+            if a != "anyone" && a != "trunks" {
+                return Err(invalid(
+                    "sip.accept_calls_from",
+                    format!("{a:?}: use \"anyone\" or \"trunks\""),
+                ));
+            }
         }
         if self.demo_agents && !bind.is_loopback() {
             return Err(invalid(
@@ -719,6 +799,30 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Whether calls from any source are taken (see `sip.accept_calls_from`).
+    pub fn calls_from_anyone(&self) -> bool {
+        match self.sip.accept_calls_from.as_deref() {
+            Some("anyone") => true,
+            Some(_) => false,
+            None => self
+                .sip
+                .bind
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()),
+        }
+    }
+
+    /// The media encryption policy for a leg to `agent`'s phone.
+    pub fn agent_srtp(&self, agent: &str) -> voxdesk_sip::sdes::SrtpPolicy {
+        let v = self
+            .agents
+            .iter()
+            .find(|a| a.username == agent)
+            .and_then(|a| a.srtp.as_deref())
+            .unwrap_or(&self.media.srtp);
+        voxdesk_sip::sdes::SrtpPolicy::parse(v).unwrap_or_default()
     }
 
     /// The address we advertise in Contact and SDP.

@@ -17,6 +17,11 @@ pub struct SlotConfig {
     pub ask_en: String,
     #[serde(default)]
     pub ask_zh: String,
+    /// A card number, a PIN...: what is keyed or said for it is never logged or stored in
+    /// clear (the call's DTMF column gets `x`, the ticket the value masked to its last four
+    /// characters, and a read-back in the confirmation only those last four).
+    #[serde(default)]
+    pub sensitive: bool,
 }
 
 fn text_kind() -> String {
@@ -61,6 +66,7 @@ pub fn default_flows() -> Vec<FlowConfig> {
                 name: "address".into(),
                 kind: "text".into(),
                 min_digits: 0,
+                sensitive: false,
                 ask_en: "I can log a fault report for you. What is the address where the service is not working?".into(),
                 ask_zh: "我可以为您登记故障。请问出现故障的地址是哪里？".into(),
             },
@@ -68,6 +74,7 @@ pub fn default_flows() -> Vec<FlowConfig> {
                 name: "contact_number".into(),
                 kind: "digits".into(),
                 min_digits: 6,
+                sensitive: false,
                 ask_en: "What number can our engineer call you on? You can say it, or key it in and press hash.".into(),
                 ask_zh: "工程师可以拨打哪个号码联系您？您可以直接说，或者按键输入后按井号键。".into(),
             },
@@ -211,10 +218,43 @@ impl FlowState {
         }
     }
 
-    /// `text` with {slot} placeholders replaced (digits read one by one).
+    /// Whether what the caller keys or says now is for a sensitive slot.
+    pub fn collecting_sensitive(&self) -> bool {
+        !self.confirming && self.cfg.slots.get(self.slot).is_some_and(|s| s.sensitive)
+    }
+
+    fn is_sensitive(&self, name: &str) -> bool {
+        self.cfg.slots.iter().any(|s| s.name == name && s.sensitive)
+    }
+
+    /// The values as they may be kept: sensitive ones masked to their last four characters.
+    fn kept_values(&self) -> Vec<(String, String)> {
+        self.values
+            .iter()
+            .map(|(k, v)| {
+                let v = if self.is_sensitive(k) {
+                    crate::privacy::redact::mask_digits(v, 4)
+                } else {
+                    v.clone()
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+
+    /// `text` with {slot} placeholders replaced (digits read one by one; a sensitive slot's
+    /// last four only).
     pub fn fill(&self, text: &str) -> String {
         let mut s = text.to_string();
         for (k, v) in &self.values {
+            let tail: String;
+            let v = if self.is_sensitive(k) {
+                let n = v.chars().count();
+                tail = v.chars().skip(n.saturating_sub(4)).collect();
+                &tail
+            } else {
+                v
+            };
             let is_digits = !v.is_empty() && v.chars().all(|c| c.is_ascii_digit());
             let spoken = if is_digits {
                 v.chars().map(String::from).collect::<Vec<_>>().join(" ")
@@ -251,7 +291,7 @@ impl FlowState {
         if yes {
             return FlowStep::Done {
                 text: self.fill(pick(&self.lang, &self.cfg.done_en, &self.cfg.done_zh)),
-                values: self.values.clone(),
+                values: self.kept_values(),
             };
         }
         // Start over once; a second "no" ends the flow.

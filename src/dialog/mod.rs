@@ -141,6 +141,9 @@ pub struct TicketRequest {
     pub details: serde_json::Value,
 }
 
+/// Stands in for what a caller said for a sensitive slot, wherever it would be kept.
+pub const SENSITIVE: &str = "[sensitive]";
+
 /// What to do after a turn (or a key, or a tick).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reply {
@@ -282,8 +285,18 @@ impl Dialog {
             trigger: trigger.as_str().into(),
             reason: trigger.describe().into(),
             intent: self.last_intent.clone(),
-            asked: self.turns.iter().map(|t| t.caller.clone()).collect(),
-            answered: self.turns.iter().map(|t| t.bot.clone()).collect(),
+            // Redacted here, once: the summary goes into the database, the SIP headers of
+            // the agent's INVITE and the spoken whisper.
+            asked: self
+                .turns
+                .iter()
+                .map(|t| crate::privacy::redact(&t.caller).into_owned())
+                .collect(),
+            answered: self
+                .turns
+                .iter()
+                .map(|t| crate::privacy::redact(&t.bot).into_owned())
+                .collect(),
             emotions: self.turns.iter().map(|t| t.emotion.clone()).collect(),
             anger: self.turns.iter().map(|t| t.anger).collect(),
             after_secs: at.as_secs(),
@@ -444,8 +457,14 @@ impl Dialog {
         if self.ended {
             return Reply::default();
         }
+        // What is said for a sensitive slot (a card number, a PIN) is not kept.
+        let kept = if self.collecting_sensitive() {
+            SENSITIVE.to_string()
+        } else {
+            text.to_string()
+        };
         self.turns.push(TurnLog {
-            caller: text.to_string(),
+            caller: kept,
             bot: String::new(),
             emotion: u.emotion.clone(),
             anger: u.anger,
@@ -669,6 +688,11 @@ impl Dialog {
             FlowStep::Cancelled(t) => self.say(t, &kind),
             FlowStep::Failed => self.escalate(Trigger::FlowFailed, at, ""),
         }
+    }
+
+    /// Whether what the caller says or keys now is for a sensitive flow slot.
+    pub fn collecting_sensitive(&self) -> bool {
+        self.flow.as_ref().is_some_and(|f| f.collecting_sensitive())
     }
 
     /// A keypad press. None: nothing to say.

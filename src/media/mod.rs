@@ -11,4 +11,5 @@ pub mod rtcp;
 pub mod rtp;
 pub mod session;
 pub mod source;
+pub mod srtp;
 pub mod wav;

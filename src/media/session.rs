@@ -14,6 +14,7 @@ use super::ports::PortLease;
 use super::rtcp::{self, RecvStats};
 use super::rtp::{self, RtpPacket};
 use super::source::{SourceGuard, SourcePolicy};
+use super::srtp::SrtpSession;
 use super::wav::Recorder;
 use crate::speech::turn::{EndReason, TurnConfig, TurnDetector, TurnEvent};
 use crate::speech::vad::{Vad, VadChoice};
@@ -44,6 +45,8 @@ pub struct StreamParams {
     pub recv: bool,
     /// The remote's packetisation in ms (for the jitter buffer).
     pub remote_ptime_ms: u32,
+    /// SRTP keys (SDES) when the leg's media is encrypted.
+    pub srtp: Option<voxdesk_sip::sdes::SrtpKeys>,
 }
 
 impl StreamParams {
@@ -57,6 +60,7 @@ impl StreamParams {
             send: false,
             recv: true,
             remote_ptime_ms: 20,
+            srtp: None,
         }
     }
 }
@@ -184,6 +188,8 @@ pub(super) struct Session {
     packets_in: u64,
     /// Media only from the negotiated peer (and a bounded burst to an unproven address).
     source: SourceGuard,
+    /// Encryption, when the leg negotiated SRTP.
+    srtp: Option<SrtpSession>,
     rx_source: Option<SocketAddr>,
     /// Where the RTP socket is connected: the latched source while it is live. A connected
     /// socket sends without a route lookup per packet (about 8 % of a relay's system-call
@@ -254,6 +260,7 @@ impl Session {
                 .map(|a| SocketAddr::new(a.ip(), a.port() + 1)),
             jitter: JitterBuffer::new(frame_ts, depth, depth * 4 + 10),
             source: SourceGuard::new(s.source, s.params.remote),
+            srtp: srtp_session(s.params.srtp.as_ref()),
             params: s.params,
             events,
             rx_fifo: VecDeque::with_capacity(FRAME * 4),
@@ -344,6 +351,9 @@ impl Session {
                     self.last_rx = Instant::now();
                     self.timed_out = false;
                 }
+                if p.srtp != self.params.srtp {
+                    self.srtp = srtp_session(p.srtp.as_ref());
+                }
                 self.params = p;
             }
             MediaCmd::BridgeOut(to, tx) => {
@@ -418,6 +428,23 @@ impl Session {
             }
             return;
         }
+        let plain;
+        let b = match self.srtp.as_mut() {
+            Some(s) => match s.unprotect_rtp(b) {
+                Some(p) => {
+                    plain = p;
+                    &plain[..]
+                }
+                None => {
+                    if s.rejected == 1 || s.rejected.is_multiple_of(1000) {
+                        tracing::warn!(%from, total = s.rejected, "SRTP packet failed authentication (or a replay); dropped");
+                    }
+                    return;
+                }
+            },
+            None if self.params.srtp.is_some() => return,
+            None => b,
+        };
         let Ok(p) = RtpPacket::parse(b) else {
             tracing::debug!(%from, len = b.len(), "ignored a non-RTP datagram");
             return;
@@ -474,6 +501,17 @@ impl Session {
         if !self.source.belongs(from) {
             return;
         }
+        let plain;
+        let b = match self.srtp.as_mut() {
+            Some(s) => match s.unprotect_rtcp(b) {
+                Some(p) => {
+                    plain = p;
+                    &plain[..]
+                }
+                None => return,
+            },
+            None => b,
+        };
         match rtcp::parse(b) {
             Some(info) => {
                 if let Some((ssrc, mid)) = info.sender_report {
@@ -759,10 +797,25 @@ impl Session {
                         &enc,
                     );
                 }
-                let sent = if self.connected == Some(remote) {
-                    self.rtp.send(&self.buf_out)
+                let sealed;
+                let wire: &[u8] = match self.srtp.as_mut() {
+                    Some(s) => match s.protect_rtp(&self.buf_out) {
+                        Some(p) => {
+                            sealed = p;
+                            &sealed
+                        }
+                        None => &[],
+                    },
+                    // Keys negotiated but no cipher: never fall back to plain RTP.
+                    None if self.params.srtp.is_some() => &[],
+                    None => &self.buf_out,
+                };
+                let sent = if wire.is_empty() {
+                    Err(std::io::Error::other("SRTP"))
+                } else if self.connected == Some(remote) {
+                    self.rtp.send(wire)
                 } else {
-                    self.rtp.send_to(&self.buf_out, remote)
+                    self.rtp.send_to(wire, remote)
                 };
                 if sent.is_ok() {
                     self.sent_packets = self.sent_packets.wrapping_add(1);
@@ -808,7 +861,31 @@ impl Session {
             block,
             &self.cname,
         );
-        let _ = self.rtcp.send_to(&sr, to);
+        match self.srtp.as_mut() {
+            Some(s) => {
+                if let Some(p) = s.protect_rtcp(&sr) {
+                    let _ = self.rtcp.send_to(&p, to);
+                }
+            }
+            None => {
+                let _ = self.rtcp.send_to(&sr, to);
+            }
+        }
+    }
+}
+
+/// The SRTP state for a leg's keys (None: plain RTP, or keys the cipher refuses).
+fn srtp_session(keys: Option<&voxdesk_sip::sdes::SrtpKeys>) -> Option<SrtpSession> {
+    let keys = keys?;
+    match SrtpSession::new(keys) {
+        Ok(s) => {
+            tracing::info!(suite = keys.suite.name(), "media encrypted (SRTP)");
+            Some(s)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up SRTP for this leg");
+            None
+        }
     }
 }
 

@@ -112,9 +112,15 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// Creates the WAV readable by this user alone (0600, in a 0700 folder): a recording
+    /// is a caller's personal data.
     pub fn create(path: &Path) -> Result<Recorder, WavError> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir);
         }
         let spec = hound::WavSpec {
             channels: 2,
@@ -122,10 +128,18 @@ impl Recorder {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let writer = hound::WavWriter::create(path, spec).map_err(|source| WavError::Write {
+        let err = |source| WavError::Write {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| err(hound::Error::IoError(e)))?;
+        let writer = hound::WavWriter::new(std::io::BufWriter::new(file), spec).map_err(err)?;
         Ok(Recorder {
             writer: Some(writer),
             path: path.to_path_buf(),

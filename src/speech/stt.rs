@@ -29,8 +29,9 @@ pub enum SttError {
     Inference(String),
     #[error("transcription no longer needed")]
     Stopped,
-    #[error("early transcript looped ({0:?}); the turn's own transcript decodes it again")]
-    Looped(String),
+    /// The transcript's length in characters (never its text: it may hold a caller's data).
+    #[error("early transcript looped ({0} chars); the turn's own transcript decodes it again")]
+    Looped(usize),
 }
 
 /// What the recogniser heard in one utterance.
@@ -436,7 +437,7 @@ impl WhisperStt {
             // ends here, its own transcript decodes the audio again, with the retries.
             if stop.is_some() && (looks_looped(&t.text) || t.tokens >= budget) {
                 RETRIED.fetch_add(1, Ordering::Relaxed);
-                return Err(SttError::Looped(t.text));
+                return Err(SttError::Looped(t.text.chars().count()));
             }
             // A looping decode is retried with a wider window (+256 frames), then the full
             // 30 s one.
@@ -447,7 +448,13 @@ impl WhisperStt {
                 } else {
                     FULL_CTX
                 };
-                tracing::info!(text = %t.text, ctx = t.audio_ctx, tokens = t.tokens, budget, retry_ctx = next, "transcript looks looped: decoding again with a wider window");
+                tracing::info!(
+                    ctx = t.audio_ctx,
+                    tokens = t.tokens,
+                    budget,
+                    retry_ctx = next,
+                    "transcript looks looped: decoding again with a wider window"
+                );
                 RETRIED.fetch_add(1, Ordering::Relaxed);
                 let (spent, passes) = (t.elapsed, t.passes);
                 t = self.decode(&mut state, pcm16k, language, threads, next, stop)?;
@@ -458,7 +465,10 @@ impl WhisperStt {
             // (seen with synthetic Mandarin: "三 四 四 四 四 ..."). Better "not understood"
             // than nonsense.
             if looks_looped(&t.text) {
-                tracing::info!(text = %t.text, "transcript still looped with the full window: dropped");
+                tracing::info!(
+                    chars = t.text.chars().count(),
+                    "transcript still looped with the full window: dropped"
+                );
                 NO_SPEECH.fetch_add(1, Ordering::Relaxed);
                 t.text.clear();
                 t.segments.clear();

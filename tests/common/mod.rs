@@ -119,15 +119,7 @@ impl Server {
         };
         let cfg_path = dir.path().join("voxdesk.toml");
         std::fs::write(&cfg_path, cfg).unwrap();
-        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_voxdesk"))
-            .args(["serve", "--config"])
-            .arg(&cfg_path)
-            .args(["--log", "debug"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start voxdesk");
+        let child = spawn_server(dir.path(), "server.log");
         let s = Server {
             port,
             rtp: (base, base + 398),
@@ -136,6 +128,21 @@ impl Server {
         };
         s.wait_ready();
         s
+    }
+
+    /// Kills the process with SIGKILL (no shutdown at all), as a crash or the OOM killer
+    /// would, and waits for it to be gone.
+    pub fn kill9(&mut self) {
+        let mut c = self.child.take().expect("running");
+        unsafe_kill(c.id(), 9);
+        let _ = c.wait();
+    }
+
+    /// Starts the server again on the same config and data (its log in `log_name`).
+    pub fn restart(&mut self, log_name: &str) {
+        assert!(self.child.is_none(), "stop it first");
+        self.child = Some(spawn_server(self.dir.path(), log_name));
+        self.wait_ready();
     }
 
     fn wait_ready(&self) {
@@ -263,6 +270,19 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Runs `voxdesk serve` on `dir/voxdesk.toml`, logging to `dir/log_name`.
+fn spawn_server(dir: &Path, log_name: &str) -> Child {
+    let log = std::fs::File::create(dir.join(log_name)).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_voxdesk"))
+        .args(["serve", "--config"])
+        .arg(dir.join("voxdesk.toml"))
+        .args(["--log", "debug"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start voxdesk")
 }
 
 fn unsafe_kill(pid: u32, sig: i32) {

@@ -34,6 +34,30 @@ impl Softphone {
         auto_answer: bool,
         pad_secs: u32,
     ) -> Softphone {
+        Softphone::launch(server, user, password, voice, auto_answer, pad_secs, None)
+    }
+
+    /// An auto-answering softphone registered over TLS (trusting `secure.ca`) whose media is
+    /// encrypted as `secure.mediaenc` says ("srtp", "srtp-mand").
+    pub fn start_secure(
+        server: &Server,
+        user: &str,
+        password: &str,
+        voice: &Path,
+        secure: &Secure,
+    ) -> Softphone {
+        Softphone::launch(server, user, password, voice, true, 40, Some(secure))
+    }
+
+    fn launch(
+        server: &Server,
+        user: &str,
+        password: &str,
+        voice: &Path,
+        auto_answer: bool,
+        pad_secs: u32,
+        secure: Option<&Secure>,
+    ) -> Softphone {
         require("baresip");
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("cfg");
@@ -58,9 +82,24 @@ impl Softphone {
         let ctrl_port = free_port();
         let rtp = free_media_port();
         let mode = if auto_answer { "auto" } else { "manual" };
+        let (uri, extra, tls_cfg) = match secure {
+            Some(s) => (
+                format!("<sip:{user}@127.0.0.1:{};transport=tls>", s.tls_port),
+                format!(";mediaenc={}", s.mediaenc),
+                format!(
+                    "sip_cafile {}\nsip_trans_def tls\nmodule srtp.so\n",
+                    s.ca.display()
+                ),
+            ),
+            None => (
+                format!("<sip:{user}@127.0.0.1:{}>", server.port),
+                String::new(),
+                String::new(),
+            ),
+        };
         std::fs::write(
             cfg.join("accounts"),
-            format!("<sip:{user}@127.0.0.1:{}>;auth_user={user};auth_pass={password};answermode={mode};regint=60;audio_codecs=PCMU/8000/1,PCMA/8000/1\n", server.port),
+            format!("{uri};auth_user={user};auth_pass={password};answermode={mode};regint=60;audio_codecs=PCMU/8000/1,PCMA/8000/1{extra}\n"),
         )
         .unwrap();
         std::fs::write(
@@ -68,7 +107,7 @@ impl Softphone {
             format!(
                 "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\naudio_player aufile,{heard}\naudio_alert aufile,/dev/null\n\
 audio_source aufile,{voice}\nrtp_ports {rtp}-{}\nsnd_path {rec}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n\
-module sndfile.so\nmodule_app account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n",
+module sndfile.so\nmodule_app account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n{tls_cfg}",
                 rtp + 20,
                 heard = dir.path().join("heard.wav").display(),
                 voice = padded.display(),
@@ -139,6 +178,14 @@ module sndfile.so\nmodule_app account.so\nmodule_app menu.so\nmodule_app ctrl_tc
             .map(|e| e.unwrap().path())
             .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
     }
+}
+
+/// How a softphone reaches voxdesk securely.
+pub struct Secure {
+    pub tls_port: u16,
+    /// The certificate voxdesk presents (self-signed by the test), trusted by the phone.
+    pub ca: PathBuf,
+    pub mediaenc: &'static str,
 }
 
 impl Softphone {
