@@ -579,37 +579,9 @@ fn a_knowledge_base_question_a_follow_up_then_a_person() {
 }
 
 /// `pinyin` (tone numbers) spoken by espeak-ng's Mandarin voice (no package registry
-/// carries recorded Mandarin speech), as raw 8 kHz mu-law for sipp followed by `gap_s` of
-/// silence; returns the path relative to sipp's working folder.
+/// carries recorded Mandarin speech), for sipp.
 fn mandarin(server: &Server, name: &str, pinyin: &str, gap_s: f32) -> String {
-    require("espeak-ng");
-    let wav = server.dir.path().join(format!("{name}.wav"));
-    let ok = std::process::Command::new("espeak-ng")
-        .args(["-v", "cmn-latn-pinyin", "-s", "120", "-w"])
-        .arg(&wav)
-        .arg(pinyin)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "espeak-ng failed");
-    let mut r = hound::WavReader::open(&wav).unwrap();
-    let rate = r.spec().sample_rate;
-    let x: Vec<f32> = r
-        .samples::<i16>()
-        .map(|s| s.unwrap() as f32 / 32768.0)
-        .collect();
-    let y = voxdesk::media::wav::resample(&x, rate, 8000).unwrap();
-    let mut ul: Vec<u8> = y
-        .iter()
-        .map(|&v| {
-            voxdesk::media::g711::linear_to_ulaw((v * 32767.0).clamp(-32768.0, 32767.0) as i16)
-        })
-        .collect();
-    ul.extend(std::iter::repeat_n(0xffu8, (gap_s * 8000.0) as usize));
-    let said = server.dir.path().join(format!("{name}.ul"));
-    std::fs::write(&said, ul).unwrap();
-    let up = "../".repeat(fixtures().components().count() - 1);
-    format!("{up}{}", said.display().to_string().trim_start_matches('/'))
+    espeak(server, name, "cmn-latn-pinyin", 120, pinyin, gap_s)
 }
 
 #[test]

@@ -7,39 +7,6 @@ mod common;
 use common::*;
 use std::path::Path;
 
-/// `text` spoken by espeak-ng (English), as raw 8 kHz mu-law for sipp followed by `gap_s`
-/// of silence; returns the path relative to sipp's working folder.
-fn espeak(server: &Server, name: &str, text: &str, gap_s: f32) -> String {
-    require("espeak-ng");
-    let wav = server.dir.path().join(format!("{name}.wav"));
-    let ok = std::process::Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "espeak-ng failed");
-    let mut r = hound::WavReader::open(&wav).unwrap();
-    let rate = r.spec().sample_rate;
-    let x: Vec<f32> = r
-        .samples::<i16>()
-        .map(|s| s.unwrap() as f32 / 32768.0)
-        .collect();
-    let y = voxdesk::media::wav::resample(&x, rate, 8000).unwrap();
-    let mut ul: Vec<u8> = y
-        .iter()
-        .map(|&v| {
-            voxdesk::media::g711::linear_to_ulaw((v * 32767.0).clamp(-32768.0, 32767.0) as i16)
-        })
-        .collect();
-    ul.extend(std::iter::repeat_n(0xffu8, (gap_s * 8000.0) as usize));
-    let said = server.dir.path().join(format!("{name}.ul"));
-    std::fs::write(&said, ul).unwrap();
-    let up = "../".repeat(fixtures().components().count() - 1);
-    format!("{up}{}", said.display().to_string().trim_start_matches('/'))
-}
-
 /// Whether `text` still holds any part of the caller's numbers (digits, or the same digits
 /// as words). espeak-ng says them digit by digit; Whisper writes them back as digits.
 fn leaks(text: &str) -> Option<String> {
@@ -76,12 +43,16 @@ fn numbers_said_on_a_call_are_redacted_everywhere() {
     let first = espeak(
         &server,
         "card",
+        "en-us",
+        130,
         "My card number is 4 5 2 3, 0 1 7 8, 5 9 1 6, 4 3 2 3. And my phone number is 4 1 5, 6 2 7, 0 1 8 9.",
         1.0,
     );
     let second = espeak(
         &server,
         "person",
+        "en-us",
+        150,
         "I want to talk to a real person, please.",
         0.5,
     );

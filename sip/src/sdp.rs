@@ -408,6 +408,27 @@ pub struct Negotiated {
     pub srtp: Option<SrtpKeys>,
 }
 
+/// The RFC 4733 telephone-event payload type of a section (8 kHz), from its rtpmaps.
+fn telephone_event(
+    m: &Media,
+    maps: &std::collections::HashMap<&str, (&str, u32, u8)>,
+) -> Option<u8> {
+    m.formats
+        .iter()
+        .find_map(|pt| match maps.get(pt.as_str()).copied() {
+            Some((n, 8000, _)) if n.eq_ignore_ascii_case("telephone-event") => pt.parse().ok(),
+            _ => None,
+        })
+}
+
+/// A section's first `a=crypto` line we implement (RFC 4568: in order of preference).
+fn first_crypto(m: &Media) -> Option<Crypto> {
+    m.attributes
+        .iter()
+        .filter(|(n, _)| n == "crypto")
+        .find_map(|(_, v)| v.as_deref().and_then(Crypto::parse))
+}
+
 /// Answers an offer (RFC 3264 §6): picks the first offered codec we support, mirrors the
 /// direction, rejects every other stream with port 0.
 pub fn answer(
@@ -423,10 +444,7 @@ pub fn answer(
         let crypto = if local.srtp == SrtpPolicy::Off {
             None
         } else {
-            m.attributes
-                .iter()
-                .filter(|(n, _)| n == "crypto")
-                .find_map(|(_, v)| v.as_deref().and_then(Crypto::parse))
+            first_crypto(m)
         };
         // Refused: SRTP when it is off, SAVP without a key we can use, plain when required.
         let encryption_ok = !matches!(
@@ -466,15 +484,7 @@ pub fn answer(
             });
             continue;
         };
-        let dtmf_pt = m
-            .formats
-            .iter()
-            .find_map(|pt| match maps.get(pt.as_str()).copied() {
-                Some((n, 8000, _)) if n.eq_ignore_ascii_case("telephone-event") => {
-                    pt.parse::<u8>().ok()
-                }
-                _ => None,
-            });
+        let dtmf_pt = telephone_event(m, &maps);
         let ptime_ms = m
             .attr("ptime")
             .flatten()
@@ -638,26 +648,13 @@ pub fn accept_answer(ans: &SessionDescription, local: &LocalMedia) -> Result<Neg
         .filter_map(|pt| Codec::from_offer(maps.get(pt.as_str()).copied(), pt))
         .find(|c| local.codecs.contains(c))
         .ok_or(SdpError::NoCommonCodec)?;
-    let dtmf_pt = m
-        .formats
-        .iter()
-        .find_map(|pt| match maps.get(pt.as_str()).copied() {
-            Some((n, 8000, _)) if n.eq_ignore_ascii_case("telephone-event") => {
-                pt.parse::<u8>().ok()
-            }
-            _ => None,
-        });
+    let dtmf_pt = telephone_event(m, &maps);
     let conn = ans
         .media_connection(m)
         .ok_or_else(|| SdpError::Syntax("no c= line".into()))?;
     let direction = m.direction().unwrap_or(Direction::SendRecv).reversed();
     // Their key for the suite we offered (tag 1), if they took encryption.
-    let crypto = m
-        .attributes
-        .iter()
-        .filter(|(n, _)| n == "crypto")
-        .find_map(|(_, v)| v.as_deref().and_then(Crypto::parse))
-        .filter(|c| c.tag == 1 && c.suite == Suite::AesCm128HmacSha1_80);
+    let crypto = first_crypto(m).filter(|c| c.tag == 1 && c.suite == Suite::AesCm128HmacSha1_80);
     let srtp = match (local.srtp, crypto) {
         (SrtpPolicy::Off, _) => None,
         (_, Some(c)) => Some(SrtpKeys {

@@ -586,6 +586,47 @@ pub fn spoken(server: &Server, name: &str, parts: &[(&str, f32)]) -> String {
     format!("{up}{}", said.display().to_string().trim_start_matches('/'))
 }
 
+/// `text` spoken by espeak-ng (`voice`, `wpm` words a minute), written as raw 8 kHz mu-law
+/// for sipp followed by `gap_s` of silence; returns the path relative to sipp's working
+/// folder (tests/fixtures).
+pub fn espeak(
+    server: &Server,
+    name: &str,
+    voice: &str,
+    wpm: u32,
+    text: &str,
+    gap_s: f32,
+) -> String {
+    require("espeak-ng");
+    let wav = server.dir.path().join(format!("{name}.wav"));
+    let ok = Command::new("espeak-ng")
+        .args(["-v", voice, "-s", &wpm.to_string(), "-w"])
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "espeak-ng failed");
+    let mut r = hound::WavReader::open(&wav).unwrap();
+    let rate = r.spec().sample_rate;
+    let x: Vec<f32> = r
+        .samples::<i16>()
+        .map(|s| s.unwrap() as f32 / 32768.0)
+        .collect();
+    let y = voxdesk::media::wav::resample(&x, rate, 8000).unwrap();
+    let mut ul: Vec<u8> = y
+        .iter()
+        .map(|&v| {
+            voxdesk::media::g711::linear_to_ulaw((v * 32767.0).clamp(-32768.0, 32767.0) as i16)
+        })
+        .collect();
+    ul.extend(std::iter::repeat_n(0xffu8, (gap_s * 8000.0) as usize));
+    let said = server.dir.path().join(format!("{name}.ul"));
+    std::fs::write(&said, ul).unwrap();
+    let up = "../".repeat(fixtures().components().count() - 1);
+    format!("{up}{}", said.display().to_string().trim_start_matches('/'))
+}
+
 /// The end of a sipp caller scenario when the other side hangs up: wait for its BYE, say OK.
 pub const BOT_HANGS_UP: &str = r#"  <recv request="BYE" timeout="15000"/>
   <send>
