@@ -370,6 +370,31 @@ impl Endpoint {
                 return;
             }
         }
+        if inb.msg.is_request()
+            && inb.msg.method() != Some(&Method::Ack)
+            && self.txl.len() >= self.shared.cfg.limits.max_transactions
+        {
+            // Full: a retransmission still reaches its transaction; a new request is
+            // answered statelessly instead of being given one.
+            let known = voxdesk_sip::txn::server_key(&inb.msg)
+                .is_some_and(|k| self.txl.request(&k).is_some());
+            if !known {
+                let n = self.admission.refused();
+                if n < 10 || n.is_multiple_of(1000) {
+                    tracing::warn!(flow = %inb.flow, total = n + 1, "refused with 503: limits.max_transactions reached");
+                }
+                let mut r = inb
+                    .msg
+                    .response(503, "Service Unavailable", Some(&new_tag()));
+                r.push_header(
+                    "Retry-After",
+                    self.shared.cfg.limits.retry_after_secs.to_string(),
+                );
+                r.push_header("Server", self.shared.server_header.clone());
+                self.transport.send(&inb.flow, &r);
+                return;
+            }
+        }
         let outs = self.txl.on_message(inb.msg, inb.flow, reliable, self.now());
         self.dispatch(outs);
     }

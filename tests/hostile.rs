@@ -562,3 +562,43 @@ fn only_trunks_and_authenticated_agents_may_call() {
         .log()
         .contains("authentication failed: source=127.0.0.21"));
 }
+
+/// Transactions are capped: beyond `limits.max_transactions` a new request is answered 503
+/// without one (each lives up to 32 s, holding its request).
+#[test]
+fn transactions_are_capped() {
+    let _g = serial();
+    let server = Server::start_with("", "", "[limits]\nmax_transactions = 100\n");
+    let s = udp_from("127.0.0.30");
+    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    for i in 0..300u32 {
+        let msg = request(
+            "OPTIONS",
+            &format!("sip:bot@127.0.0.1:{}", server.port),
+            s.local_addr().unwrap(),
+            2000 + i,
+            "",
+            "",
+        );
+        s.send_to(msg.as_bytes(), ("127.0.0.1", server.port))
+            .unwrap();
+    }
+    let (mut ok, mut busy) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut buf = vec![0u8; 65535];
+    while Instant::now() < deadline {
+        if let Ok((n, _)) = s.recv_from(&mut buf) {
+            match status(&String::from_utf8_lossy(&buf[..n])) {
+                Some(200) => ok += 1,
+                Some(503) => busy += 1,
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        (95..=105).contains(&ok),
+        "{ok} answered 200 with a transaction"
+    );
+    assert!(busy >= 190, "only {busy} got 503");
+    assert!(server.log().contains("limits.max_transactions reached"));
+}

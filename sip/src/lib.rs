@@ -10,6 +10,7 @@ pub mod dialog;
 pub mod error;
 pub mod header;
 pub mod msg;
+pub mod nonce;
 pub mod parse;
 pub mod sdes;
 pub mod sdp;

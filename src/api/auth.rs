@@ -158,6 +158,61 @@ pub(super) async fn authenticate(State(api): State<Api>, mut req: Request, next:
     resp
 }
 
+/// Before anything else: the Host must be one of ours (a page on another site that
+/// resolves its own name to 127.0.0.1, DNS rebinding, is refused), and a request that
+/// changes something must say it sends JSON (a cross-site form cannot, so no CSRF).
+pub(super) async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !host_allowed(host, &api.cfg.api) {
+        return ApiError(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this Host is not one of api.allowed_hosts".into(),
+        )
+        .into_response();
+    }
+    let changes = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let json = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if changes && !json {
+        return ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "requests that change something must be sent as Content-Type: application/json".into(),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Whether `host` (a Host header, maybe with a port) names this API: loopback names, the
+/// bind address, or `api.allowed_hosts`.
+fn host_allowed(host: &str, cfg: &crate::config::ApiConfig) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
+    };
+    let name = name.to_ascii_lowercase();
+    matches!(name.as_str(), "localhost" | "127.0.0.1" | "::1")
+        || name == cfg.bind
+        || cfg
+            .allowed_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(&name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

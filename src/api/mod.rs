@@ -5,9 +5,9 @@
 use crate::config::Config;
 use crate::kb::{self, format::JsonEntry, search::KbIndex, KbEntry};
 use crate::store::Store;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,8 +16,11 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 pub mod auth;
+mod people;
 use auth::{Identity, Role};
 use axum::Extension;
+pub use people::new_user;
+use people::{caller_erase, caller_export, user_add, user_remove, users_list};
 
 #[derive(Clone)]
 struct Api {
@@ -105,64 +108,9 @@ fn routes(api: Api) -> Router {
             api.clone(),
             auth::authenticate,
         ))
-        .layer(middleware::from_fn_with_state(api.clone(), guard))
+        .layer(middleware::from_fn_with_state(api.clone(), auth::guard))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(api)
-}
-
-/// Before anything else: the Host must be one of ours (a page on another site that
-/// resolves its own name to 127.0.0.1, DNS rebinding, is refused), and a request that
-/// changes something must say it sends JSON (a cross-site form cannot, so no CSRF).
-async fn guard(State(api): State<Api>, req: Request, next: Next) -> Response {
-    let host = req
-        .headers()
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !host_allowed(host, &api.cfg.api) {
-        return ApiError(
-            StatusCode::MISDIRECTED_REQUEST,
-            "this Host is not one of api.allowed_hosts".into(),
-        )
-        .into_response();
-    }
-    let changes = !matches!(
-        *req.method(),
-        axum::http::Method::GET | axum::http::Method::HEAD
-    );
-    let json = req
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
-    if changes && !json {
-        return ApiError(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "requests that change something must be sent as Content-Type: application/json".into(),
-        )
-        .into_response();
-    }
-    next.run(req).await
-}
-
-/// Whether `host` (a Host header, maybe with a port) names this API: loopback names, the
-/// bind address, or `api.allowed_hosts`.
-fn host_allowed(host: &str, cfg: &crate::config::ApiConfig) -> bool {
-    let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host),
-    };
-    let name = name.to_ascii_lowercase();
-    matches!(name.as_str(), "localhost" | "127.0.0.1" | "::1")
-        || name == cfg.bind
-        || cfg
-            .allowed_hosts
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(&name))
 }
 
 /// Runs `f` with a connection of its own on a blocking thread (writes that need the
@@ -606,95 +554,6 @@ async fn wrapup(
     } else {
         Err(ApiError(StatusCode::NOT_FOUND, "no such call".into()))
     }
-}
-
-#[derive(Deserialize)]
-struct NewUser {
-    name: String,
-    role: String,
-}
-
-async fn users_list(State(api): State<Api>) -> ApiResult<Json<Vec<crate::store::UserRow>>> {
-    Ok(Json(api.store.users().await.map_err(internal)?))
-}
-
-/// `POST /api/users` with `{"name", "role"}`: adds a user (or gives them a new token);
-/// the token is in the answer, once.
-async fn user_add(State(api): State<Api>, Json(u): Json<NewUser>) -> ApiResult<Json<Value>> {
-    let token = new_user(&api.store, &u.name, &u.role)
-        .await
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
-    Ok(Json(
-        json!({ "name": u.name, "role": u.role, "token": token }),
-    ))
-}
-
-async fn user_remove(State(api): State<Api>, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    if api.store.user_remove(&name).await.map_err(internal)? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError(StatusCode::NOT_FOUND, "no such user".into()))
-    }
-}
-
-/// Adds (or re-keys) a user; returns their new token. Shared by the API and the CLI.
-pub async fn new_user(store: &Store, name: &str, role: &str) -> Result<String, String> {
-    if Role::parse(role).is_none() {
-        return Err(format!(
-            "role {role:?}: \"admin\", \"supervisor\" or \"agent\""
-        ));
-    }
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    {
-        return Err("a user name is 1-64 letters, digits, '.', '_' or '-'".into());
-    }
-    let bytes: [u8; 32] = rand::random();
-    let token: String = format!(
-        "vxd_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
-    store
-        .user_put(name, role, &token)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(token)
-}
-
-/// Everything stored about a caller (the right of access).
-async fn caller_export(
-    State(api): State<Api>,
-    Path(number): Path<String>,
-) -> ApiResult<Json<crate::store::CallerData>> {
-    Ok(Json(
-        api.store.caller_export(&number).await.map_err(internal)?,
-    ))
-}
-
-/// Erases a caller's data (the right to erasure); an audit row keeps who and how much.
-async fn caller_erase(
-    State(api): State<Api>,
-    Extension(who): Extension<Identity>,
-    Path(number): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let e = api
-        .store
-        .caller_erase(&number, &format!("api:{}", who.name))
-        .await
-        .map_err(internal)?;
-    let files = crate::store::retention::delete_files(&e.recordings);
-    tracing::info!(
-        calls = e.calls,
-        recordings = files,
-        "caller data erased over the API"
-    );
-    Ok(Json(json!({
-        "calls": e.calls, "turns": e.turns, "escalations": e.escalations,
-        "tickets": e.tickets, "recordings": files,
-    })))
 }
 
 async fn suggestions(State(api): State<Api>) -> ApiResult<Json<Vec<Value>>> {

@@ -22,6 +22,9 @@ pub struct LimitsConfig {
     pub register_burst: f64,
     /// Source IPs whose rates are tracked at once (the oldest are forgotten beyond it).
     pub max_tracked_sources: usize,
+    /// SIP transactions in progress at once (each holds its request until its timers end,
+    /// up to 32 s); a new request beyond it is answered 503 without one.
+    pub max_transactions: usize,
     /// Seconds the 503 of a refused request asks the sender to wait (`Retry-After`).
     pub retry_after_secs: u32,
     /// Largest SIP message on a stream (header and body); larger gets 513 and the
@@ -54,6 +57,7 @@ impl Default for LimitsConfig {
             registers_per_sec: 10.0,
             register_burst: 40.0,
             max_tracked_sources: 10_000,
+            max_transactions: 20_000,
             retry_after_secs: 5,
             max_message_bytes: 65_535,
             tcp_max_connections: 1024,
@@ -98,6 +102,9 @@ impl LimitsConfig {
         }
         if self.registers_per_sec > 0.0 && self.register_burst < 1.0 {
             return Err(invalid("limits.register_burst", "must be at least 1"));
+        }
+        if self.max_transactions < 100 {
+            return Err(invalid("limits.max_transactions", "must be at least 100"));
         }
         if self.max_tracked_sources < 16 {
             return Err(invalid("limits.max_tracked_sources", "must be at least 16"));

@@ -20,13 +20,17 @@ pub enum ConfigError {
 
 mod dialog;
 mod limits;
+mod media;
 mod privacy;
 mod routing;
+mod sip;
 mod trunks;
 pub use dialog::{DialogConfig, LlmConfig, NluConfig};
 pub use limits::LimitsConfig;
+pub use media::MediaConfig;
 pub use privacy::{PatternConfig, PrivacyConfig};
 pub use routing::{FeatureCode, FeatureCodes, QueueDef, RoutingConfig};
+pub use sip::SipConfig;
 pub use trunks::{TrunkConfig, Trunks};
 
 /// `[api]`: the HTTP API for the console and scripts.
@@ -87,61 +91,6 @@ pub struct Config {
     /// Set when the agent list is the built-in demo one.
     #[serde(skip)]
     pub demo_agents: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SipConfig {
-    /// Address the SIP listeners bind to.
-    pub bind: String,
-    pub port: u16,
-    /// Any of "udp", "tcp", "tls" (TLS needs `tls_cert` and `tls_key`).
-    pub transports: Vec<String>,
-    /// SIP over TLS (`sips:`, RFC 3261 §26.2): its port and the PEM files of the server's
-    /// certificate chain and private key.
-    pub tls_port: u16,
-    pub tls_cert: Option<PathBuf>,
-    pub tls_key: Option<PathBuf>,
-    /// Address put in Contact and SDP; defaults to `bind` (required when `bind` is 0.0.0.0).
-    pub public_address: Option<String>,
-    /// Digest realm.
-    pub realm: String,
-    pub user_agent: String,
-    /// Milliseconds of ringing (180) before the bot answers.
-    pub ring_ms: u64,
-    /// Who may place calls: "anyone", or "trunks" (sources in `[[trunks]]`, and agents who
-    /// authenticate with their credentials; anyone else gets 401/403). Unset: "anyone"
-    /// while `bind` is a loopback address, "trunks" otherwise.
-    pub accept_calls_from: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MediaConfig {
-    pub rtp_port_min: u16,
-    pub rtp_port_max: u16,
-    /// Seconds without RTP from the caller before the call is ended.
-    pub rtp_timeout_secs: u64,
-    /// Greeting played on answer: a WAV file of any rate/channels (empty: a built-in tone).
-    pub greeting: Option<PathBuf>,
-    /// Record both directions of every call to a WAV under `<data_dir>/recordings`.
-    pub record: bool,
-    /// Jitter buffer prefetch in milliseconds.
-    pub jitter_ms: u32,
-    /// Codecs in order of preference: "PCMU", "PCMA".
-    pub codecs: Vec<String>,
-    /// Whose RTP a leg accepts: "strict" (only from the IP its SDP names or the IP its
-    /// SIP signalling came from; it may move to another port on those, never to another
-    /// IP) or "any" (the first source, and any other after 500 ms of silence: unsafe, for
-    /// peers behind media relays that use a third address).
-    pub rtp_source: String,
-    /// Milliseconds of RTP sent to an SDP address that is neither the signalling source
-    /// nor heard from yet (a third party's address: reflection); then sending pauses
-    /// until RTP arrives from it.
-    pub unverified_send_ms: u64,
-    /// Media encryption (SRTP, keys by SDES) for callers' legs, unless their trunk says
-    /// otherwise: "off", "optional" (when the caller offers it) or "required".
-    pub srtp: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -334,41 +283,6 @@ pub struct AgentAccount {
     pub srtp: Option<String>,
 }
 
-impl Default for SipConfig {
-    fn default() -> Self {
-        SipConfig {
-            bind: "127.0.0.1".into(),
-            port: 5060,
-            transports: vec!["udp".into(), "tcp".into()],
-            tls_port: 5061,
-            tls_cert: None,
-            tls_key: None,
-            public_address: None,
-            realm: "voxdesk".into(),
-            user_agent: format!("voxdesk/{}", env!("CARGO_PKG_VERSION")),
-            ring_ms: 200,
-            accept_calls_from: None,
-        }
-    }
-}
-
-impl Default for MediaConfig {
-    fn default() -> Self {
-        MediaConfig {
-            rtp_port_min: 20000,
-            rtp_port_max: 20999,
-            rtp_timeout_secs: 30,
-            greeting: None,
-            record: true,
-            jitter_ms: 60,
-            codecs: vec!["PCMU".into(), "PCMA".into()],
-            rtp_source: "strict".into(),
-            unverified_send_ms: 1000,
-            srtp: "optional".into(),
-        }
-    }
-}
-
 impl Default for PathsConfig {
     fn default() -> Self {
         PathsConfig {
@@ -524,124 +438,8 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bind: IpAddr = self.sip.bind.parse().map_err(|_| {
-            invalid(
-                "sip.bind",
-                format!("{:?} is not an IP address", self.sip.bind),
-            )
-        })?;
-        if self.sip.transports.is_empty() {
-            return Err(invalid(
-                "sip.transports",
-                "at least one of \"udp\", \"tcp\"",
-            ));
-        }
-        for t in &self.sip.transports {
-            if t != "udp" && t != "tcp" && t != "tls" {
-                return Err(invalid(
-                    "sip.transports",
-                    format!("unsupported transport {t:?} (supported: \"udp\", \"tcp\", \"tls\")"),
-                ));
-            }
-        }
-        if self.sip.transports.iter().any(|t| t == "tls") {
-            for (key, p) in [
-                ("sip.tls_cert", &self.sip.tls_cert),
-                ("sip.tls_key", &self.sip.tls_key),
-            ] {
-                match p {
-                    None => return Err(invalid(key, "required when sip.transports has \"tls\"")),
-                    Some(p) if !p.is_file() => {
-                        return Err(invalid(key, format!("file {} not found", p.display())))
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if bind.is_unspecified() && self.sip.public_address.is_none() {
-            return Err(invalid(
-                "sip.public_address",
-                "required when sip.bind is a wildcard address (it goes into Contact and SDP)",
-            ));
-        }
-        if let Some(p) = &self.sip.public_address {
-            p.parse::<IpAddr>().map_err(|_| {
-                invalid("sip.public_address", format!("{p:?} is not an IP address"))
-            })?;
-        }
-        if self.sip.realm.is_empty() {
-            return Err(invalid("sip.realm", "must not be empty"));
-        }
-        let m = &self.media;
-        if m.rtp_port_min < 1024
-            || m.rtp_port_max <= m.rtp_port_min
-            || m.rtp_port_max - m.rtp_port_min < 4
-        {
-            return Err(invalid(
-                "media.rtp_port_min",
-                format!(
-                    "the RTP range {}..{} must be above 1023 and hold at least two calls",
-                    m.rtp_port_min, m.rtp_port_max
-                ),
-            ));
-        }
-        if m.rtp_timeout_secs == 0 {
-            return Err(invalid("media.rtp_timeout_secs", "must be at least 1"));
-        }
-        if !(20..=500).contains(&m.jitter_ms) {
-            return Err(invalid("media.jitter_ms", "must be between 20 and 500"));
-        }
-        if m.codecs.is_empty() {
-            return Err(invalid(
-                "media.codecs",
-                "list at least one of \"PCMU\", \"PCMA\"",
-            ));
-        }
-        for c in &m.codecs {
-            if !c.eq_ignore_ascii_case("PCMU") && !c.eq_ignore_ascii_case("PCMA") {
-                return Err(invalid(
-                    "media.codecs",
-                    format!("unsupported codec {c:?} (supported: \"PCMU\", \"PCMA\")"),
-                ));
-            }
-        }
-        let srtp_ok = |v: &str| voxdesk_sip::sdes::SrtpPolicy::parse(v).is_some();
-        if !srtp_ok(&m.srtp) {
-            return Err(invalid(
-                "media.srtp",
-                format!("{:?}: use \"off\", \"optional\" or \"required\"", m.srtp),
-            ));
-        }
-        for (i, a) in self.agents.iter().enumerate() {
-            if a.srtp.as_deref().is_some_and(|v| !srtp_ok(v)) {
-                return Err(invalid(
-                    &format!("agents[{i}].srtp"),
-                    "use \"off\", \"optional\" or \"required\"",
-                ));
-            }
-        }
-        for (i, t) in self.trunks.iter().enumerate() {
-            if t.srtp.as_deref().is_some_and(|v| !srtp_ok(v)) {
-                return Err(invalid(
-                    &format!("trunks[{i}].srtp"),
-                    "use \"off\", \"optional\" or \"required\"",
-                ));
-            }
-        }
-        if m.rtp_source != "strict" && m.rtp_source != "any" {
-            return Err(invalid(
-                "media.rtp_source",
-                format!("{:?}: use \"strict\" or \"any\"", m.rtp_source),
-            ));
-        }
-        if let Some(g) = &m.greeting {
-            if !g.is_file() {
-                return Err(invalid(
-                    "media.greeting",
-                    format!("file {} not found", g.display()),
-                ));
-            }
-        }
+        let bind = self.sip.validate()?;
+        self.media.validate(&self.agents, &self.trunks)?;
         self.limits.validate()?;
         let r = &self.registrar;
         if r.max_contacts == 0 {

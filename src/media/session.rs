@@ -14,7 +14,7 @@ use super::ports::PortLease;
 use super::rtcp::{self, RecvStats};
 use super::rtp::{self, RtpPacket};
 use super::source::{SourceGuard, SourcePolicy};
-use super::srtp::SrtpSession;
+use super::srtp::LegCrypto;
 use super::wav::Recorder;
 use crate::speech::turn::{EndReason, TurnConfig, TurnDetector, TurnEvent};
 use crate::speech::vad::{Vad, VadChoice};
@@ -189,7 +189,7 @@ pub(super) struct Session {
     /// Media only from the negotiated peer (and a bounded burst to an unproven address).
     source: SourceGuard,
     /// Encryption, when the leg negotiated SRTP.
-    srtp: Option<SrtpSession>,
+    srtp: LegCrypto,
     rx_source: Option<SocketAddr>,
     /// Where the RTP socket is connected: the latched source while it is live. A connected
     /// socket sends without a route lookup per packet (about 8 % of a relay's system-call
@@ -260,7 +260,7 @@ impl Session {
                 .map(|a| SocketAddr::new(a.ip(), a.port() + 1)),
             jitter: JitterBuffer::new(frame_ts, depth, depth * 4 + 10),
             source: SourceGuard::new(s.source, s.params.remote),
-            srtp: srtp_session(s.params.srtp.as_ref()),
+            srtp: LegCrypto::new(s.params.srtp.as_ref()),
             params: s.params,
             events,
             rx_fifo: VecDeque::with_capacity(FRAME * 4),
@@ -352,7 +352,7 @@ impl Session {
                     self.timed_out = false;
                 }
                 if p.srtp != self.params.srtp {
-                    self.srtp = srtp_session(p.srtp.as_ref());
+                    self.srtp = LegCrypto::new(p.srtp.as_ref());
                 }
                 self.params = p;
             }
@@ -428,23 +428,10 @@ impl Session {
             }
             return;
         }
-        let plain;
-        let b = match self.srtp.as_mut() {
-            Some(s) => match s.unprotect_rtp(b) {
-                Some(p) => {
-                    plain = p;
-                    &plain[..]
-                }
-                None => {
-                    if s.rejected == 1 || s.rejected.is_multiple_of(1000) {
-                        tracing::warn!(%from, total = s.rejected, "SRTP packet failed authentication (or a replay); dropped");
-                    }
-                    return;
-                }
-            },
-            None if self.params.srtp.is_some() => return,
-            None => b,
+        let Some(clear) = self.srtp.open_rtp(b) else {
+            return;
         };
+        let b = &clear[..];
         let Ok(p) = RtpPacket::parse(b) else {
             tracing::debug!(%from, len = b.len(), "ignored a non-RTP datagram");
             return;
@@ -501,18 +488,10 @@ impl Session {
         if !self.source.belongs(from) {
             return;
         }
-        let plain;
-        let b = match self.srtp.as_mut() {
-            Some(s) => match s.unprotect_rtcp(b) {
-                Some(p) => {
-                    plain = p;
-                    &plain[..]
-                }
-                None => return,
-            },
-            None => b,
+        let Some(clear) = self.srtp.open_rtcp(b) else {
+            return;
         };
-        match rtcp::parse(b) {
+        match rtcp::parse(&clear) {
             Some(info) => {
                 if let Some((ssrc, mid)) = info.sender_report {
                     if ssrc == self.stats.ssrc {
@@ -797,25 +776,10 @@ impl Session {
                         &enc,
                     );
                 }
-                let sealed;
-                let wire: &[u8] = match self.srtp.as_mut() {
-                    Some(s) => match s.protect_rtp(&self.buf_out) {
-                        Some(p) => {
-                            sealed = p;
-                            &sealed
-                        }
-                        None => &[],
-                    },
-                    // Keys negotiated but no cipher: never fall back to plain RTP.
-                    None if self.params.srtp.is_some() => &[],
-                    None => &self.buf_out,
-                };
-                let sent = if wire.is_empty() {
-                    Err(std::io::Error::other("SRTP"))
-                } else if self.connected == Some(remote) {
-                    self.rtp.send(wire)
-                } else {
-                    self.rtp.send_to(wire, remote)
+                let sent = match self.srtp.seal_rtp(&self.buf_out) {
+                    None => Err(std::io::Error::other("SRTP")),
+                    Some(wire) if self.connected == Some(remote) => self.rtp.send(&wire),
+                    Some(wire) => self.rtp.send_to(&wire, remote),
                 };
                 if sent.is_ok() {
                     self.sent_packets = self.sent_packets.wrapping_add(1);
@@ -861,30 +825,8 @@ impl Session {
             block,
             &self.cname,
         );
-        match self.srtp.as_mut() {
-            Some(s) => {
-                if let Some(p) = s.protect_rtcp(&sr) {
-                    let _ = self.rtcp.send_to(&p, to);
-                }
-            }
-            None => {
-                let _ = self.rtcp.send_to(&sr, to);
-            }
-        }
-    }
-}
-
-/// The SRTP state for a leg's keys (None: plain RTP, or keys the cipher refuses).
-fn srtp_session(keys: Option<&voxdesk_sip::sdes::SrtpKeys>) -> Option<SrtpSession> {
-    let keys = keys?;
-    match SrtpSession::new(keys) {
-        Ok(s) => {
-            tracing::info!(suite = keys.suite.name(), "media encrypted (SRTP)");
-            Some(s)
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot set up SRTP for this leg");
-            None
+        if let Some(wire) = self.srtp.seal_rtcp(&sr) {
+            let _ = self.rtcp.send_to(&wire, to);
         }
     }
 }

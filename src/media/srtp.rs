@@ -2,6 +2,7 @@
 //! cipher work is the webrtc project's `webrtc-srtp`; this wraps it for hostile input:
 //! lengths are checked before it sees a packet, and the per-SSRC state it keeps is bounded.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use voxdesk_sip::sdes::{SrtpKeys, Suite};
 use webrtc_srtp::context::Context;
@@ -113,6 +114,75 @@ impl SrtpSession {
         let out = self.rx.decrypt_rtcp(pkt).ok();
         self.rejected += u64::from(out.is_none());
         out
+    }
+}
+
+/// A leg's media protection: plain RTP, SRTP, or keys the cipher refused (then nothing is
+/// sent or taken: never a fall back to plain RTP).
+pub enum LegCrypto {
+    Plain,
+    Srtp(Box<SrtpSession>),
+    Broken,
+}
+
+impl LegCrypto {
+    pub fn new(keys: Option<&SrtpKeys>) -> LegCrypto {
+        let Some(keys) = keys else {
+            return LegCrypto::Plain;
+        };
+        match SrtpSession::new(keys) {
+            Ok(s) => {
+                tracing::info!(suite = keys.suite.name(), "media encrypted (SRTP)");
+                LegCrypto::Srtp(Box::new(s))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot set up SRTP for this leg: its media stops");
+                LegCrypto::Broken
+            }
+        }
+    }
+
+    /// A received RTP packet in the clear; None: dropped (failed authentication, a replay).
+    pub fn open_rtp<'a>(&mut self, pkt: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+        match self {
+            LegCrypto::Plain => Some(Cow::Borrowed(pkt)),
+            LegCrypto::Srtp(s) => {
+                let out = s.unprotect_rtp(pkt);
+                if out.is_none() && (s.rejected == 1 || s.rejected.is_multiple_of(1000)) {
+                    tracing::warn!(
+                        total = s.rejected,
+                        "SRTP packet failed authentication (or a replay); dropped"
+                    );
+                }
+                out.map(|b| Cow::Owned(b.to_vec()))
+            }
+            LegCrypto::Broken => None,
+        }
+    }
+
+    pub fn open_rtcp<'a>(&mut self, pkt: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+        match self {
+            LegCrypto::Plain => Some(Cow::Borrowed(pkt)),
+            LegCrypto::Srtp(s) => s.unprotect_rtcp(pkt).map(|b| Cow::Owned(b.to_vec())),
+            LegCrypto::Broken => None,
+        }
+    }
+
+    /// What goes on the wire for an RTP packet we built (None: nothing may go).
+    pub fn seal_rtp<'a>(&mut self, pkt: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+        match self {
+            LegCrypto::Plain => Some(Cow::Borrowed(pkt)),
+            LegCrypto::Srtp(s) => s.protect_rtp(pkt).map(|b| Cow::Owned(b.to_vec())),
+            LegCrypto::Broken => None,
+        }
+    }
+
+    pub fn seal_rtcp<'a>(&mut self, pkt: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+        match self {
+            LegCrypto::Plain => Some(Cow::Borrowed(pkt)),
+            LegCrypto::Srtp(s) => s.protect_rtcp(pkt).map(|b| Cow::Owned(b.to_vec())),
+            LegCrypto::Broken => None,
+        }
     }
 }
 
