@@ -292,8 +292,9 @@ fn redact_numbers(text: &str) -> Option<String> {
         if let Some(label) = classify(&digits) {
             // An international prefix goes with the number.
             let start = ps[k].start;
-            let start = if text[..start].ends_with('+') {
-                start - 1
+            let before = text[..start].trim_end();
+            let start = if before.ends_with('+') {
+                before.len() - 1
             } else {
                 start
             };
@@ -346,6 +347,10 @@ mod tests {
             "not Luhn: still a long number"
         );
         assert_eq!(r("call me on +1 (555) 010-4477."), "call me on [number].");
+        assert_eq!(
+            r("a callback to + 1 5 5 5 0 1 0 0."),
+            "a callback to [number]."
+        );
         assert_eq!(r("身份证号11010519491231002X"), "身份证号[ID number]");
         assert_eq!(
             r("ID 110105194912310021 ok"),
