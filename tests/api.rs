@@ -219,6 +219,8 @@ fn agent_states_over_http() {
 fn raw(addr: &str, head: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
     s.write_all(head.as_bytes()).unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
@@ -410,7 +412,7 @@ fn hostile_json_bodies_get_4xx() {
             );
         }
     }
-    // A body over the limit (2 MiB) is refused from its Content-Length.
+    // A body over the limit (2 MiB) is refused from its Content-Length, before it is sent.
     let (st, _) = raw(&api, &format!("PUT /api/kb/k HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\nContent-Length: 16777216\r\nConnection: close\r\n\r\n{{}}"));
     assert_eq!(st, 413);
     // Invalid UTF-8 and odd queries.
@@ -432,4 +434,61 @@ fn hostile_json_bodies_get_4xx() {
     }
     assert_eq!(http(&api, "GET", "/healthz", None, None).0, 200);
     assert_eq!(http(&api, "GET", "/api/kb", None, None).0, 200);
+}
+
+/// Slow and greedy HTTP clients: a silent or trickling connection is closed after
+/// `api_header_secs`, a body that stops coming gets 408 after `api_request_secs`, and
+/// connections beyond `api_max_per_ip` are closed at accept; the API keeps answering.
+#[test]
+fn slow_and_greedy_http_clients_are_bounded() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let server = Server::start_with(
+        "",
+        "",
+        "[limits]\napi_max_per_ip = 4\napi_header_secs = 2\napi_request_secs = 3\n",
+    );
+    let api = server.api_addr();
+    let open = || {
+        let s = std::net::TcpStream::connect(&api).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    };
+    // Reads until the server closes; returns what it sent and how long that took.
+    let drain = |mut s: std::net::TcpStream| {
+        let t = Instant::now();
+        let mut out = Vec::new();
+        let r = s.read_to_end(&mut out);
+        assert!(r.is_ok(), "the server never closed the connection: {r:?}");
+        (String::from_utf8_lossy(&out).into_owned(), t.elapsed())
+    };
+    // Nothing sent at all, and half a request head: closed after about 2 s.
+    let silent = open();
+    let mut half = open();
+    half.write_all(b"GET /api/kb HTTP/1.1\r\nHo").unwrap();
+    let (out, took) = drain(silent);
+    assert!(took < Duration::from_secs(10), "silent: {took:?} {out}");
+    let (_, took) = drain(half);
+    assert!(took < Duration::from_secs(10), "half a head: {took:?}");
+    // A body that stops coming: 408 and the connection closed.
+    let mut slow = open();
+    write!(
+        slow,
+        "PUT /api/kb/k HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"key\""
+    )
+    .unwrap();
+    let (out, took) = drain(slow);
+    assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    // Four connections from this IP are the most; the fifth is closed at once.
+    let held: Vec<_> = (0..4).map(|_| open()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (out, took) = drain(open());
+    assert!(
+        out.is_empty() && took < Duration::from_secs(1),
+        "{took:?} {out}"
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(http(&api, "GET", "/healthz", None, None).0, 200);
 }

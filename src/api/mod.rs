@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 pub mod auth;
 mod people;
+mod serve;
 use auth::{Identity, Role};
 use axum::Extension;
 pub use people::new_user;
@@ -55,7 +56,7 @@ pub async fn start(
     brain: Option<Arc<crate::dialog::brain::Brain>>,
     router: Option<crate::routing::Router>,
     live: crate::call::LiveCalls,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<std::net::SocketAddr> {
     use anyhow::Context;
     let addr = format!("{}:{}", cfg.api.bind, cfg.api.port);
@@ -63,6 +64,7 @@ pub async fn start(
         .await
         .with_context(|| format!("cannot bind the HTTP API on {addr} (api.bind / api.port)"))?;
     let local = listener.local_addr()?;
+    let limits = cfg.limits.clone();
     let app = routes(Api {
         cfg,
         store,
@@ -70,20 +72,12 @@ pub async fn start(
         router,
         live,
     });
-    tokio::spawn(async move {
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "HTTP API stopped");
-        }
-    });
+    tokio::spawn(async move { serve::serve(listener, app, &limits, stop).await });
     Ok(local)
 }
 
 fn routes(api: Api) -> Router {
+    let request_secs = std::time::Duration::from_secs(api.cfg.limits.api_request_secs);
     Router::new()
         .route("/api/kb", get(kb_list))
         .route("/api/kb/search", get(kb_search))
@@ -110,6 +104,9 @@ fn routes(api: Api) -> Router {
         ))
         .layer(middleware::from_fn_with_state(api.clone(), auth::guard))
         .route("/healthz", get(|| async { "ok" }))
+        .layer(middleware::from_fn(move |req, next| {
+            serve::bound_request(request_secs, req, next)
+        }))
         .with_state(api)
 }
 

@@ -44,6 +44,14 @@ pub struct LimitsConfig {
     pub auth_user_max_failures: u32,
     pub auth_window_secs: u64,
     pub auth_lockout_secs: u64,
+    /// HTTP API connections at once, in all and from one IP; more are closed at accept.
+    pub api_max_connections: usize,
+    pub api_max_per_ip: usize,
+    /// Seconds an HTTP client has to send a request's head (also the idle limit of a
+    /// kept-alive connection), and to have the whole request handled, body included;
+    /// past the second it gets 408 and the connection is closed.
+    pub api_header_secs: u64,
+    pub api_request_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -67,6 +75,10 @@ impl Default for LimitsConfig {
             auth_user_max_failures: 20,
             auth_window_secs: 300,
             auth_lockout_secs: 900,
+            api_max_connections: 256,
+            api_max_per_ip: 64,
+            api_header_secs: 10,
+            api_request_secs: 30,
         }
     }
 }
@@ -132,6 +144,18 @@ impl LimitsConfig {
         }
         if self.auth_window_secs == 0 {
             return Err(invalid("limits.auth_window_secs", "must be at least 1"));
+        }
+        if self.api_max_connections == 0 || self.api_max_per_ip == 0 {
+            return Err(invalid(
+                "limits.api_max_connections",
+                "api_max_connections and api_max_per_ip must be at least 1",
+            ));
+        }
+        if self.api_header_secs == 0 || self.api_request_secs == 0 {
+            return Err(invalid(
+                "limits.api_request_secs",
+                "api_header_secs and api_request_secs must be at least 1",
+            ));
         }
         Ok(())
     }
