@@ -418,6 +418,8 @@ fn hostile_json_bodies_get_4xx() {
     // Invalid UTF-8 and odd queries.
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(&api).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
     s.write_all(format!("PUT /api/kb/k HTTP/1.1\r\nHost: {api}\r\nContent-Type: application/json\r\nContent-Length: 4\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
     s.write_all(&[0xff, 0xfe, b'{', b'}']).unwrap();
     let mut out = String::new();
