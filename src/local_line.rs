@@ -119,10 +119,10 @@ impl<'a> Bot<'a> {
             .brain
             .analyse(&t.text, lang, Some(&self.heard[a..b.max(a)]), &context);
         if self.baseline.is_none() {
-            self.baseline = analysis
-                .understanding
+            let u = &analysis.understanding;
+            self.baseline = u
                 .prosody
-                .filter(|p| p.voiced_secs > 0.4);
+                .filter(|p| crate::nlu::prosody::is_baseline(p, &u.text));
         }
         let u = &analysis.understanding;
         let mut reply = self.dialog.on_turn(&analysis, end);

@@ -456,7 +456,9 @@ impl Talk {
             nlu_ms: Some(ms(u.elapsed)),
         });
         if self.baseline.is_none() {
-            self.baseline = u.prosody.filter(|p| p.voiced_secs > 0.4);
+            self.baseline = u
+                .prosody
+                .filter(|p| crate::nlu::prosody::is_baseline(p, &u.text));
         }
         let reply = self.dialog.on_turn(&analysis, utt.end);
         if (reply.kind == "waiting" || reply.kind.starts_with("queued-kb:"))

@@ -8,10 +8,12 @@
 pub mod brain;
 pub mod flow;
 pub mod llm;
+pub mod smalltalk;
 pub mod summary;
 
 use crate::config::{DialogConfig, NluConfig};
-use crate::nlu::{rules::RuleHit, Understanding, UNKNOWN};
+use crate::nlu::rules::{anger_cue, is_conversational, RuleHit};
+use crate::nlu::{Understanding, UNKNOWN};
 use flow::{FlowConfig, FlowState, FlowStep};
 use std::sync::Arc;
 use std::time::Duration;
@@ -401,8 +403,15 @@ impl Dialog {
     }
 
     /// The triggers that hand the call to a person whatever was asked.
-    fn triggers(&self, u: &Understanding, at: Duration) -> Option<Trigger> {
+    fn triggers(&self, a: &Analysis, at: Duration) -> Option<Trigger> {
+        let u = &a.understanding;
         let d = &self.s.dialog;
+        // Anger counts on a turn the bot understood (an intent, or an entry that answers
+        // it), or on words that carry it: garbled speech the emotion model cannot read is
+        // asked again, not handed over as angry.
+        let understood =
+            u.intent != UNKNOWN || a.hits.first().is_some_and(|h| h.score >= d.kb_threshold);
+        let angry_words = understood || anger_cue(&u.text);
         // The rules set the intent with certainty; the model alone must be sure enough.
         let sure = u.rule.is_some() || u.intent_confidence >= d.handover_confidence;
         if u.rule == Some(RuleHit::AgentRequest) || (u.intent == "agent_request" && sure) {
@@ -411,10 +420,10 @@ impl Dialog {
         if d.sensitive_intents.contains(&u.intent) && sure {
             return Some(Trigger::Sensitive);
         }
-        if u.anger >= self.s.anger_threshold {
+        if u.anger >= self.s.anger_threshold && angry_words {
             return Some(Trigger::Anger);
         }
-        if d.anger_rising {
+        if d.anger_rising && angry_words {
             let prev: Vec<f32> = self
                 .turns
                 .iter()
@@ -478,10 +487,7 @@ impl Dialog {
             let th = self.s.dialog.kb_threshold;
             let clear = a.hits.first().filter(|h| {
                 !h.needs_person
-                    && !matches!(
-                        u.intent.as_str(),
-                        "agent_request" | "goodbye" | "thanks" | "affirm" | "deny"
-                    )
+                    && !is_conversational(&u.intent)
                     && u.rule.is_none()
                     && (h.score >= th + 0.1
                         || h.score >= th && h.intent.as_deref() == Some(u.intent.as_str()))
@@ -518,16 +524,30 @@ impl Dialog {
             return self.say(t, "not-understood");
         }
         // The topic of the call, not "yes", "thanks" or "a person please".
-        if !matches!(
-            u.intent.as_str(),
-            UNKNOWN | "agent_request" | "goodbye" | "thanks" | "affirm" | "deny"
-        ) {
+        if u.intent != UNKNOWN && !is_conversational(&u.intent) {
             self.last_intent = u.intent.clone();
         }
-        if let Some(t) = self.triggers(u, at) {
+        // A goodbye in so many words ends the call politely however it sounded ("Bye!" is
+        // short and loud), and small talk is answered in kind: neither is anger or a topic.
+        if u.rule == Some(RuleHit::Goodbye) {
+            return self.goodbye();
+        }
+        if let Some(hit) = u.rule.filter(|r| r.is_small_talk()) {
+            let last = self
+                .turns
+                .iter()
+                .rev()
+                .skip(1)
+                .map(|t| t.bot.as_str())
+                .find(|b| !b.is_empty())
+                .map(str::to_string);
+            let (line, kind) = smalltalk::reply(hit, self.zh(), last.as_deref());
+            return self.say(line, kind);
+        }
+        if let Some(t) = self.triggers(a, at) {
             return self.escalate(t, at, "");
         }
-        if u.rule == Some(RuleHit::Goodbye) || u.intent == "goodbye" {
+        if u.intent == "goodbye" {
             return self.goodbye();
         }
         if let Some(mut f) = self.flow.take() {

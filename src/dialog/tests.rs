@@ -446,3 +446,84 @@ fn an_interruption_lifts_the_anger_score_a_little() {
     assert!(with_interruption(0.32, true) >= 0.4);
     assert!(with_interruption(1.0, true) <= 1.0);
 }
+
+/// Issue 17: a goodbye ends the call however angry it scored; small talk is answered in
+/// kind, never escalated and never a topic; "say that again" repeats the last answer.
+#[test]
+fn small_talk_and_a_loud_goodbye_stay_with_the_bot() {
+    let mut d = dialog();
+    let mut hi = said("Hi.", "affirm");
+    hi.understanding.anger = 0.7;
+    let r = d.on_turn(&hi, secs(2));
+    assert_eq!(r.kind, "smalltalk:greeting", "{}", r.text);
+    assert!(r.escalation.is_none());
+    let r = d.on_turn(
+        &with_hits(
+            said("How do I check my balance?", "billing_balance"),
+            &[("billing_balance", 0.8)],
+        ),
+        secs(8),
+    );
+    assert_eq!(r.kind, "kb:billing_balance");
+    let answer = r.text.clone();
+    let r = d.on_turn(&said("Sorry, could you say that again?", UNKNOWN), secs(15));
+    assert_eq!(r.kind, "smalltalk:repeat");
+    assert_eq!(r.text, format!("Sure. {answer}"));
+    let mut robot = said("Are you a real person?", "agent_request");
+    robot.understanding.anger = 0.6;
+    let r = d.on_turn(&robot, secs(20));
+    assert_eq!(r.kind, "smalltalk:robot", "{}", r.text);
+    assert!(r.escalation.is_none());
+    let r = d.on_turn(&said("Hold on a second.", UNKNOWN), secs(24));
+    assert_eq!(r.kind, "smalltalk:hold");
+    let r = d.on_turn(&said("Can you hear me?", UNKNOWN), secs(30));
+    assert_eq!(r.kind, "smalltalk:hear-me");
+    // Thanks, then a goodbye that scored angry: a polite goodbye, no ticket.
+    let r = d.on_turn(&said("Great, thanks!", "thanks"), secs(34));
+    assert_eq!(r.kind, "smalltalk:thanks");
+    let mut bye = said("Okay, thank you. Goodbye!", "goodbye");
+    bye.understanding.anger = 0.55;
+    bye.understanding.emotion = "angry".into();
+    let r = d.on_turn(&bye, secs(38));
+    assert!(
+        r.hang_up && r.kind == "goodbye" && r.escalation.is_none(),
+        "{r:?}"
+    );
+    assert_eq!(d.on_call_end(secs(40)), None);
+    // None of it became the call's topic.
+    assert_eq!(d.last_intent, "billing_balance");
+}
+
+#[test]
+fn chinese_small_talk_is_answered_in_chinese() {
+    let mut d = Dialog::new(settings(), "5551234", "zh", 10, 1_234_000);
+    let r = d.on_turn(&said("喂，你好", UNKNOWN), secs(2));
+    assert_eq!(r.kind, "smalltalk:greeting");
+    assert!(r.text.contains("您好"), "{}", r.text);
+    let r = d.on_turn(&said("你是机器人吗？", "agent_request"), secs(6));
+    assert_eq!(r.kind, "smalltalk:robot");
+    assert!(
+        r.text.contains("转人工") && r.escalation.is_none(),
+        "{}",
+        r.text
+    );
+    let r = d.on_turn(&said("好的，谢谢，再见", "goodbye"), secs(9));
+    assert!(r.hang_up);
+}
+
+/// Garbled speech the model scored angry, with no intent, no answer and no angry word, is
+/// asked again; the same score on words that carry anger hands over.
+#[test]
+fn garbled_speech_is_asked_again_not_read_as_anger() {
+    let mut d = dialog();
+    let mut garbled = said("turn on rolling and going to the next week", UNKNOWN);
+    garbled.understanding.anger = 0.81;
+    garbled.understanding.emotion = "frustrated".into();
+    let r = d.on_turn(&garbled, secs(3));
+    assert_eq!(r.kind, "rephrase", "{}", r.text);
+    assert!(r.escalation.is_none());
+    let mut angry = said("This is ridiculous, I have waited for hours", UNKNOWN);
+    angry.understanding.anger = 0.81;
+    let r = d.on_turn(&angry, secs(9));
+    assert_eq!(r.kind, "escalate:anger");
+}

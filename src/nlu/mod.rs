@@ -190,7 +190,8 @@ impl Nlu {
     }
 
     /// Understands one caller turn: its transcript and, when at hand, its 8 kHz audio, with
-    /// the prosody of the caller's first turn as the `baseline` for how they normally sound.
+    /// the prosody of the caller's first full sentence as the `baseline` for how they
+    /// normally sound (`prosody::is_baseline`; without one the voice lifts nothing).
     pub fn understand(
         &self,
         text: &str,
@@ -205,7 +206,11 @@ impl Nlu {
         };
         let prosody = pcm.filter(|p| !p.is_empty()).map(|p| {
             let mut m = prosody::measure(p, text);
-            m.arousal = prosody::arousal(&m, baseline);
+            m.arousal = if prosody::counts(&m, text) {
+                prosody::arousal(&m, baseline)
+            } else {
+                0.0
+            };
             m
         });
         let mut u = self.classify(text, embedding, prosody);

@@ -1,6 +1,6 @@
 //! How something was said, from the caller's audio of one turn (8 kHz): loudness, pitch
 //! (autocorrelation per 40 ms frame), pitch range, speaking rate, and from those an
-//! arousal score in 0..1 that lifts the text's anger score: a shouted "fine." is not neutral.
+//! arousal score in 0..1 that lifts the text's anger score against the caller's own calm baseline.
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Prosody {
@@ -125,6 +125,33 @@ pub fn measure(pcm: &[i16], text: &str) -> Prosody {
 /// and synthetic voices, so with a `baseline` (the caller's own first turn) loudness, pitch
 /// range and rate count relative to it; without one only the extremes count: a voice close
 /// to clipping.
+/// Words in a transcript (Chinese: characters / 1.5, the speaking-rate convention above).
+pub fn words(text: &str) -> f32 {
+    let cjk = text.chars().filter(|&c| super::text::is_cjk(c)).count();
+    let latin = text
+        .split(|c: char| !c.is_alphanumeric() || super::text::is_cjk(c))
+        .filter(|w| !w.is_empty())
+        .count();
+    latin as f32 + cjk as f32 / 1.5
+}
+
+/// Fewest words, and seconds of voice, for a turn's voice to count: a short loud "Bye!" or
+/// "No!" is not anger, and its pitch and rate are noise.
+pub const MIN_WORDS: f32 = 3.0;
+pub const MIN_VOICED_SECS: f32 = 0.6;
+
+/// Does the voice of this turn count at all (against a baseline)?
+pub fn counts(p: &Prosody, text: &str) -> bool {
+    p.voiced_secs >= MIN_VOICED_SECS && words(text) >= MIN_WORDS
+}
+
+/// May this turn be the caller's baseline (how they sound when calm)? A sentence of a
+/// second of voice or more: not a one-word "Hi." nor a short answer.
+pub fn is_baseline(p: &Prosody, text: &str) -> bool {
+    p.voiced_secs >= 1.0 && words(text) >= MIN_WORDS
+}
+
+/// Arousal 0..1 against the caller's `baseline`; 0 without one (see `is_baseline`).
 pub fn arousal(p: &Prosody, baseline: Option<&Prosody>) -> f32 {
     if p.voiced_secs <= 0.0 {
         return 0.0;
@@ -132,7 +159,7 @@ pub fn arousal(p: &Prosody, baseline: Option<&Prosody>) -> f32 {
     // Pitch range and rate measured on less than a second of voiced audio are mostly noise
     // (a short follow-up over G.711 can have 0.5 s of it): they count in proportion.
     let sure = (p.voiced_secs / 1.0).clamp(0.0, 1.0);
-    let (loud, wide, fast) = match baseline.filter(|b| b.voiced_secs > 0.4) {
+    let (loud, wide, fast) = match baseline.filter(|b| b.voiced_secs >= 1.0) {
         Some(b) => (
             ((p.loudness_dbfs - b.loudness_dbfs - 3.0) / 6.0).clamp(0.0, 1.0),
             // Wide margin: the range measure is noisy (several semitones between calm
@@ -144,9 +171,10 @@ pub fn arousal(p: &Prosody, baseline: Option<&Prosody>) -> f32 {
                 0.0
             },
         ),
-        // Pitch range alone is no evidence: measured on a calm synthetic voice over G.711 it
-        // varies from 8 to 18 semitones between sentences. Only a voice close to clipping.
-        None => (((p.loudness_dbfs + 8.0) / 5.0).clamp(0.0, 1.0), 0.0, 0.0),
+        // No baseline, no evidence: pitch range varies from 8 to 18 semitones between calm
+        // sentences of one synthetic voice over G.711, and loudness depends on the line
+        // (a hot trunk, a headset) as much as on the caller.
+        None => return 0.0,
     };
     0.65 * loud + 0.2 * wide + 0.15 * fast
 }
@@ -193,6 +221,11 @@ mod tests {
         );
         let a = arousal(&follow_up, Some(&first));
         assert!(a < crate::nlu::AROUSAL_NOISE, "{a} {follow_up:?} {first:?}");
+        // Without a baseline the voice is no evidence, however loud; a short word neither.
+        assert_eq!(arousal(&shout, None), 0.0);
+        assert!(!counts(&shout, "fine") && counts(&shout, "this is not fine"));
+        assert!(!is_baseline(&calm, "hi") && is_baseline(&calm, "how do I pay"));
+        assert!((words("我要查话费") - 5.0 / 1.5).abs() < 1e-6);
         let silent = measure(&vec![0i16; 8000], "");
         assert_eq!(silent.arousal, 0.0);
         assert_eq!(measure(&[], "").voiced_secs, 0.0);
