@@ -312,3 +312,48 @@ fn with_store_or_create<T>(
     open_db(cfg)?;
     with_store(cfg, f)
 }
+
+/// `voxdesk eval calls DIR` or `--lines FILE`: replays scripted conversations through the
+/// bot (see `replay`); recordings named by a script go through `voxdesk talk --wav`'s path
+/// and the conversations are written to `<data_dir>/eval/<script>.wav`.
+pub fn eval_calls(cfg: &Config, dir: Option<&Path>, lines: Option<&Path>) -> Result<String> {
+    use crate::replay;
+    let scripts = match (dir, lines) {
+        (Some(d), None) => replay::read_dir(d)?,
+        (None, Some(f)) => replay::read_lines(f)?,
+        _ => bail!("give a folder of scripts or --lines FILE"),
+    };
+    let brain = crate::dialog::brain::Brain::load(cfg)
+        .context("the dialog (NLU models and knowledge base)")?;
+    let audio = if scripts.iter().any(|s| s.wav.is_some()) {
+        let speech = crate::speech::Speech::load(cfg)
+            .context("speech models for the WAV scripts (run scripts/fetch-models.sh)")?;
+        let (greeting, _) = crate::prompts::greeting(cfg, Some(speech.tts.as_ref()))?;
+        // The conversations as the caller heard them, to listen to.
+        let out = cfg.paths.data_dir.join("eval");
+        std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;
+        Some((speech, greeting, out))
+    } else {
+        None
+    };
+    let mut outcomes = Vec::new();
+    for s in &scripts {
+        let o = match (&s.wav, &audio) {
+            (Some(w), Some((speech, greeting, tmp))) => {
+                let out = tmp.join(format!("{}.wav", s.name));
+                let ex = crate::local_line::run_wav(cfg, speech, &brain, greeting, w, &out)
+                    .with_context(|| format!("{}: {}", s.name, w.display()))?;
+                replay::from_exchanges(s, &ex)
+            }
+            _ => replay::run_text(&brain, s),
+        };
+        outcomes.push(o);
+    }
+    Ok(format!(
+        "eval calls: {} script(s), nlu.anger_threshold {}, dialog.handover_confidence {}\n{}",
+        scripts.len(),
+        cfg.nlu.anger_threshold,
+        cfg.dialog.handover_confidence,
+        replay::report(&outcomes)
+    ))
+}

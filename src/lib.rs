@@ -15,6 +15,7 @@ pub mod nlu;
 pub mod privacy;
 pub mod prompts;
 pub mod registrar;
+pub mod replay;
 pub mod routing;
 pub mod speech;
 pub mod store;

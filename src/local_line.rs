@@ -30,6 +30,12 @@ pub struct Exchange {
     /// End of the caller's speech to the first sample of the reply (virtual time).
     pub latency_ms: u64,
     pub interrupted: bool,
+    /// The reply's kind ("kb:<key>", "escalate:<trigger>", "goodbye", ...).
+    pub kind: String,
+    /// What the NLU made of the caller's words.
+    pub intent: String,
+    pub emotion: String,
+    pub anger: f32,
 }
 
 /// The bot side of a local conversation, driven one 20 ms frame at a time.
@@ -160,6 +166,10 @@ impl<'a> Bot<'a> {
             bot: reply.text,
             latency_ms: (ready.saturating_sub(end_frame)) * 20,
             interrupted: false,
+            kind: reply.kind,
+            intent: u.intent.clone(),
+            emotion: u.emotion.clone(),
+            anger: u.anger,
         });
         self.pending = Some((ready, audio, self.exchanges.len() - 1));
         Ok(())

@@ -133,6 +133,16 @@ enum EvalCommand {
         #[arg(long)]
         set: PathBuf,
     },
+    /// Replay scripted conversations through the bot and report containment, escalations
+    /// by reason and the turns that caused them (a folder of *.txt scripts, or --lines).
+    Calls {
+        /// Folder of scripts: one caller turn per line, with `# lang:`, `# expect:` and
+        /// `# wav:` headers (eval/calls/ in the repository is the regression set).
+        dir: Option<PathBuf>,
+        /// Every line of this file is a call of its own that should stay with the bot.
+        #[arg(long, conflicts_with = "dir")]
+        lines: Option<PathBuf>,
+    },
 }
 
 fn overrides(cli: &Cli) -> Overrides {
@@ -200,6 +210,13 @@ fn main() -> std::process::ExitCode {
             command: EvalCommand::Nlu { set },
         }) => load_config(&cli).and_then(|cfg| {
             println!("{}", voxdesk::admin::eval_nlu(&cfg, set)?.trim_end());
+            Ok(())
+        }),
+        Some(Command::Eval {
+            command: EvalCommand::Calls { dir, lines },
+        }) => load_config(&cli).and_then(|cfg| {
+            let out = voxdesk::admin::eval_calls(&cfg, dir.as_deref(), lines.as_deref())?;
+            println!("{}", out.trim_end());
             Ok(())
         }),
     };

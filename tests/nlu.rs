@@ -273,3 +273,39 @@ fn the_multilingual_encoder_segments_like_its_reference_and_takes_over_a_databas
         "{out}"
     );
 }
+
+/// The scripted regression conversations (eval/calls: English and Chinese, calm and angry,
+/// in the domain and out of it) through `voxdesk eval calls`: every calm one stays with
+/// the bot, every angry one or request for a person is handed over.
+#[test]
+fn scripted_conversations_end_as_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let calls = Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/calls");
+    let (ok, out) = voxdesk(
+        &["-c", &cfg, "eval", "calls", calls.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(ok, "{out}");
+    let n = std::fs::read_dir(&calls).unwrap().count();
+    assert!(n >= 20, "{n} scripts");
+    assert!(out.contains(&format!("as expected: {n}/{n}")), "{out}");
+    assert!(out.contains("false escalations): 0 (0.0 %)"), "{out}");
+    // A file of lines: each its own call.
+    let lines = dir.path().join("neutral.txt");
+    std::fs::write(&lines, "The river was wide and slow.\n今天天气很好。\n").unwrap();
+    let (ok, out) = voxdesk(
+        &[
+            "-c",
+            &cfg,
+            "eval",
+            "calls",
+            "--lines",
+            lines.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(ok && out.contains("calls: 2;"), "{out}");
+    let (ok, out) = voxdesk(&["-c", &cfg, "eval", "calls"], dir.path());
+    assert!(!ok && out.contains("--lines"), "{out}");
+}
