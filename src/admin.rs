@@ -316,11 +316,16 @@ fn with_store_or_create<T>(
 /// `voxdesk eval calls DIR` or `--lines FILE`: replays scripted conversations through the
 /// bot (see `replay`); recordings named by a script go through `voxdesk talk --wav`'s path
 /// and the conversations are written to `<data_dir>/eval/<script>.wav`.
-pub fn eval_calls(cfg: &Config, dir: Option<&Path>, lines: Option<&Path>) -> Result<String> {
+pub fn eval_calls(
+    cfg: &Config,
+    dir: Option<&Path>,
+    lines: Option<&Path>,
+    expect: &str,
+) -> Result<String> {
     use crate::replay;
     let scripts = match (dir, lines) {
         (Some(d), None) => replay::read_dir(d)?,
-        (None, Some(f)) => replay::read_lines(f)?,
+        (None, Some(f)) => replay::read_lines(f, replay::parse_expect(expect)?)?,
         _ => bail!("give a folder of scripts or --lines FILE"),
     };
     let brain = crate::dialog::brain::Brain::load(cfg)

@@ -142,6 +142,10 @@ enum EvalCommand {
         /// Every line of this file is a call of its own that should stay with the bot.
         #[arg(long, conflicts_with = "dir")]
         lines: Option<PathBuf>,
+        /// With --lines: what each line should lead to (contained, escalated, ...);
+        /// `escalated` on a set of angry lines measures anger recall.
+        #[arg(long, requires = "lines", default_value = "contained")]
+        expect: String,
     },
 }
 
@@ -213,9 +217,9 @@ fn main() -> std::process::ExitCode {
             Ok(())
         }),
         Some(Command::Eval {
-            command: EvalCommand::Calls { dir, lines },
+            command: EvalCommand::Calls { dir, lines, expect },
         }) => load_config(&cli).and_then(|cfg| {
-            let out = voxdesk::admin::eval_calls(&cfg, dir.as_deref(), lines.as_deref())?;
+            let out = voxdesk::admin::eval_calls(&cfg, dir.as_deref(), lines.as_deref(), expect)?;
             println!("{}", out.trim_end());
             Ok(())
         }),

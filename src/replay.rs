@@ -14,8 +14,8 @@
 //! Okay, thank you. Goodbye.
 //! ```
 //!
-//! With `--lines`, every line of a file is a call of its own (a neutral set: any
-//! escalation is a false one).
+//! With `--lines`, every line of a file is a call of its own (a neutral set, where any
+//! escalation is a false one; or, with `--expect escalated`, a set of angry lines).
 
 use crate::dialog::brain::{Brain, CallContext};
 use crate::nlu::prosody;
@@ -75,6 +75,19 @@ impl Outcome {
     }
 }
 
+/// `contained`, `escalated`, `escalated:<trigger>` or `any`.
+pub fn parse_expect(v: &str) -> Result<Expect> {
+    Ok(match v.trim() {
+        "contained" => Expect::Contained,
+        "escalated" => Expect::Escalated(None),
+        "any" => Expect::Any,
+        v => match v.strip_prefix("escalated:") {
+            Some(t) if !t.trim().is_empty() => Expect::Escalated(Some(t.trim().to_string())),
+            _ => bail!("expect is contained, escalated, escalated:<trigger> or any, not {v:?}"),
+        },
+    })
+}
+
 /// Parses a script (`name` for messages).
 pub fn parse(name: &str, text: &str) -> Result<Script> {
     let mut lang = None;
@@ -100,20 +113,7 @@ pub fn parse(name: &str, text: &str) -> Result<Script> {
                 _ => bail!("{name}:{}: lang is en or zh, not {v:?}", i + 1),
             },
             "expect" => {
-                expect = match v {
-                    "contained" => Expect::Contained,
-                    "escalated" => Expect::Escalated(None),
-                    "any" => Expect::Any,
-                    _ => match v.strip_prefix("escalated:") {
-                        Some(t) if !t.trim().is_empty() => {
-                            Expect::Escalated(Some(t.trim().to_string()))
-                        }
-                        _ => bail!(
-                            "{name}:{}: expect is contained, escalated, escalated:<trigger> or any",
-                            i + 1
-                        ),
-                    },
-                }
+                expect = parse_expect(v).with_context(|| format!("{name}:{}", i + 1))?;
             }
             "wav" => wav = Some(PathBuf::from(v)),
             _ => {}
@@ -234,8 +234,8 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Script>> {
     Ok(out)
 }
 
-/// Every non-empty line of `file` as a one-turn call expected to stay with the bot.
-pub fn read_lines(file: &Path) -> Result<Vec<Script>> {
+/// Every non-empty line of `file` as a one-turn call expected to end as `expect`.
+pub fn read_lines(file: &Path, expect: Expect) -> Result<Vec<Script>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -244,7 +244,7 @@ pub fn read_lines(file: &Path) -> Result<Vec<Script>> {
             continue;
         }
         let mut s = parse(&format!("line {}", i + 1), line)?;
-        s.expect = Expect::Contained;
+        s.expect = expect.clone();
         out.push(s);
     }
     if out.is_empty() {

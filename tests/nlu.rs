@@ -121,7 +121,7 @@ fn train_and_evaluate_on_the_held_out_set() {
     let cfg = config(dir.path());
     let (ok, out) = voxdesk(&["-c", &cfg, "train"], dir.path());
     assert!(ok, "{out}");
-    assert!(out.contains("train: 24 intents"), "{out}");
+    assert!(out.contains("train: 25 intents"), "{out}");
     let heldout = Path::new(env!("CARGO_MANIFEST_DIR")).join("nlu/heldout.jsonl");
     let (ok, out) = voxdesk(
         &[
@@ -269,7 +269,7 @@ fn the_multilingual_encoder_segments_like_its_reference_and_takes_over_a_databas
     );
     assert!(ok, "{out}");
     assert!(
-        out.contains("train: 24 intents") && out.contains("multilingual-e5-small-int8.onnx"),
+        out.contains("train: 25 intents") && out.contains("multilingual-e5-small-int8.onnx"),
         "{out}"
     );
 }
@@ -291,6 +291,23 @@ fn scripted_conversations_end_as_expected() {
     assert!(n >= 20, "{n} scripts");
     assert!(out.contains(&format!("as expected: {n}/{n}")), "{out}");
     assert!(out.contains("false escalations): 0 (0.0 %)"), "{out}");
+    // The out-of-domain neutral sets (stories, everyday talk; never trained on): at most
+    // 2 % of them handed to a person (measured: 0 of 151 in each language).
+    for set in ["eval/neutral-en.txt", "eval/neutral-zh.txt"] {
+        let f = Path::new(env!("CARGO_MANIFEST_DIR")).join(set);
+        let (ok, out) = voxdesk(
+            &["-c", &cfg, "eval", "calls", "--lines", f.to_str().unwrap()],
+            dir.path(),
+        );
+        assert!(ok, "{out}");
+        let false_esc: usize = out
+            .split("escalated anyway (false escalations): ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(usize::MAX);
+        assert!(false_esc <= 3, "{set}: {out}");
+    }
     // A file of lines: each its own call.
     let lines = dir.path().join("neutral.txt");
     std::fs::write(&lines, "The river was wide and slow.\n今天天气很好。\n").unwrap();

@@ -406,11 +406,15 @@ impl Dialog {
     fn triggers(&self, a: &Analysis, at: Duration) -> Option<Trigger> {
         let u = &a.understanding;
         let d = &self.s.dialog;
-        // Anger counts on a turn the bot understood (an intent, or an entry that answers
-        // it), or on words that carry it: garbled speech the emotion model cannot read is
-        // asked again, not handed over as angry.
-        let understood =
-            u.intent != UNKNOWN || a.hits.first().is_some_and(|h| h.score >= d.kb_threshold);
+        // Anger counts on a turn the bot understood (an entry that answers it, or an
+        // intent; off-topic talk is no intent, see `nlu::OUT_OF_SCOPE`), or on words that
+        // carry it: speech the models cannot place (garbled, or about something else) is
+        // asked again, not handed over as angry. The emotion head learnt from callers'
+        // lines; elsewhere its scores are noise (measured before the out-of-scope class:
+        // "The rain stopped and the sun came out again", frustrated 0.94).
+        let understood = u.rule.is_some()
+            || a.hits.first().is_some_and(|h| h.score >= d.kb_threshold)
+            || u.intent != UNKNOWN;
         let angry_words = understood || anger_cue(&u.text);
         // The rules set the intent with certainty; the model alone must be sure enough.
         let sure = u.rule.is_some() || u.intent_confidence >= d.handover_confidence;

@@ -36,6 +36,11 @@ pub enum NluError {
 /// The label used when no intent is likely enough.
 pub const UNKNOWN: &str = "unknown";
 
+/// The training label of lines about something else than the service (a story, the
+/// weather, trivia): it teaches the heads what is no intent and what is calm off-topic
+/// talk; a turn classified so gets `UNKNOWN`.
+pub const OUT_OF_SCOPE: &str = "out_of_scope";
+
 /// Emotion labels the emotion head is trained on (the labelled set uses exactly these).
 pub const EMOTIONS: &[&str] = &["neutral", "satisfied", "frustrated", "angry", "anxious"];
 
@@ -159,9 +164,15 @@ impl Nlu {
                 h.labels.iter().cloned().zip(h.probs(intent_x)).collect();
             ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
             if let Some((label, p)) = ranked.first() {
-                u.intent_confidence = *p;
-                if *p >= self.intent_threshold {
-                    u.intent = label.clone();
+                // "Something else" (the labelled set's out-of-scope lines: stories, the
+                // weather, trivia) is no intent at all, with no confidence to act on.
+                if label == OUT_OF_SCOPE {
+                    u.intent_confidence = 0.0;
+                } else {
+                    u.intent_confidence = *p;
+                    if *p >= self.intent_threshold {
+                        u.intent = label.clone();
+                    }
                 }
             }
             ranked.truncate(3);
