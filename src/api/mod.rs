@@ -76,6 +76,18 @@ pub async fn start(
     Ok(local)
 }
 
+/// The API's router over `store` with the request bounds but no knowledge-base index and
+/// no routing (what the `api` fuzz target drives in-process; `start` serves the full one).
+pub fn app(cfg: Arc<Config>, store: Store) -> Router {
+    routes(Api {
+        cfg,
+        store,
+        brain: None,
+        router: None,
+        live: crate::call::LiveCalls::default(),
+    })
+}
+
 fn routes(api: Api) -> Router {
     let request_secs = std::time::Duration::from_secs(api.cfg.limits.api_request_secs);
     Router::new()
@@ -530,7 +542,7 @@ async fn wrapup(
                 let (question, intent): (String, Option<String>) = c
                     .query_row(
                         "SELECT text, intent FROM turns WHERE call_id = ?1 AND speaker = 'caller' AND text != ''
-                         AND (intent IS NULL OR intent NOT IN ('agent_request', 'goodbye', 'thanks', 'affirm', 'deny'))
+                         AND (intent IS NULL OR intent NOT IN ('agent_request', 'goodbye', 'thanks', 'affirm', 'deny', 'greeting', 'smalltalk'))
                          ORDER BY seq DESC LIMIT 1",
                         [&id],
                         |r| Ok((r.get(0)?, r.get(1)?)),
