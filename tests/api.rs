@@ -154,7 +154,7 @@ fn a_running_server_picks_up_knowledge_base_changes_and_new_heads() {
     // loads them by itself.
     let (st, body) = http(&api, "POST", "/api/nlu/train", None, None);
     assert_eq!(st, 200, "{body}");
-    assert!(body.contains("25 intents"), "{body}");
+    assert!(body.contains("26 intents"), "{body}");
     wait_log("loaded newly trained intent and emotion heads");
 }
 

@@ -203,10 +203,6 @@ const THANKS_EN: &[&str] = &[
 const THANKS_ZH: &[&str] = &["谢谢", "多谢", "感谢"];
 /// Words a greeting (or a small-talk line) may consist of besides its keywords.
 const FILLER_EN: &[&str] = &[
-    "hi",
-    "hello",
-    "hey",
-    "hiya",
     "good",
     "morning",
     "afternoon",
@@ -264,17 +260,8 @@ const GREET_ZH: &[&str] = &[
     "晚上好",
     "早",
 ];
+/// (Greetings count as fillers too: "喂，听得到吗", "hello, can you hear me".)
 const FILLER_ZH: &[&str] = &[
-    "你好",
-    "您好",
-    "喂",
-    "嗨",
-    "哈喽",
-    "早上好",
-    "上午好",
-    "下午好",
-    "晚上好",
-    "早",
     "啊",
     "呀",
     "呢",
@@ -467,7 +454,7 @@ fn only(norm: &str, keys: &[&str], zh: &[&str]) -> bool {
             rest = rest.replace(&pat, " ");
         }
     }
-    let mut fillers: Vec<&str> = FILLER_EN.iter().chain(FILLER_ZH.iter()).copied().collect();
+    let mut fillers: Vec<&str> = [FILLER_EN, FILLER_ZH, GREET_EN, GREET_ZH].concat();
     fillers.sort_by_key(|p| std::cmp::Reverse(p.chars().count()));
     for f in fillers {
         let pat = if f.is_ascii() {
