@@ -595,14 +595,9 @@ impl Dialog {
             "thanks" | "affirm"
                 if a.hits.first().map(|h| h.score).unwrap_or(0.0) < self.s.dialog.kb_threshold =>
             {
-                let t = self
-                    .text(
-                        "You're welcome. Is there anything else I can help with?",
-                        "不客气。还有什么可以帮您？",
-                    )
-                    .to_string();
+                let (line, kind) = smalltalk::reply(RuleHit::Thanks, self.zh(), None);
                 self.open_question = None;
-                return self.say(t, "smalltalk");
+                return self.say(line, kind);
             }
             // "No" after "is there anything else?" ends the call.
             "deny" if self.turns.len() > 1 => return self.goodbye(),

@@ -6,6 +6,7 @@
 
 pub mod encoder;
 pub mod head;
+mod lexicon;
 pub mod prosody;
 pub mod rules;
 pub mod text;
