@@ -323,15 +323,22 @@ fn users_roles_and_the_browser_attacks() {
         http(&api, "PUT", "/api/kb/k1", Some(entry), Some(&admin)).0,
         201
     );
-    let audited: i64 = server
-        .db()
-        .query_row(
-            "SELECT COUNT(*) FROM audit WHERE actor = 'alice' AND action = 'PUT /api/kb/k1'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(audited, 1);
+    // The audit row goes through the store's writer queue: wait for it (up to 5 s).
+    let audited = || -> i64 {
+        server
+            .db()
+            .query_row(
+                "SELECT COUNT(*) FROM audit WHERE actor = 'alice' AND action = 'PUT /api/kb/k1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let t = std::time::Instant::now();
+    while audited() == 0 && t.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(audited(), 1);
     // Users over the API: an admin adds one (the token is in the answer, once).
     let (st, body) = http(
         &api,
