@@ -412,9 +412,17 @@ impl Dialog {
         // asked again, not handed over as angry. The emotion head learnt from callers'
         // lines; elsewhere its scores are noise (measured before the out-of-scope class:
         // "The rain stopped and the sun came out again", frustrated 0.94).
-        let understood = u.rule.is_some()
-            || a.hits.first().is_some_and(|h| h.score >= d.kb_threshold)
-            || u.intent != UNKNOWN;
+        // Thanks, yes, hello, goodbye and small talk are understood but give the caller
+        // nothing to be angry about: there only the words count ("多谢，我知道怎么弄了",
+        // thanks, scored frustrated 0.53). A "no" or a request for a person can be angry.
+        let polite = matches!(
+            u.intent.as_str(),
+            "thanks" | "affirm" | "goodbye" | "greeting"
+        ) || u.rule.is_some_and(|r| r.is_small_talk());
+        let understood = !polite
+            && (u.rule.is_some()
+                || a.hits.first().is_some_and(|h| h.score >= d.kb_threshold)
+                || u.intent != UNKNOWN);
         let angry_words = understood || anger_cue(&u.text);
         // The rules set the intent with certainty; the model alone must be sure enough.
         let sure = u.rule.is_some() || u.intent_confidence >= d.handover_confidence;

@@ -527,3 +527,16 @@ fn garbled_speech_is_asked_again_not_read_as_anger() {
     let r = d.on_turn(&angry, secs(9));
     assert_eq!(r.kind, "escalate:anger");
 }
+
+#[test]
+fn thanks_is_never_angry_but_an_angry_no_is() {
+    let mut d = dialog();
+    let mut thanks = said("多谢，我知道怎么弄了。", "thanks");
+    thanks.understanding.anger = 0.53;
+    let r = d.on_turn(&thanks, secs(3));
+    assert!(r.escalation.is_none(), "{}", r.kind);
+    let mut no = said("No! That's not it at all.", "deny");
+    no.understanding.anger = 0.81;
+    let r = d.on_turn(&no, secs(9));
+    assert_eq!(r.kind, "escalate:anger");
+}

@@ -352,6 +352,9 @@ pub fn evaluate(nlu: &Nlu, set: &[Example], anger_threshold: f32) -> Result<Eval
     let mut misses = Vec::new();
     // (angry or frustrated, anger score) per example with an emotion label.
     let mut scored: Vec<(bool, f32)> = Vec::new();
+    // (emotion, language) -> (reaching the threshold, all), for angry and frustrated lines.
+    let mut anger_misses = Vec::new();
+    let mut recall_by: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
     for e in set {
         let u = nlu.understand(&e.text, None, None)?;
         times.push(u.elapsed.as_secs_f64() * 1000.0);
@@ -373,9 +376,16 @@ pub fn evaluate(nlu: &Nlu, set: &[Example], anger_threshold: f32) -> Result<Eval
             emotions.add(truth, &u.emotion);
             let flagged = u.anger >= anger_threshold;
             scored.push((truth == "angry" || truth == "frustrated", u.anger));
+            if (truth == "angry" || truth == "frustrated") != flagged {
+                anger_misses.push(format!("  {:?}: {truth}, anger {:.2}", e.text, u.anger));
+            }
             if truth == "angry" || truth == "frustrated" {
                 pos += 1;
                 pos_hit += flagged as usize;
+                let lang = e.lang.clone().unwrap_or_else(|| "?".into());
+                let c = recall_by.entry((truth.clone(), lang)).or_default();
+                c.0 += flagged as usize;
+                c.1 += 1;
             } else {
                 neg += 1;
                 neg_hit += flagged as usize;
@@ -422,6 +432,25 @@ pub fn evaluate(nlu: &Nlu, set: &[Example], anger_threshold: f32) -> Result<Eval
         r.anger_recall,
         100.0 * r.false_escalation
     );
+    let by: Vec<String> = recall_by
+        .iter()
+        .map(|((em, lang), (hit, n))| {
+            format!(
+                "{em} {lang} {:.2} ({hit}/{n})",
+                *hit as f64 / (*n).max(1) as f64
+            )
+        })
+        .collect();
+    let _ = writeln!(text, "  recall by emotion and language: {}", by.join(", "));
+    if !anger_misses.is_empty() {
+        let _ = writeln!(
+            text,
+            "  anger misses (angry or frustrated under the threshold, the others over it):"
+        );
+        for m in &anger_misses {
+            let _ = writeln!(text, "{m}");
+        }
+    }
     // How recall and false escalations trade off around the configured threshold.
     let sweep: Vec<String> = [0.3f32, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6]
         .iter()
