@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use voxdesk::speech::silero::SileroModel;
 use voxdesk::speech::turn::{TurnConfig, TurnDetector, TurnEvent};
-use voxdesk::speech::vad::VadChoice;
+use voxdesk::speech::VadChoice;
 
 #[path = "../tests/common/sounds.rs"]
 mod sounds;

@@ -2,17 +2,13 @@
 //! requests, answers what needs no call (OPTIONS, REGISTER, errors) and routes the rest to
 //! call actors. Sockets stay in `transport`; the SIP logic lives in `voxdesk-sip`.
 
-use crate::call::{self, CallInput};
-use crate::config::Config;
-use crate::config::Trunks;
+use crate::call::{self, CallInput, LiveCalls};
 use crate::limits::Admission;
-use crate::media::ports::PortPool;
-use crate::media::session::Pcm;
 use crate::registrar::{Registrar, StoreOp};
-use crate::store::{now_ms, RegistrationRow, Store};
+use crate::shared::{new_tag, CoreMsg, Shared, ALLOW, SUPPORTED};
+use crate::store::{now_ms, RegistrationRow};
 use crate::transport::{Flow, Inbound, Transport};
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -21,140 +17,14 @@ use voxdesk_sip::txn::{Output, Timers, TransactionLayer, TxKey};
 use voxdesk_sip::validate::{validate_request, Capabilities};
 use voxdesk_sip::{Message, Method};
 
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER";
-pub const SUPPORTED: &str = "timer";
-
-/// What every call needs, shared read-only.
-pub struct Shared {
-    pub cfg: Config,
-    pub store: Store,
-    pub ports: PortPool,
-    pub greeting: Arc<Pcm>,
-    /// Speech engines; `None` when `speech.enabled` is off.
-    pub speech: Option<Arc<crate::speech::Speech>>,
-    /// Understanding and the dialog (NLU models, knowledge base); with `speech`.
-    pub brain: Option<Arc<crate::dialog::brain::Brain>>,
-    /// Queues and agents for escalated calls (`routing.enabled`).
-    pub router: Option<crate::routing::Router>,
-    /// Base URL of a call's page for `Call-Info` (the call id is appended).
-    pub call_info_url: String,
-    pub bind_ip: IpAddr,
-    pub advertised: String,
-    pub sip_port: u16,
-    /// The SIP-over-TLS port (0 without TLS).
-    pub tls_port: u16,
-    pub server_header: String,
-    /// Live calls by id (the API reaches them here).
-    pub live: crate::call::LiveCalls,
-    /// Carriers allowed to send calls (`[[trunks]]`, parsed).
-    pub trunks: Trunks,
-}
-
-impl Shared {
-    /// The voice activity detector calls use (the energy one when speech is off).
-    pub fn vad(&self) -> crate::speech::vad::VadChoice {
-        self.speech
-            .as_ref()
-            .map(|s| s.vad.clone())
-            .unwrap_or_default()
-    }
-
-    /// The media encryption policy for a caller's leg that came in on `flow`.
-    pub fn caller_srtp(&self, flow: &Flow) -> voxdesk_sip::sdes::SrtpPolicy {
-        let v = self
-            .trunks
-            .find(flow.addr().ip())
-            .and_then(|t| t.srtp.as_deref())
-            .unwrap_or(&self.cfg.media.srtp);
-        voxdesk_sip::sdes::SrtpPolicy::parse(v).unwrap_or_default()
-    }
-
-    pub fn contact(&self, flow: &Flow) -> String {
-        match flow {
-            Flow::Udp(_) => format!("<sip:voxdesk@{}:{}>", self.advertised_host(), self.sip_port),
-            Flow::Tcp { tls: false, .. } => format!(
-                "<sip:voxdesk@{}:{};transport=tcp>",
-                self.advertised_host(),
-                self.sip_port
-            ),
-            Flow::Tcp { tls: true, .. } => format!(
-                "<sip:voxdesk@{}:{};transport=tls>",
-                self.advertised_host(),
-                self.tls_port
-            ),
-        }
-    }
-
-    /// Our port for a flow's transport (the TLS listener has its own).
-    fn port_for(&self, flow: &Flow) -> u16 {
-        match flow {
-            Flow::Tcp { tls: true, .. } => self.tls_port,
-            _ => self.sip_port,
-        }
-    }
-
-    pub fn advertised_host(&self) -> String {
-        if self.advertised.contains(':') {
-            format!("[{}]", self.advertised)
-        } else {
-            self.advertised.clone()
-        }
-    }
-
-    pub fn via(&self, flow: &Flow) -> String {
-        format!(
-            "SIP/2.0/{} {}:{};branch={};rport",
-            flow.transport(),
-            self.advertised_host(),
-            self.port_for(flow),
-            new_branch()
-        )
-    }
-}
-
-pub fn new_branch() -> String {
-    format!(
-        "{}{:016x}",
-        voxdesk_sip::txn::MAGIC_COOKIE,
-        rand::random::<u64>()
-    )
-}
-
-pub fn new_tag() -> String {
-    format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff)
-}
-
-/// Messages from call actors to the endpoint.
-#[derive(Debug)]
-pub enum CoreMsg {
-    Respond {
-        key: TxKey,
-        msg: Message,
-    },
-    /// Start a client transaction (or just send, for ACK).
-    Request {
-        call: String,
-        msg: Message,
-        flow: Flow,
-    },
-    /// Requests on the SIP Call-ID `leg` go to the call whose inbound Call-ID is `call`
-    /// from now on (a leg moved between calls by an attended transfer).
-    Adopt {
-        call: String,
-        leg: String,
-    },
-    /// The call actor is done; forget these SIP Call-IDs.
-    Ended {
-        call_ids: Vec<String>,
-    },
-}
-
 struct CallEntry {
     tx: mpsc::Sender<CallInput>,
 }
 
 pub struct Endpoint {
     shared: Arc<Shared>,
+    /// Live calls by id (the API reaches them here) and by inbound Call-ID.
+    live: LiveCalls,
     transport: Transport,
     txl: TransactionLayer<Flow>,
     clock: Instant,
@@ -173,6 +43,7 @@ pub struct Endpoint {
 impl Endpoint {
     pub async fn new(
         shared: Arc<Shared>,
+        live: LiveCalls,
         transport: Transport,
         inbound: mpsc::Receiver<Inbound>,
     ) -> Endpoint {
@@ -220,6 +91,7 @@ impl Endpoint {
             admission: Admission::new(&shared.cfg.limits),
             open_network: shared.cfg.calls_from_anyone(),
             shared,
+            live,
             transport,
             txl: TransactionLayer::new(Timers::default()),
             clock: Instant::now(),
@@ -660,10 +532,11 @@ impl Endpoint {
         self.admission.started(&call_id, to_bot);
         let (tx, rx) = mpsc::channel(256);
         let id = format!("{:016x}", rand::random::<u64>());
-        self.shared.live.insert(&id, &call_id, tx.clone());
+        self.live.insert(&id, &call_id, tx.clone());
         self.calls.insert(call_id.clone(), CallEntry { tx });
         let ctx = call::CallCtx {
             shared: self.shared.clone(),
+            live: self.live.clone(),
             core: self.core_tx.clone(),
             id: id.clone(),
         };
@@ -700,7 +573,7 @@ impl Endpoint {
                 // waiting: a still-pending INVITE gets 500 (ignored if already answered).
                 if let Err(p) = futures_catch(res).await {
                     tracing::error!(panic = %p, "call actor panicked");
-                    ctx.shared.live.remove(&ctx.id);
+                    ctx.live.remove(&ctx.id);
                     let _ = ctx
                         .core
                         .send(CoreMsg::Respond {

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod audio;
 pub mod call;
 pub mod config;
 pub mod dialog;
@@ -17,6 +18,7 @@ pub mod prompts;
 pub mod registrar;
 pub mod replay;
 pub mod routing;
+pub mod shared;
 pub mod speech;
 pub mod store;
 pub mod transport;

@@ -11,7 +11,7 @@ use crate::dialog::Dialog;
 use crate::media::wav::{self, Recorder};
 use crate::speech::stt::Transcript;
 use crate::speech::tts::speech_chunks;
-use crate::speech::turn::{TurnDetector, TurnEvent};
+use crate::speech::turn::{TurnConfig, TurnDetector, TurnEvent};
 use crate::speech::vad::Vad;
 use crate::speech::{to_16k, Speech};
 use anyhow::{bail, Context, Result};
@@ -77,7 +77,7 @@ impl<'a> Bot<'a> {
             dialog: brain.dialog("", lang),
             baseline: None,
             vad: speech.vad.make(),
-            turns: TurnDetector::new(cfg.speech.turn_config()),
+            turns: TurnDetector::new(TurnConfig::from(&cfg.speech)),
             language: speech.language.clone(),
             heard: Vec::new(),
             playing: greeting.iter().copied().collect(),
@@ -121,9 +121,10 @@ impl<'a> Bot<'a> {
             baseline: self.baseline,
             interrupted: false,
         };
-        let analysis = self
-            .brain
-            .analyse(&t.text, lang, Some(&self.heard[a..b.max(a)]), &context);
+        let mut analysis =
+            self.brain
+                .analyse(&t.text, lang, Some(&self.heard[a..b.max(a)]), &context);
+        analysis.heard_confidence = Some(t.confidence);
         if self.baseline.is_none() {
             let u = &analysis.understanding;
             self.baseline = u

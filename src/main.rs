@@ -5,8 +5,9 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
 use voxdesk::config::{Config, Overrides};
-use voxdesk::endpoint::{Endpoint, Shared};
+use voxdesk::endpoint::Endpoint;
 use voxdesk::media::ports::PortPool;
+use voxdesk::shared::Shared;
 use voxdesk::store::{now_ms, Store};
 use voxdesk::transport::Transport;
 
@@ -512,7 +513,6 @@ async fn run(cfg: Config) -> Result<()> {
         sip_port,
         tls_port: transport.local_tls.map(|a| a.port()).unwrap_or(0),
         server_header: cfg.sip.user_agent.clone(),
-        live,
         trunks: voxdesk::config::Trunks::parse(&cfg.trunks)?,
         cfg: cfg.clone(),
     });
@@ -520,7 +520,7 @@ async fn run(cfg: Config) -> Result<()> {
         udp = ?transport.local_udp, tcp = ?transport.local_tcp, tls = ?transport.local_tls, database = %cfg.database_path().display(),
         recordings = %cfg.recordings_dir().display(), agents = cfg.agents.len(), "voxdesk ready"
     );
-    let endpoint = Endpoint::new(shared, transport, in_rx).await;
+    let endpoint = Endpoint::new(shared, live, transport, in_rx).await;
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("stop requested");

@@ -425,6 +425,47 @@ fn saying_goodbye_gets_a_goodbye_and_the_bot_hangs_up() {
     );
 }
 
+/// A caller who says "bye" again over the bot's goodbye is not left on an open line: the
+/// interrupted goodbye still ends the call (found by scripts/eval_spoken.py over sipp: the
+/// call stayed up until the caller hung up, 40 s later).
+#[test]
+fn talking_over_the_goodbye_still_ends_the_call() {
+    let _g = serial();
+    let server = Server::start_with_models("", "", "");
+    let rel = spoken(
+        &server,
+        "goodbye.ul",
+        &[("Okay, that is all. Goodbye.", 0.0)],
+    );
+    let first_ms = std::fs::metadata(server.dir.path().join("goodbye.ul"))
+        .unwrap()
+        .len()
+        / 8;
+    let again = spoken(&server, "bye-again.ul", &[("Bye bye, thanks again.", 0.0)]);
+    // The second line starts about a second after the first ends: over the bot's goodbye
+    // (or, on a slow machine, before it), never after the bot has hung up.
+    let sc = talk_scenario(
+        server.dir.path(),
+        6500,
+        &rel,
+        first_ms as u32 + 1000,
+        &again,
+        0,
+    );
+    let text = std::fs::read_to_string(&sc).unwrap();
+    let cut = text.rfind("  <send retrans=\"500\">").unwrap();
+    std::fs::write(&sc, format!("{}{BOT_HANGS_UP}", &text[..cut])).unwrap();
+    let out = sipp(server.port, sc.to_str().unwrap(), &[]);
+    assert_sipp_ok(&out, &server);
+    let row = server.wait_call_ended();
+    assert_eq!(
+        row.end_reason.as_deref(),
+        Some("bot-goodbye"),
+        "{row:?}\n{}",
+        server.log()
+    );
+}
+
 #[derive(Debug)]
 struct BotTurn {
     kind: String,

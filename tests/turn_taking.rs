@@ -8,7 +8,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use voxdesk::speech::silero::SileroModel;
 use voxdesk::speech::turn::{TurnConfig, TurnDetector, TurnEvent};
-use voxdesk::speech::vad::{level_dbfs, VadChoice};
+use voxdesk::speech::vad::level_dbfs;
+use voxdesk::speech::VadChoice;
 
 #[path = "common/sounds.rs"]
 mod sounds;

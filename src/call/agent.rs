@@ -2,12 +2,12 @@
 //! it answers, pass hang-ups across, cancel or BYE it when the caller goes.
 
 use super::{stream_params, Call, State};
-use crate::endpoint::{new_tag, ALLOW};
 use crate::media::session::{
     self, MediaCmd, MediaEvent, MediaHandle, MediaSetup, Party, StreamParams,
 };
 use crate::media::source::SourcePolicy;
 use crate::registrar::Binding;
+use crate::shared::{new_tag, ALLOW};
 use crate::transport::Flow;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -121,7 +121,7 @@ impl Call {
             rtp_timeout: Duration::from_secs(self.ctx.shared.cfg.media.rtp_timeout_secs),
             record: None,
             cname: format!("voxdesk-{}-{kind}", self.ctx.id),
-            turn: self.ctx.shared.cfg.speech.turn_config(),
+            turn: crate::speech::turn::TurnConfig::from(&self.ctx.shared.cfg.speech),
             vad: self.ctx.shared.vad(),
             source: SourcePolicy::from_config(&self.ctx.shared.cfg.media, binding.flow.addr().ip()),
         };

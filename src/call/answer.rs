@@ -2,9 +2,9 @@
 //! answer in it).
 
 use super::{codecs, stream_params, Call, Pending2xx, State, T1};
-use crate::endpoint::{ALLOW, SUPPORTED};
 use crate::media::session::{self, MediaCmd, MediaSetup, StreamParams};
 use crate::media::source::SourcePolicy;
+use crate::shared::{ALLOW, SUPPORTED};
 use crate::store::now_ms;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -165,7 +165,7 @@ impl Call {
             // Recording starts when the call is answered.
             record: None,
             cname: format!("voxdesk-{}", self.ctx.id),
-            turn: self.ctx.shared.cfg.speech.turn_config(),
+            turn: crate::speech::turn::TurnConfig::from(&self.ctx.shared.cfg.speech),
             vad: self.ctx.shared.vad(),
             source: SourcePolicy::from_config(&self.ctx.shared.cfg.media, self.flow.addr().ip()),
         };

@@ -2,8 +2,8 @@
 //! refresh, renegotiation), INFO digits.
 
 use super::{stream_params, Call, Pending2xx, State, T1};
-use crate::endpoint::{ALLOW, SUPPORTED};
 use crate::media::session::MediaCmd;
+use crate::shared::{ALLOW, SUPPORTED};
 use crate::transport::Flow;
 use tokio::time::Instant;
 use voxdesk_sip::dialog::{negotiate_session_timer, SessionTimerAnswer, SessionTimerState};

@@ -3,10 +3,10 @@
 //! RTP timeouts, and writes the CDR as events happen. A call to a registered agent's
 //! extension is bridged to that agent's softphone (B2BUA).
 
-use crate::endpoint::{new_tag, CoreMsg, Shared, SUPPORTED};
 use crate::media::g711::Law;
 use crate::media::session::{MediaCmd, MediaEvent, MediaHandle, StreamParams};
 use crate::registrar::Binding;
+use crate::shared::{new_tag, CoreMsg, Shared, SUPPORTED};
 use crate::store::{now_ms, MediaSummary, NewCall};
 use crate::transport::Flow;
 use std::net::{IpAddr, SocketAddr};
@@ -81,6 +81,8 @@ pub enum CallInput {
 #[derive(Clone)]
 pub struct CallCtx {
     pub shared: Arc<Shared>,
+    /// The live calls (an attended transfer finds its consultation call here).
+    pub live: LiveCalls,
     pub core: mpsc::Sender<CoreMsg>,
     pub id: String,
 }
@@ -539,8 +541,13 @@ impl Call {
                     tracing::info!("false barge-in: playback resumed")
                 }
                 TurnEvent::SpeechStarted { .. } => {
-                    if let (Some(t), Some(m)) = (self.talk.as_mut(), self.media.as_ref()) {
-                        t.on_speech_started(&m.cmd);
+                    let goodbye = match (self.talk.as_mut(), self.media.as_ref()) {
+                        (Some(t), Some(m)) => t.on_speech_started(&m.cmd),
+                        _ => false,
+                    };
+                    if goodbye && self.state == State::Confirmed {
+                        tracing::info!("caller spoke over the goodbye: the call ends");
+                        self.hangup("bot-goodbye").await;
                     }
                 }
                 TurnEvent::TurnEnded { start, end, reason } => tracing::info!(
@@ -687,7 +694,7 @@ impl Call {
         self.end_supervision("call ended").await;
         let mut ids = vec![self.sip_call_id.clone()];
         ids.append(&mut self.departing);
-        self.ctx.shared.live.remove(&self.ctx.id);
+        self.ctx.live.remove(&self.ctx.id);
         if let Some(a) = self.agent.take() {
             ids.push(a.call_id.clone());
             let _ = a.media.cmd.send(MediaCmd::Stop).await;

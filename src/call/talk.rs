@@ -218,7 +218,8 @@ impl Talk {
             } else {
                 "en"
             };
-            let analysis = brain.analyse(&transcript.text, reply_lang, Some(&pcm), &context);
+            let mut analysis = brain.analyse(&transcript.text, reply_lang, Some(&pcm), &context);
+            analysis.heard_confidence = Some(transcript.confidence);
             Ok(Heard {
                 transcript,
                 analysis,
@@ -377,10 +378,14 @@ impl Talk {
         }
     }
 
-    /// The caller started speaking: whatever the bot still had to say is dropped.
-    pub fn on_speech_started(&mut self, media: &MediaTx) {
+    /// The caller started speaking: whatever the bot still had to say is dropped. True when
+    /// that was the goodbye: the conversation is over, so the call ends now (a caller who
+    /// says "bye" over the bot's goodbye must not be left on an open line).
+    pub fn on_speech_started(&mut self, media: &MediaTx) -> bool {
         self.tentative = None;
+        let mut goodbye = false;
         if let Some(s) = self.speaking.take() {
+            goodbye = s.hang_up;
             s.cancel.store(true, Ordering::Relaxed);
             let _ = media.try_send(MediaCmd::StopPlayback);
             if s.started {
@@ -394,6 +399,7 @@ impl Talk {
                 );
             }
         }
+        goodbye
     }
 
     /// A transcript is back: store it, ask the dialog, start speaking the reply.

@@ -229,7 +229,7 @@ impl Call {
         to_tag: &str,
         from_tag: &str,
     ) -> Option<AgentLeg> {
-        let other = self.ctx.shared.live.get_by_sip_call_id(call_id)?;
+        let other = self.ctx.live.get_by_sip_call_id(call_id)?;
         let (reply, rx) = tokio::sync::oneshot::channel();
         other
             .send(super::CallInput::Surrender {
@@ -262,7 +262,7 @@ impl Call {
         let _ = self
             .ctx
             .core
-            .send(crate::endpoint::CoreMsg::Adopt {
+            .send(crate::shared::CoreMsg::Adopt {
                 call: self.sip_call_id.clone(),
                 leg: new_leg.call_id.clone(),
             })

@@ -58,6 +58,9 @@ pub struct DialogConfig {
     /// hands the call over (keyword rules and keypad 0 need none): a person's time is dearer
     /// than a second try, and a garbled transcript is often read as "I want...".
     pub handover_confidence: f32,
+    /// Whisper's mean token probability under which a transcript's words are too unsure for
+    /// the models' anger alone to hand the call over (words that carry anger still do).
+    pub min_heard_confidence: f32,
     /// DTMF key that asks for a person.
     pub agent_digit: String,
     /// Said before the handoff; {reason} is replaced by why.
@@ -74,7 +77,7 @@ pub struct DialogConfig {
     pub no_agent_en: String,
     pub no_agent_zh: String,
     /// Flows for transactional intents (none configured: the sample "report an outage").
-    pub flows: Vec<crate::dialog::flow::FlowConfig>,
+    pub flows: Vec<super::flows::FlowConfig>,
 }
 
 impl Default for DialogConfig {
@@ -88,6 +91,7 @@ impl Default for DialogConfig {
             max_call_secs: 600,
             sensitive_intents: vec!["complaint".into(), "cancel_service".into(), "fraud".into()],
             handover_confidence: 0.6,
+            min_heard_confidence: 0.35,
             agent_digit: "0".into(),
             transfer_en: "I'll connect you with a colleague who can help {reason}. Please stay on the line.".into(),
             transfer_zh: "我为您转接人工客服{reason}，请不要挂机。".into(),
@@ -143,6 +147,7 @@ pub(super) fn validate(nlu: &NluConfig, d: &DialogConfig) -> Result<(), ConfigEr
         ("dialog.clarify_margin", d.clarify_margin),
         ("dialog.repeat_similarity", d.repeat_similarity),
         ("dialog.handover_confidence", d.handover_confidence),
+        ("dialog.min_heard_confidence", d.min_heard_confidence),
     ] {
         if !(0.0..=1.0).contains(&v) {
             return Err(invalid(key, format!("{v} is outside 0..=1")));

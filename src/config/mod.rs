@@ -19,6 +19,7 @@ pub enum ConfigError {
 }
 
 mod dialog;
+pub mod flows;
 mod limits;
 mod media;
 mod privacy;
@@ -176,35 +177,23 @@ pub struct SpeechConfig {
 
 impl Default for SpeechConfig {
     fn default() -> Self {
-        let t = crate::speech::turn::TurnConfig::default();
+        // The turn-taking defaults (speech::turn::TurnConfig's, checked by a test there).
         SpeechConfig {
             enabled: true,
             language: "en".into(),
             workers: 0,
             vad: "energy".into(),
-            min_speech_ms: t.min_speech_ms,
-            end_silence_ms: t.end_silence_ms,
-            early_transcribe_ms: t.pause_ms,
-            early_end_ms: t.early_end_silence_ms,
-            barge_in_ms: t.barge_in_ms,
-            max_turn_ms: t.max_turn_ms,
+            min_speech_ms: 200,
+            end_silence_ms: 700,
+            early_transcribe_ms: 80,
+            early_end_ms: 250,
+            barge_in_ms: 80,
+            max_turn_ms: 20_000,
         }
     }
 }
 
 impl SpeechConfig {
-    pub fn turn_config(&self) -> crate::speech::turn::TurnConfig {
-        crate::speech::turn::TurnConfig {
-            min_speech_ms: self.min_speech_ms,
-            end_silence_ms: self.end_silence_ms,
-            pause_ms: self.early_transcribe_ms,
-            early_end_silence_ms: self.early_end_ms,
-            barge_in_ms: self.barge_in_ms,
-            max_turn_ms: self.max_turn_ms,
-            ..Default::default()
-        }
-    }
-
     pub fn worker_count(&self) -> usize {
         if self.workers > 0 {
             self.workers

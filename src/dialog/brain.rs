@@ -288,6 +288,7 @@ impl Brain {
             hits,
             followup_hits,
             generated,
+            heard_confidence: None,
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct Analysis {
     pub followup_hits: Vec<KbCandidate>,
     /// An answer generated from the closest entries when none of them answers (`[llm]`).
     pub generated: Option<String>,
+    /// How sure speech-to-text was of the words (mean token probability), for a spoken turn.
+    pub heard_confidence: Option<f32>,
 }
 
 /// Why a call goes to a person.
@@ -209,6 +211,8 @@ pub struct Dialog {
     flow: Option<FlowState>,
     escalated: bool,
     ended: bool,
+    /// The kind of the bot's last line ("kb:<key>", "rephrase", ...).
+    last_kind: String,
     /// Base for ticket numbers read to the caller.
     ticket_base: u32,
     tickets: u32,
@@ -248,6 +252,7 @@ impl Dialog {
             flow: None,
             escalated: false,
             ended: false,
+            last_kind: String::new(),
             ticket_base,
             tickets: 0,
             open_question: None,
@@ -358,8 +363,19 @@ impl Dialog {
         }
     }
 
+    /// Did the bot's last line end with "is there anything else?" (an answer, thanks, a
+    /// finished flow, a generated answer)?
+    fn asked_anything_else(&self) -> bool {
+        let k = self.last_kind.as_str();
+        k.starts_with("kb:")
+            || k.starts_with("flow:")
+            || k == "smalltalk:thanks"
+            || k == "generated"
+    }
+
     fn say(&mut self, text: String, kind: &str) -> Reply {
         self.log_bot(&text);
+        self.last_kind = kind.to_string();
         Reply {
             text,
             kind: kind.into(),
@@ -419,10 +435,15 @@ impl Dialog {
             u.intent.as_str(),
             "thanks" | "affirm" | "goodbye" | "greeting"
         ) || u.rule.is_some_and(|r| r.is_small_talk());
+        // Words whisper was unsure of are not trusted to be angry by the models alone.
+        let heard_well = a
+            .heard_confidence
+            .is_none_or(|c| c >= d.min_heard_confidence);
         let understood = !polite
+            && heard_well
             && (u.rule.is_some()
                 || a.hits.first().is_some_and(|h| h.score >= d.kb_threshold)
-                || u.intent != UNKNOWN);
+                || (u.intent != UNKNOWN && u.intent_confidence >= d.handover_confidence));
         let angry_words = understood || anger_cue(&u.text);
         // The rules set the intent with certainty; the model alone must be sure enough.
         let sure = u.rule.is_some() || u.intent_confidence >= d.handover_confidence;
@@ -607,8 +628,15 @@ impl Dialog {
                 self.open_question = None;
                 return self.say(line, kind);
             }
-            // "No" after "is there anything else?" ends the call.
-            "deny" if self.turns.len() > 1 => return self.goodbye(),
+            // "No" after an answer ("is there anything else?") ends the call; after "could
+            // you say that another way?" or a greeting, "no" / "never mind" drops the
+            // question, not the call.
+            "deny" if self.asked_anything_else() => return self.goodbye(),
+            "deny" => {
+                let (line, kind) = smalltalk::never_mind(self.zh());
+                self.open_question = None;
+                return self.say(line, kind);
+            }
             _ => {}
         }
         let th = self.s.dialog.kb_threshold;

@@ -67,6 +67,17 @@ pub fn reply(hit: RuleHit, zh: bool, last: Option<&str>) -> (String, &'static st
     }
 }
 
+/// "No" / "never mind" when the bot had asked something other than "anything else?": the
+/// question is dropped, the call goes on.
+pub fn never_mind(zh: bool) -> (String, &'static str) {
+    let line = if zh {
+        "好的。还有什么可以帮您？"
+    } else {
+        "No problem. What else can I help you with?"
+    };
+    (line.to_string(), "smalltalk:never-mind")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -540,3 +540,40 @@ fn thanks_is_never_angry_but_an_angry_no_is() {
     let r = d.on_turn(&no, secs(9));
     assert_eq!(r.kind, "escalate:anger");
 }
+
+#[test]
+fn never_mind_after_a_rephrase_drops_the_question_not_the_call() {
+    let mut d = dialog();
+    let r = d.on_turn(&said("What's the weather like tomorrow?", UNKNOWN), secs(3));
+    assert_eq!(r.kind, "rephrase");
+    let r = d.on_turn(&said("Never mind.", "deny"), secs(8));
+    assert_eq!(r.kind, "smalltalk:never-mind", "{}", r.text);
+    assert!(!r.hang_up);
+    let r = d.on_turn(
+        &with_hits(
+            said("When is my bill due?", "payment_due_date"),
+            &[("payment_due_date", 0.8)],
+        ),
+        secs(14),
+    );
+    assert!(r.kind.starts_with("kb:"), "{}", r.kind);
+    // After an answer, "no" is "nothing else": goodbye.
+    let r = d.on_turn(&said("No.", "deny"), secs(20));
+    assert_eq!(r.kind, "goodbye");
+    assert!(r.hang_up);
+}
+
+#[test]
+fn misheard_words_are_not_angry_on_the_models_word_alone() {
+    let mut d = dialog();
+    let mut misheard = said("How much they don't like you, this month", "data_usage");
+    misheard.understanding.anger = 1.0;
+    misheard.heard_confidence = Some(0.25);
+    let r = d.on_turn(&misheard, secs(3));
+    assert!(r.escalation.is_none(), "{}", r.kind);
+    let mut shouted = said("This is ridiculous, fix my line", "report_outage");
+    shouted.understanding.anger = 0.9;
+    shouted.heard_confidence = Some(0.2);
+    let r = d.on_turn(&shouted, secs(9));
+    assert_eq!(r.kind, "escalate:anger");
+}

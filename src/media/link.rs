@@ -6,7 +6,7 @@
 //! delay bounded when the receiver falls behind. One small allocation and an uncontended
 //! lock: the whole link is a few cache lines, touched twice per 20 ms.
 
-use super::session::{Frame, FRAME};
+use super::frame::{Frame, FRAME};
 use std::sync::{Arc, Mutex};
 
 /// Frames held at most (100 ms).

@@ -2,6 +2,7 @@
 
 pub mod dtmf;
 pub mod engine;
+pub mod frame;
 pub mod g711;
 pub mod jitter;
 mod leg;

@@ -17,7 +17,8 @@ use super::source::{SourceGuard, SourcePolicy};
 use super::srtp::LegCrypto;
 use super::wav::Recorder;
 use crate::speech::turn::{EndReason, TurnConfig, TurnDetector, TurnEvent};
-use crate::speech::vad::{Vad, VadChoice};
+use crate::speech::vad::Vad;
+use crate::speech::VadChoice;
 use crate::store::MediaSummary;
 use std::collections::VecDeque;
 use std::net::UdpSocket;
@@ -27,11 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// Samples per 20 ms frame at 8 kHz.
-pub const FRAME: usize = 160;
-pub type Pcm = Vec<i16>;
-/// One 20 ms frame, passed by value (no allocation on the audio path).
-pub type Frame = [i16; FRAME];
+pub use super::frame::{Frame, Pcm, FRAME};
 
 /// Negotiated stream parameters.
 #[derive(Debug, Clone)]

@@ -1,6 +1,5 @@
 //! WAV prompts (any rate, resampled to 8 kHz with rubato) and per-call recordings.
 
-use rubato::{FftFixedInOut, Resampler};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -63,9 +62,9 @@ fn decode_mono<R: std::io::Read>(
         .chunks(ch)
         .map(|c| c.iter().sum::<f32>() / c.len() as f32)
         .collect();
-    let out = resample(&mono, spec.sample_rate, rate).map_err(|msg| WavError::Resample {
+    let out = resample(&mono, spec.sample_rate, rate).map_err(|e| WavError::Resample {
         path: path.to_path_buf(),
-        msg,
+        msg: e.to_string(),
     })?;
     Ok(out
         .iter()
@@ -73,36 +72,7 @@ fn decode_mono<R: std::io::Read>(
         .collect())
 }
 
-/// Resamples mono f32 audio with rubato's FFT resampler.
-pub fn resample(input: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String> {
-    if from == to || input.is_empty() {
-        return Ok(input.to_vec());
-    }
-    let mut r = FftFixedInOut::<f32>::new(from as usize, to as usize, 1024, 1)
-        .map_err(|e| e.to_string())?;
-    let delay = r.output_delay();
-    let mut out = Vec::with_capacity(input.len() * to as usize / from as usize + 2048);
-    let mut pos = 0;
-    while pos + r.input_frames_next() <= input.len() {
-        let n = r.input_frames_next();
-        let o = r
-            .process(&[&input[pos..pos + n]], None)
-            .map_err(|e| e.to_string())?;
-        out.extend_from_slice(&o[0]);
-        pos += n;
-    }
-    // Flush the tail and the resampler's delay with zeros.
-    let mut tail = input[pos..].to_vec();
-    tail.resize(r.input_frames_next(), 0.0);
-    let o = r.process(&[&tail], None).map_err(|e| e.to_string())?;
-    out.extend_from_slice(&o[0]);
-    let zeros = vec![0.0; r.input_frames_next()];
-    let o = r.process(&[&zeros], None).map_err(|e| e.to_string())?;
-    out.extend_from_slice(&o[0]);
-    let want = (input.len() as u64 * to as u64 / from as u64) as usize;
-    let end = (delay + want).min(out.len());
-    Ok(out[delay.min(end)..end].to_vec())
-}
+pub use crate::audio::resample;
 
 /// A stereo 8 kHz recording: left = caller (what we received), right = what we sent.
 pub struct Recorder {

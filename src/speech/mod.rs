@@ -10,8 +10,8 @@ pub mod tts;
 pub mod turn;
 pub mod vad;
 
+use crate::audio::resample;
 use crate::config::Config;
-use crate::media::wav::resample;
 use pool::{InferencePool, Priority};
 use rendered::{trim_leading_silence, DiskCache};
 use std::collections::VecDeque;
@@ -35,7 +35,7 @@ pub struct Speech {
     pub stt_multilingual: Option<Arc<dyn Stt>>,
     pub tts: Arc<dyn Tts>,
     /// The voice activity detector each call makes for itself.
-    pub vad: vad::VadChoice,
+    pub vad: VadChoice,
     pub language: String,
     pub prompts: CachedPrompts,
     /// How long each model took to load.
@@ -125,9 +125,9 @@ impl Speech {
             )
             .context("models.vad")?;
             load_times.push(("vad".to_string(), t.elapsed()));
-            vad::VadChoice::Silero(Arc::new(m))
+            VadChoice::Silero(Arc::new(m))
         } else {
-            vad::VadChoice::Energy
+            VadChoice::Energy
         };
         Ok(Speech {
             vad,
@@ -256,4 +256,29 @@ impl Speech {
 pub fn to_16k(pcm8k: &[i16]) -> Vec<f32> {
     let f: Vec<f32> = pcm8k.iter().map(|&s| s as f32 / 32768.0).collect();
     resample(&f, 8000, 16000).unwrap_or_default()
+}
+
+/// Which detector a call's media session makes for itself.
+#[derive(Debug, Clone, Default)]
+pub enum VadChoice {
+    #[default]
+    Energy,
+    Silero(std::sync::Arc<silero::SileroModel>),
+}
+
+impl VadChoice {
+    /// A new detector, with its own state, for one call.
+    pub fn make(&self) -> Box<dyn vad::Vad> {
+        match self {
+            VadChoice::Energy => Box::new(vad::EnergyVad::default()),
+            VadChoice::Silero(m) => Box::new(silero::SileroVad::new(m.clone())),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            VadChoice::Energy => "energy",
+            VadChoice::Silero(_) => "silero",
+        }
+    }
 }

@@ -175,6 +175,21 @@ pub fn looks_looped(text: &str) -> bool {
     false
 }
 
+/// The prompt that steers whisper to Simplified characters in Chinese.
+const ZH_PROMPT: &str = "以下是普通话的句子。";
+
+/// Whisper sometimes "hears" its own prompt in audio it cannot read (seen with synthetic
+/// Mandarin and with noise): the echo is removed; what remains, if anything, is the turn.
+pub fn strip_prompt_echo(text: &str) -> String {
+    let core = ZH_PROMPT.trim_end_matches('。');
+    if !text.contains(core) {
+        return text.to_string();
+    }
+    let rest = text.replace(ZH_PROMPT, "").replace(core, "");
+    let rest = rest.trim_matches(|c: char| c.is_whitespace() || "。，,.!！?？".contains(c));
+    rest.to_string()
+}
+
 /// True when a transcript reads as a finished sentence: ends with sentence punctuation and
 /// not with a word that announces more ("and", "the", "my", ...).
 pub fn sounds_complete(text: &str) -> bool {
@@ -243,7 +258,7 @@ impl WhisperStt {
             p.set_temperature_inc(0.0);
             if lang == "zh" {
                 // Without a prompt in Simplified characters whisper writes Traditional ones.
-                p.set_initial_prompt("以下是普通话的句子。");
+                p.set_initial_prompt(ZH_PROMPT);
             }
             base.insert(lang, p);
         }
@@ -473,6 +488,15 @@ impl WhisperStt {
                 t.text.clear();
                 t.segments.clear();
             }
+            let cleaned = strip_prompt_echo(&t.text);
+            if cleaned != t.text {
+                tracing::info!("transcript echoed the prompt: removed");
+                if cleaned.is_empty() {
+                    NO_SPEECH.fetch_add(1, Ordering::Relaxed);
+                    t.segments.clear();
+                }
+                t.text = cleaned;
+            }
             // Noise that whisper turned into words ("Thank you.", "you") comes with a high
             // no-speech probability and low token confidence.
             if t.no_speech > 0.6 && t.confidence < 0.5 {
@@ -505,6 +529,9 @@ mod tests {
 
     #[test]
     fn loops_are_recognised() {
+        assert_eq!(strip_prompt_echo("以下是普通话的句子。"), "");
+        assert_eq!(strip_prompt_echo("WOW! 以下是普通话的句子。"), "WOW");
+        assert_eq!(strip_prompt_echo("我要查话费。"), "我要查话费。");
         assert!(looks_looped(
             "And so my fellow Americans. And so my fellow Americans. And so my fellow Americans."
         ));

@@ -3,7 +3,7 @@
 //! espeak-ng. One inference per sentence so audio can stream.
 
 use super::espeak;
-use crate::media::wav::resample;
+use crate::audio::resample;
 use ort::session::Session;
 use ort::value::Tensor;
 use std::collections::HashMap;
@@ -259,7 +259,8 @@ impl Tts for PiperVoice {
     /// 8 kHz 16-bit speech for `text`.
     fn synthesize(&self, text: &str) -> Result<Vec<i16>, TtsError> {
         let native = self.synthesize_native(text)?;
-        let at8k = resample(&native, self.sample_rate(), 8000).map_err(TtsError::Inference)?;
+        let at8k = resample(&native, self.sample_rate(), 8000)
+            .map_err(|e| TtsError::Inference(e.to_string()))?;
         Ok(at8k
             .iter()
             .map(|&s| (s.clamp(-1.0, 1.0) * 32767.0) as i16)

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TurnConfig {
     pub min_speech_ms: u64,
     pub end_silence_ms: u64,
@@ -37,6 +37,21 @@ impl Default for TurnConfig {
             max_turn_ms: 20_000,
             onset_gap_ms: 60,
             pre_roll_ms: 200,
+        }
+    }
+}
+
+impl From<&crate::config::SpeechConfig> for TurnConfig {
+    /// The `[speech]` section's turn-taking settings.
+    fn from(s: &crate::config::SpeechConfig) -> Self {
+        TurnConfig {
+            min_speech_ms: s.min_speech_ms,
+            end_silence_ms: s.end_silence_ms,
+            pause_ms: s.early_transcribe_ms,
+            early_end_silence_ms: s.early_end_ms,
+            barge_in_ms: s.barge_in_ms,
+            max_turn_ms: s.max_turn_ms,
+            ..Default::default()
         }
     }
 }
@@ -288,6 +303,13 @@ impl TurnDetector {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_config_defaults_are_the_detector_defaults() {
+        let from_config = TurnConfig::from(&crate::config::SpeechConfig::default());
+        assert_eq!(from_config, TurnConfig::default());
+    }
+
     use super::*;
 
     /// Feeds a voiced/unvoiced pattern (one char per 20 ms frame: '#' voice, '.' silence);

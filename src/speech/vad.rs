@@ -12,31 +12,6 @@ pub trait Vad: Send {
     fn score(&mut self, frame: &[i16]) -> f32;
 }
 
-/// Which detector a call's media session makes for itself.
-#[derive(Debug, Clone, Default)]
-pub enum VadChoice {
-    #[default]
-    Energy,
-    Silero(std::sync::Arc<super::silero::SileroModel>),
-}
-
-impl VadChoice {
-    /// A new detector, with its own state, for one call.
-    pub fn make(&self) -> Box<dyn Vad> {
-        match self {
-            VadChoice::Energy => Box::new(EnergyVad::default()),
-            VadChoice::Silero(m) => Box::new(super::silero::SileroVad::new(m.clone())),
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            VadChoice::Energy => "energy",
-            VadChoice::Silero(_) => "silero",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 pub struct EnergyVadConfig {
     /// dB above the noise floor at which a frame counts as speech.
