@@ -393,9 +393,7 @@ fn saying_goodbye_gets_a_goodbye_and_the_bot_hangs_up() {
     // (A new rtp_stream replaces the one playing: the line is over after 2.5 s.)
     let sc = talk_scenario(server.dir.path(), 6500, &rel, 2500, "silence.ul", 0);
     // Instead of the caller's BYE: the bot's.
-    let text = std::fs::read_to_string(&sc).unwrap();
-    let cut = text.rfind("  <send retrans=\"500\">").unwrap();
-    std::fs::write(&sc, format!("{}{BOT_HANGS_UP}", &text[..cut])).unwrap();
+    bot_hangs_up_instead(&sc);
     let out = sipp(server.port, sc.to_str().unwrap(), &[]);
     assert_sipp_ok(&out, &server);
     let row = server.wait_call_ended();
@@ -452,9 +450,7 @@ fn talking_over_the_goodbye_still_ends_the_call() {
         &again,
         0,
     );
-    let text = std::fs::read_to_string(&sc).unwrap();
-    let cut = text.rfind("  <send retrans=\"500\">").unwrap();
-    std::fs::write(&sc, format!("{}{BOT_HANGS_UP}", &text[..cut])).unwrap();
+    bot_hangs_up_instead(&sc);
     let out = sipp(server.port, sc.to_str().unwrap(), &[]);
     assert_sipp_ok(&out, &server);
     let row = server.wait_call_ended();
@@ -464,6 +460,14 @@ fn talking_over_the_goodbye_still_ends_the_call() {
         "{row:?}\n{}",
         server.log()
     );
+}
+
+/// Rewrites a talking caller's scenario to end by waiting for the bot's BYE instead of
+/// sending its own.
+fn bot_hangs_up_instead(sc: &std::path::Path) {
+    let text = std::fs::read_to_string(sc).unwrap();
+    let cut = text.rfind("  <send retrans=\"500\">").unwrap();
+    std::fs::write(sc, format!("{}{BOT_HANGS_UP}", &text[..cut])).unwrap();
 }
 
 #[derive(Debug)]
