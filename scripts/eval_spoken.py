@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Spoken replays of the scripted conversations (eval/calls/*.txt): every caller turn is
-spoken by espeak-ng (en-us or cmn), the turns are joined with `--reply-s` seconds of silence
+spoken by espeak-ng (en-us; Chinese by `voxdesk say` with another Kokoro voice than the
+bot's, zm_yunxi, or with --zh-speaker espeak by espeak-ng's cmn), the turns are joined with `--reply-s` seconds of silence
 between them (room for the bot's answer) after `--greeting-s` of silence (the greeting), and
 the conversation is played
   - through `voxdesk talk --wav` (as `voxdesk eval calls` does for a script with a `# wav:`
@@ -44,6 +45,8 @@ ap.add_argument("--reply-s", type=float, default=12.0)
 ap.add_argument("--greeting-s", type=float, default=10.0)
 ap.add_argument("--out", default="")
 ap.add_argument("--models", default=os.path.join(ROOT, "models"))
+ap.add_argument("--zh-speaker", default="zm_yunxi",
+                help="Kokoro voice that speaks the Chinese caller turns, or 'espeak'")
 args = ap.parse_args()
 binary = os.path.abspath(args.binary)
 out = args.out or tempfile.mkdtemp(prefix="vx-spoken-")
@@ -73,8 +76,27 @@ def parse(path):
 PUNCT = {"，": ", ", "。": ". ", "？": "? ", "！": "! ", "、": ", ", "；": "; ", "：": ": "}
 
 
+def say_kokoro(text, path):
+    """The caller's Chinese turn in a Kokoro voice (voxdesk say: 8 kHz mono)."""
+    cfg = os.path.join(out, "caller-voice.toml")
+    open(cfg, "w").write(f"""[paths]
+data_dir = "{os.path.join(out, 'caller-data')}"
+models_dir = "{os.path.abspath(args.models)}"
+[models]
+tts_voice_zh = "kokoro/voices/{args.zh_speaker}.bin"
+""")
+    subprocess.run([binary, "-c", cfg, "--log", "warn", "say", text, "--out", path],
+                   check=True, stdout=subprocess.DEVNULL)
+    w = wave.open(path)
+    pcm = w.readframes(w.getnframes())
+    w.close()
+    return pcm
+
+
 def speak(text, lang, path):
     voice = "en-us"
+    if lang == "zh" and args.zh_speaker != "espeak":
+        return say_kokoro(text, path)
     if lang == "zh":
         voice = "cmn-latn-pinyin"
         text = "".join(PUNCT.get(c, c) for c in text)

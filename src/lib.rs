@@ -7,6 +7,7 @@ pub mod call;
 pub mod config;
 pub mod dialog;
 pub mod endpoint;
+pub mod eval_voice;
 pub mod kb;
 pub mod limits;
 pub mod local_line;

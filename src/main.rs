@@ -56,6 +56,15 @@ enum Command {
         #[arg(long, requires = "wav")]
         out: Option<PathBuf>,
     },
+    /// Say a text with the configured voice for its language (Piper for English, Kokoro for
+    /// Chinese) into an 8 kHz WAV, as a caller would hear it; prints how long it took.
+    Say {
+        /// The text (Chinese characters select the Chinese voice).
+        text: String,
+        /// Where to write the speech (mono 8 kHz WAV).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// The knowledge base: import, export, search.
     Kb {
         #[command(subcommand)]
@@ -148,6 +157,14 @@ enum EvalCommand {
         #[arg(long, requires = "lines", default_value = "contained")]
         expect: String,
     },
+    /// Say every line of a file with the configured voice for its language, transcribe it
+    /// with Whisper, and report the character (Chinese) or word (English) error rate, the
+    /// time to the first audio and the real-time factor.
+    Voice {
+        /// One reply per line (`#` starts a comment).
+        #[arg(long)]
+        lines: PathBuf,
+    },
 }
 
 fn overrides(cli: &Cli) -> Overrides {
@@ -178,6 +195,7 @@ fn main() -> std::process::ExitCode {
         None | Some(Command::Serve { .. }) => serve(&cli),
         Some(Command::Doctor) => doctor(&cli),
         Some(Command::Talk { wav, out }) => talk(&cli, wav.as_deref(), out.as_deref()),
+        Some(Command::Say { text, out }) => say(&cli, text, out),
         Some(Command::Calls { limit }) => calls(&cli, *limit),
         Some(Command::User { command }) => load_config(&cli).and_then(|cfg| {
             let out = match command {
@@ -215,6 +233,15 @@ fn main() -> std::process::ExitCode {
             command: EvalCommand::Nlu { set },
         }) => load_config(&cli).and_then(|cfg| {
             println!("{}", voxdesk::admin::eval_nlu(&cfg, set)?.trim_end());
+            Ok(())
+        }),
+        Some(Command::Eval {
+            command: EvalCommand::Voice { lines },
+        }) => load_config(&cli).and_then(|cfg| {
+            println!(
+                "{}",
+                voxdesk::eval_voice::eval_voice(&cfg, lines)?.trim_end()
+            );
             Ok(())
         }),
         Some(Command::Eval {
@@ -333,11 +360,48 @@ fn calls(cli: &Cli, limit: u32) -> Result<()> {
     Ok(())
 }
 
+fn say(cli: &Cli, text: &str, out: &std::path::Path) -> Result<()> {
+    let cfg = load_config(cli)?;
+    let chinese = voxdesk::speech::tts::has_han(text);
+    let t = std::time::Instant::now();
+    let voice = voxdesk::prompts::load_voice(&cfg, chinese).context(if chinese {
+        "models.tts_voice_zh (run scripts/fetch-models.sh)"
+    } else {
+        "models.tts_voice (run scripts/fetch-models.sh)"
+    })?;
+    let loaded = t.elapsed();
+    let t = std::time::Instant::now();
+    let mut pcm = Vec::new();
+    voice.synthesize_streaming(text, &mut |s| pcm.extend(s))?;
+    let took = t.elapsed();
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(out, spec)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    for s in &pcm {
+        w.write_sample(*s)?;
+    }
+    w.finalize()?;
+    let secs = pcm.len() as f64 / 8000.0;
+    println!(
+        "{}: {secs:.2} s of speech in {:.2} s (real-time factor {:.2}; voice loaded in {:.2} s)",
+        out.display(),
+        took.as_secs_f64(),
+        took.as_secs_f64() / secs.max(0.001),
+        loaded.as_secs_f64()
+    );
+    Ok(())
+}
+
 fn talk(cli: &Cli, wav: Option<&std::path::Path>, out: Option<&std::path::Path>) -> Result<()> {
     let cfg = load_config(cli)?;
     let speech = voxdesk::speech::Speech::load(&cfg)
         .context("speech models (run scripts/fetch-models.sh, or fix [models] in the config)")?;
-    let (greeting, _) = voxdesk::prompts::greeting(&cfg, Some(speech.tts.as_ref()))?;
+    let (greeting, _) = voxdesk::prompts::greeting(&cfg, Some(&speech))?;
     let brain = voxdesk::dialog::brain::Brain::load(&cfg)
         .context("the dialog (NLU models and knowledge base)")?;
     match (wav, out) {
@@ -404,10 +468,13 @@ async fn run(cfg: Config) -> Result<()> {
         let brain = tokio::task::spawn_blocking(move || voxdesk::dialog::brain::Brain::load(&c))
             .await?
             .context("the dialog (NLU models and knowledge base)")?;
-        // The voice speaks English; answers in other languages are rendered when asked.
-        if s.language == "en" {
-            s.prewarm(brain.fixed_pieces());
-        }
+        // Fixed answers in the languages callers may use, rendered ahead (and kept on disk).
+        let languages: &[&str] = match s.language.as_str() {
+            "en" => &["en"],
+            "zh" => &["zh"],
+            _ => &["en", "zh"],
+        };
+        s.prewarm(brain.fixed_pieces(languages));
         (Some(s), Some(Arc::new(brain)))
     } else {
         tracing::info!("speech.enabled = false: greeting, DTMF and recording only");
@@ -433,10 +500,8 @@ async fn run(cfg: Config) -> Result<()> {
     let (greeting, source) = {
         let cfg = cfg.clone();
         let sp = speech.clone();
-        tokio::task::spawn_blocking(move || {
-            voxdesk::prompts::greeting(&cfg, sp.as_ref().map(|s| s.tts.as_ref()))
-        })
-        .await??
+        tokio::task::spawn_blocking(move || voxdesk::prompts::greeting(&cfg, sp.as_deref()))
+            .await??
     };
     match &source {
         voxdesk::prompts::Source::Builtin { why } => {

@@ -78,6 +78,9 @@ pub fn check(cfg: &Config) -> Vec<Check> {
             "stt_multilingual",
             cfg.model_path(&cfg.models.stt_multilingual),
         ));
+        models.push(("tts_voice_zh", cfg.model_path(&cfg.models.tts_voice_zh)));
+        models.push(("kokoro", cfg.model_path(&cfg.models.kokoro)));
+        models.push(("kokoro_vocab", cfg.model_path(&cfg.models.kokoro_vocab)));
     }
     if cfg.nlu.enabled {
         models.push(("encoder", cfg.model_path(&cfg.models.encoder)));
@@ -126,7 +129,10 @@ pub fn check(cfg: &Config) -> Vec<Check> {
         }
     }
     if files_ok {
-        out.push(tts_smoke(cfg));
+        out.push(tts_smoke(cfg, false));
+        if cfg.speech.language != "en" {
+            out.push(tts_smoke(cfg, true));
+        }
     }
     if silero && vad_ok && files_ok {
         out.push(vad_smoke(cfg));
@@ -263,36 +269,37 @@ fn encoder_smoke(cfg: &Config) -> Check {
     }
 }
 
-fn tts_smoke(cfg: &Config) -> Check {
-    use crate::speech::tts::{PiperVoice, Tts};
+fn tts_smoke(cfg: &Config, chinese: bool) -> Check {
     let t0 = Instant::now();
-    let voice = match PiperVoice::load(
-        &cfg.model_path(&cfg.models.onnxruntime),
-        &cfg.model_path(&cfg.models.tts_voice),
-    ) {
+    let (what, name, text) = if chinese {
+        ("tts_zh", "Kokoro", "感谢您的来电。")
+    } else {
+        ("tts", "Piper", "Thank you for calling.")
+    };
+    let voice = match crate::prompts::load_voice(cfg, chinese) {
         Ok(v) => v,
-        Err(e) => return Check::failed("tts", e.to_string()),
+        Err(e) => return Check::failed(what, e.to_string()),
     };
     let load = t0.elapsed();
     let t1 = Instant::now();
-    match voice.synthesize("Thank you for calling.") {
+    match voice.synthesize(text) {
         Ok(pcm) if pcm.len() > 4000 => Check {
-            what: "tts".into(),
+            what: what.into(),
             ok: true,
             detail: format!(
-                "Piper loads in {} ms; \"Thank you for calling.\" = {:.2} s of audio in {} ms",
+                "{name} loads in {} ms; \"{text}\" = {:.2} s of audio in {} ms",
                 ms(load),
                 pcm.len() as f32 / 8000.0,
                 ms(t1.elapsed())
             ),
         },
         Ok(pcm) => Check {
-            what: "tts".into(),
+            what: what.into(),
             ok: false,
             detail: format!("the voice produced only {} samples", pcm.len()),
         },
         Err(e) => Check {
-            what: "tts".into(),
+            what: what.into(),
             ok: false,
             detail: e.to_string(),
         },

@@ -139,9 +139,10 @@ impl Call {
             return;
         }
         if let (Some(m), Some(speech)) = (self.media.as_ref(), self.ctx.shared.speech.as_ref()) {
+            let lang = self.talk.as_ref().map(|t| t.language()).unwrap_or("en");
             let _ = m
                 .cmd
-                .send(MediaCmd::Play(speech.prompts.hold.clone()))
+                .send(MediaCmd::Play(speech.prompts_for(lang).hold.clone()))
                 .await;
         }
     }

@@ -540,9 +540,12 @@ impl Talk {
         }
         // Fixed prompts were rendered at start-up.
         let cached = match reply.kind.as_str() {
-            "not-understood" if self.language != "zh" => {
-                Some(self.speech.prompts.not_understood.clone())
-            }
+            "not-understood" => Some(
+                self.speech
+                    .prompts_for(self.language())
+                    .not_understood
+                    .clone(),
+            ),
             _ => None,
         };
         if let Some(pcm) = cached {
@@ -617,7 +620,7 @@ impl Talk {
             Err(e) => {
                 tracing::error!(error = %e, "cannot render the reply");
                 let _ = media.try_send(MediaCmd::Say {
-                    pcm: self.speech.prompts.hold.clone(),
+                    pcm: self.speech.prompts_for(self.language()).hold.clone(),
                     tag: seq as u64,
                 });
                 self.mark_rendered(seq);

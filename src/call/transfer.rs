@@ -132,9 +132,15 @@ impl Call {
             let _ = m.cmd.send(MediaCmd::BridgeIn(Party::Agent, None)).await;
             let _ = m.cmd.send(MediaCmd::StopPlayback).await;
             if let Some(speech) = &self.ctx.shared.speech {
+                let lang = self
+                    .talk
+                    .as_ref()
+                    .or(self.parked.as_ref())
+                    .map(|t| t.language())
+                    .unwrap_or("en");
                 let _ = m
                     .cmd
-                    .send(MediaCmd::Play(speech.prompts.transfer.clone()))
+                    .send(MediaCmd::Play(speech.prompts_for(lang).transfer.clone()))
                     .await;
             }
         }

@@ -100,28 +100,37 @@ impl Brain {
         self.kb.read().map(|k| k.clone()).expect("kb lock")
     }
 
-    /// The pieces of speech the bot says word for word in English, as the reply path asks
-    /// the voice for them: knowledge-base answers (per time of day where they greet, with
-    /// "your phone" for the caller's number) and the request to rephrase cut into reply chunks, and
-    /// the handoff lines whole. Rendered ahead, so no caller waits for the voice on them.
-    pub fn fixed_pieces(&self) -> Vec<String> {
+    /// The pieces of speech the bot says word for word in `languages` ("en", "zh"), as the
+    /// reply path asks the voice for them: knowledge-base answers (per time of day where they
+    /// greet, with "your phone" for the caller's number) and the request to rephrase cut into
+    /// reply chunks, and the handoff lines whole. Rendered ahead, so no caller waits for the
+    /// voice on them.
+    pub fn fixed_pieces(&self, languages: &[&str]) -> Vec<String> {
         use crate::speech::tts::reply_pieces;
         let mut v = Vec::new();
-        for e in &self.index().entries {
-            let Some(a) = e.answer("en") else { continue };
-            for hour in [8, 14, 20] {
-                let filled = super::fill_slots(a, "", hour);
-                if !filled.contains('{') {
-                    v.extend(reply_pieces(&filled, false));
+        let d = &self.settings.dialog;
+        for &lang in languages {
+            for e in &self.index().entries {
+                let Some(a) = e.answer(lang) else { continue };
+                for hour in [8, 14, 20] {
+                    let filled = super::fill_slots(a, "", hour);
+                    if !filled.contains('{') {
+                        v.extend(reply_pieces(&filled, false));
+                    }
                 }
             }
+            let rephrase = if lang == "zh" {
+                &d.rephrase_zh
+            } else {
+                &d.rephrase_en
+            };
+            v.extend(reply_pieces(rephrase, false));
+            v.extend(
+                super::Trigger::ALL
+                    .iter()
+                    .flat_map(|t| reply_pieces(&t.handoff_line(d, lang), true)),
+            );
         }
-        v.extend(reply_pieces(&self.settings.dialog.rephrase_en, false));
-        v.extend(
-            super::Trigger::ALL
-                .iter()
-                .flat_map(|t| reply_pieces(&t.handoff_line(&self.settings.dialog), true)),
-        );
         v.sort();
         v.dedup();
         v

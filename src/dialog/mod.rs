@@ -77,8 +77,14 @@ impl Trigger {
     ];
 
     /// The English line said before a handoff for this trigger (fixed: pre-rendered).
-    pub fn handoff_line(self, d: &DialogConfig) -> String {
-        d.transfer_en.replace("{reason}", self.reason("en"))
+    /// The line said before a handover, in `lang` ("en" or "zh").
+    pub fn handoff_line(self, d: &DialogConfig, lang: &str) -> String {
+        let line = if lang == "zh" && !d.transfer_zh.is_empty() {
+            &d.transfer_zh
+        } else {
+            &d.transfer_en
+        };
+        line.replace("{reason}", self.reason(lang))
     }
 
     pub fn as_str(self) -> &'static str {
@@ -171,6 +177,8 @@ pub struct DialogSettings {
     pub flows: Vec<FlowConfig>,
     pub not_understood_en: String,
     pub goodbye_en: String,
+    pub not_understood_zh: String,
+    pub goodbye_zh: String,
 }
 
 impl DialogSettings {
@@ -185,6 +193,8 @@ impl DialogSettings {
             anger_threshold: n.anger_threshold,
             not_understood_en: prompts.not_understood.clone(),
             goodbye_en: prompts.goodbye.clone(),
+            not_understood_zh: prompts.not_understood_zh.clone(),
+            goodbye_zh: prompts.goodbye_zh.clone(),
         }
     }
 }
@@ -552,7 +562,7 @@ impl Dialog {
         }
         if text.is_empty() {
             let t = self
-                .text(&self.s.not_understood_en, "抱歉，我没有听清，请再说一遍。")
+                .text(&self.s.not_understood_en, &self.s.not_understood_zh)
                 .to_string();
             return self.say(t, "not-understood");
         }
@@ -695,7 +705,7 @@ impl Dialog {
     fn goodbye(&mut self) -> Reply {
         self.ended = true;
         let t = self
-            .text(&self.s.goodbye_en, "感谢您的来电，再见。")
+            .text(&self.s.goodbye_en, &self.s.goodbye_zh)
             .to_string();
         let mut r = self.say(t, "goodbye");
         r.hang_up = true;

@@ -1,7 +1,9 @@
 //! Speech: voice activity and turn-taking, speech-to-text (whisper.cpp) and text-to-speech
-//! (Piper), each behind a small trait, and the inference pool they run on.
+//! (Piper for English, Kokoro for Chinese), each behind a small trait, and the inference pool they run on.
 
 pub mod espeak;
+pub mod kokoro;
+pub mod mandarin;
 pub mod pool;
 pub mod rendered;
 pub mod silero;
@@ -12,6 +14,7 @@ pub mod vad;
 
 use crate::audio::resample;
 use crate::config::Config;
+use kokoro::KokoroVoice;
 use pool::{InferencePool, Priority};
 use rendered::{trim_leading_silence, DiskCache};
 use std::collections::VecDeque;
@@ -34,6 +37,10 @@ pub struct Speech {
     pub stt: Arc<dyn Stt>,
     pub stt_multilingual: Option<Arc<dyn Stt>>,
     pub tts: Arc<dyn Tts>,
+    /// The voice for Chinese replies (Kokoro), loaded for speech.language "zh" and "auto".
+    pub tts_zh: Option<Arc<dyn Tts>>,
+    /// The fixed prompts in Chinese, with `tts_zh`.
+    pub prompts_zh: Option<CachedPrompts>,
     /// The voice activity detector each call makes for itself.
     pub vad: VadChoice,
     pub language: String,
@@ -81,24 +88,63 @@ impl Speech {
         } else {
             None
         };
-        let render = |text: &str, key: &str| -> anyhow::Result<Arc<Vec<i16>>> {
-            let mut pcm = voice
+        let voice_zh: Option<Arc<dyn Tts>> = if language != "en" {
+            let t = Instant::now();
+            let v = KokoroVoice::load(
+                &cfg.model_path(&cfg.models.onnxruntime),
+                &cfg.model_path(&cfg.models.kokoro),
+                &cfg.model_path(&cfg.models.kokoro_vocab),
+                &cfg.model_path(&cfg.models.tts_voice_zh),
+                cfg.speech.worker_count(),
+                cfg.speech.tts_thread_count(),
+            )
+            .context("models.tts_voice_zh (with models.kokoro and models.kokoro_vocab)")?;
+            anyhow::ensure!(
+                v.language() == kokoro::KokoroLanguage::Mandarin,
+                "models.tts_voice_zh: {} is not a Mandarin voice (Kokoro's are named z*)",
+                v.name()
+            );
+            load_times.push(("tts_zh".to_string(), t.elapsed()));
+            Some(Arc::new(v))
+        } else {
+            None
+        };
+        let render = |v: &dyn Tts, text: &str, key: &str| -> anyhow::Result<Arc<Vec<i16>>> {
+            let mut pcm = v
                 .synthesize(text)
                 .with_context(|| format!("prompts.{key}: cannot render"))?;
             trim_leading_silence(&mut pcm, 8000);
             Ok(Arc::new(pcm))
         };
-        let voice_path = cfg.model_path(&cfg.models.tts_voice);
-        let voice_id = format!(
-            "{} {}",
-            voice_path.file_name().unwrap_or_default().to_string_lossy(),
-            std::fs::metadata(&voice_path).map(|m| m.len()).unwrap_or(0)
-        );
+        let id_of = |p: &std::path::Path| {
+            format!(
+                "{} {}",
+                p.file_name().unwrap_or_default().to_string_lossy(),
+                std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+            )
+        };
+        let mut voice_id = id_of(&cfg.model_path(&cfg.models.tts_voice));
+        if voice_zh.is_some() {
+            voice_id = format!(
+                "{voice_id} {}",
+                id_of(&cfg.model_path(&cfg.models.tts_voice_zh))
+            );
+        }
+        let p = &cfg.prompts;
         let prompts = CachedPrompts {
-            not_understood: render(&cfg.prompts.not_understood, "not_understood")?,
-            goodbye: render(&cfg.prompts.goodbye, "goodbye")?,
-            hold: render(&cfg.prompts.hold, "hold")?,
-            transfer: render(&cfg.prompts.transfer, "transfer")?,
+            not_understood: render(&voice, &p.not_understood, "not_understood")?,
+            goodbye: render(&voice, &p.goodbye, "goodbye")?,
+            hold: render(&voice, &p.hold, "hold")?,
+            transfer: render(&voice, &p.transfer, "transfer")?,
+        };
+        let prompts_zh = match &voice_zh {
+            Some(v) => Some(CachedPrompts {
+                not_understood: render(v.as_ref(), &p.not_understood_zh, "not_understood_zh")?,
+                goodbye: render(v.as_ref(), &p.goodbye_zh, "goodbye_zh")?,
+                hold: render(v.as_ref(), &p.hold_zh, "hold_zh")?,
+                transfer: render(v.as_ref(), &p.transfer_zh, "transfer_zh")?,
+            }),
+            None => None,
         };
         let workers = cfg.speech.worker_count();
         // One decoder state per worker, made and used once now rather than on the first
@@ -135,8 +181,10 @@ impl Speech {
             stt,
             stt_multilingual,
             tts: Arc::new(voice),
+            tts_zh: voice_zh,
             language,
             prompts,
+            prompts_zh,
             load_times,
             tts_cache: Default::default(),
             disk: Some(DiskCache::new(
@@ -227,7 +275,7 @@ impl Speech {
             return Ok(p.clone());
         }
         let mut pcm = Vec::new();
-        self.tts
+        self.voice_for(text)
             .synthesize_streaming(text, &mut |p| pcm.extend(p))?;
         trim_leading_silence(&mut pcm, 8000);
         let pcm = Arc::new(pcm);
@@ -241,6 +289,23 @@ impl Speech {
             c.clear();
         }
         c.insert(text.to_string(), pcm);
+    }
+
+    /// The voice that says `text`: the Chinese voice for text with Chinese characters (when
+    /// one is loaded), else the English one.
+    pub fn voice_for(&self, text: &str) -> &dyn Tts {
+        match &self.tts_zh {
+            Some(zh) if tts::has_han(text) => zh.as_ref(),
+            _ => self.tts.as_ref(),
+        }
+    }
+
+    /// The fixed prompts for a call's language ("zh" gets the Chinese ones when loaded).
+    pub fn prompts_for(&self, language: &str) -> &CachedPrompts {
+        match &self.prompts_zh {
+            Some(zh) if language == "zh" => zh,
+            _ => &self.prompts,
+        }
     }
 
     /// The recogniser for a language ("en", "zh", "auto").

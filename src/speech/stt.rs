@@ -423,6 +423,28 @@ impl Stt for WhisperStt {
     }
 }
 
+/// "en" or "zh", whichever whisper's language detection (on the mel the last decode left in
+/// `state`) finds likelier; "en" when detection fails.
+fn likelier_en_or_zh(state: &WhisperState, threads: usize) -> &'static str {
+    let probs = match state.lang_detect(0, threads.max(1)) {
+        Ok((_, p)) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "language detection failed: decoding as English");
+            return "en";
+        }
+    };
+    let p = |code: &str| {
+        whisper_rs::get_lang_id(code)
+            .and_then(|i| probs.get(i as usize).copied())
+            .unwrap_or(0.0)
+    };
+    if p("zh") > p("en") {
+        "zh"
+    } else {
+        "en"
+    }
+}
+
 impl WhisperStt {
     fn transcribe_inner(
         &self,
@@ -446,6 +468,27 @@ impl WhisperStt {
         let ctx = audio_ctx_for(secs);
         let result = (|| {
             let mut t = self.decode(&mut state, pcm16k, language, threads, ctx, stop)?;
+            // "auto" chooses among the languages a deployment serves (English and
+            // Mandarin): whisper may hear another one in accented or synthetic speech (Thai
+            // for espeak's Mandarin), and its transcript is then useless. The likelier of
+            // the two, from the same detection, is decoded instead (one more pass, at most).
+            let mut language = language;
+            if language == "auto" {
+                if !matches!(t.language.as_str(), "en" | "zh") {
+                    let pick = likelier_en_or_zh(&state, threads);
+                    tracing::info!(
+                        detected = %t.language,
+                        chosen = pick,
+                        "language outside English and Mandarin: decoded as the likelier of the two"
+                    );
+                    let (spent, passes) = (t.elapsed, t.passes);
+                    t = self.decode(&mut state, pcm16k, pick, threads, ctx, stop)?;
+                    t.passes = passes + 1;
+                    t.elapsed += spent;
+                }
+                // Retries below keep the language found, rather than detect it again.
+                language = if t.language == "zh" { "zh" } else { "en" };
+            }
             let budget = max_tokens_for(secs, language) as usize;
             // An early (cancellable) transcript is not worth wider windows: they hold a
             // worker for up to seconds while the caller may still be talking. If the turn
