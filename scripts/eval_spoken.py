@@ -343,7 +343,9 @@ if __name__ == "__main__":
             continue
         wav, raw, secs = conversation(name, lang, turns)
         scripts.append((name, lang, expect, turns, wav, raw, secs))
-    print(f"{len(scripts)} conversations, spoken by espeak-ng, in {out}", flush=True)
+    zh_by = "espeak-ng" if args.zh_speaker == "espeak" else f"Kokoro {args.zh_speaker}"
+    print(f"{len(scripts)} conversations, spoken by espeak-ng (English) and {zh_by} (Chinese), in {out}",
+          flush=True)
     for route in args.via.split(","):
         print(f"via {route}:", flush=True)
         ordered = [s for lang in ("en", "zh") for s in scripts if s[1] == lang]

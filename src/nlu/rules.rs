@@ -98,6 +98,18 @@ fn only(norm: &str, keys: &[&str], zh: &[&str]) -> bool {
     hit && rest.trim().is_empty()
 }
 
+/// "你是X人吗" with up to three characters for X (机器人, 真人, and what Whisper makes of
+/// them: "你是极其人吗"): the caller asks what they are talking to.
+fn asks_what_you_are_zh(norm: &str) -> bool {
+    let Some(at) = norm.find("你是") else {
+        return false;
+    };
+    let rest: Vec<char> = norm[at + "你是".len()..].chars().collect();
+    (0..=3).any(|x| {
+        rest.get(x) == Some(&'人') && matches!(rest.get(x + 1), Some('吗' | '么' | '啊' | '呀'))
+    })
+}
+
 /// The first rule `text` hits, if any (`extra_agent` adds the operator's own phrases).
 pub fn match_rules(text: &str, extra_agent: &[String]) -> Option<RuleHit> {
     let norm = normalise(text);
@@ -107,7 +119,7 @@ pub fn match_rules(text: &str, extra_agent: &[String]) -> Option<RuleHit> {
     let any = |list: &[&str]| list.iter().any(|k| has_keyword(&norm, k));
     let short = norm.split_whitespace().count() <= 10 && norm.chars().count() <= 48;
     // "Are you a real person?" asks what answers; it is not yet a request for a person.
-    if short && (any(ROBOT_EN) || any(ROBOT_ZH)) {
+    if short && (any(ROBOT_EN) || any(ROBOT_ZH) || asks_what_you_are_zh(&norm)) {
         return Some(RuleHit::Robot);
     }
     // "Don't transfer me to an agent" is rare on a phone line; "no agent" is still an agent.
@@ -195,6 +207,9 @@ mod tests {
             ("Am I talking to a real person?", Some(Robot)),
             ("你是机器人吗？", Some(Robot)),
             ("你是真人吗", Some(Robot)),
+            ("你是极其人吗?", Some(Robot)),
+            ("你是人吗", Some(Robot)),
+            ("你是哪里人", None),
             ("Sorry, could you say that again?", Some(Repeat)),
             ("Pardon?", Some(Repeat)),
             ("你说什么？再说一遍", Some(Repeat)),
