@@ -449,10 +449,16 @@ impl Dialog {
         let heard_well = a
             .heard_confidence
             .is_none_or(|c| c >= d.min_heard_confidence);
+        // An answering entry must be as sure as a handover needs: an entry just over the
+        // answering bar is often a misheard question that happens to land near one ("how
+        // much data..." heard as "how much they don't like you", 0.53), and the bot answers
+        // it anyway.
         let understood = !polite
             && heard_well
             && (u.rule.is_some()
-                || a.hits.first().is_some_and(|h| h.score >= d.kb_threshold)
+                || a.hits
+                    .first()
+                    .is_some_and(|h| h.score >= d.kb_threshold.max(d.handover_confidence))
                 || (u.intent != UNKNOWN && u.intent_confidence >= d.handover_confidence));
         let angry_words = understood || anger_cue(&u.text);
         // The rules set the intent with certainty; the model alone must be sure enough.
