@@ -99,14 +99,7 @@ fn tts_source(cfg: &Config) -> Source {
 pub fn load_voice(cfg: &Config, chinese: bool) -> Result<Box<dyn Tts>, TtsError> {
     let lib = cfg.model_path(&cfg.models.onnxruntime);
     Ok(if chinese {
-        Box::new(KokoroVoice::load(
-            &lib,
-            &cfg.model_path(&cfg.models.kokoro),
-            &cfg.model_path(&cfg.models.kokoro_vocab),
-            &cfg.model_path(&cfg.models.tts_voice_zh),
-            1,
-            cfg.speech.tts_thread_count(),
-        )?)
+        Box::new(KokoroVoice::load_zh(cfg, 1)?)
     } else {
         Box::new(PiperVoice::load(
             &lib,

@@ -7,6 +7,7 @@
 use super::espeak;
 use super::mandarin;
 use super::tts::{runtime, to_telephone, Tts, TtsError};
+use crate::config::Config;
 use ort::session::Session;
 use ort::value::Tensor;
 use std::collections::HashMap;
@@ -127,6 +128,28 @@ impl KokoroVoice {
             language,
             name,
         })
+    }
+
+    /// The configured Chinese voice (`models.tts_voice_zh`, `models.kokoro`,
+    /// `models.kokoro_vocab`) with `sessions` sessions; a voice that is not Mandarin is an
+    /// error naming the key.
+    pub fn load_zh(cfg: &Config, sessions: usize) -> Result<KokoroVoice, TtsError> {
+        let voice = cfg.model_path(&cfg.models.tts_voice_zh);
+        let v = KokoroVoice::load(
+            &cfg.model_path(&cfg.models.onnxruntime),
+            &cfg.model_path(&cfg.models.kokoro),
+            &cfg.model_path(&cfg.models.kokoro_vocab),
+            &voice,
+            sessions,
+            cfg.speech.tts_thread_count(),
+        )?;
+        if v.language() != KokoroLanguage::Mandarin {
+            return Err(TtsError::Voice {
+                path: voice,
+                msg: "models.tts_voice_zh is not a Mandarin voice (Kokoro's are named z*)".into(),
+            });
+        }
+        Ok(v)
     }
 
     pub fn language(&self) -> KokoroLanguage {

@@ -90,20 +90,8 @@ impl Speech {
         };
         let voice_zh: Option<Arc<dyn Tts>> = if language != "en" {
             let t = Instant::now();
-            let v = KokoroVoice::load(
-                &cfg.model_path(&cfg.models.onnxruntime),
-                &cfg.model_path(&cfg.models.kokoro),
-                &cfg.model_path(&cfg.models.kokoro_vocab),
-                &cfg.model_path(&cfg.models.tts_voice_zh),
-                cfg.speech.worker_count(),
-                cfg.speech.tts_thread_count(),
-            )
-            .context("models.tts_voice_zh (with models.kokoro and models.kokoro_vocab)")?;
-            anyhow::ensure!(
-                v.language() == kokoro::KokoroLanguage::Mandarin,
-                "models.tts_voice_zh: {} is not a Mandarin voice (Kokoro's are named z*)",
-                v.name()
-            );
+            let v = KokoroVoice::load_zh(cfg, cfg.speech.worker_count())
+                .context("models.tts_voice_zh (with models.kokoro and models.kokoro_vocab)")?;
             load_times.push(("tts_zh".to_string(), t.elapsed()));
             Some(Arc::new(v))
         } else {

@@ -17,7 +17,7 @@ pub enum TtsError {
         "ONNX Runtime library {path}: {msg} (run scripts/fetch-models.sh, or set VOXDESK_ORT_LIB)"
     )]
     Runtime { path: PathBuf, msg: String },
-    #[error("Piper voice {path}: {msg}")]
+    #[error("voice {path}: {msg}")]
     Voice { path: PathBuf, msg: String },
     #[error("phonemes: {0}")]
     Phonemes(#[from] espeak::EspeakError),
