@@ -19,8 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use voxdesk::media::g711::Law;
+use voxdesk::media::leg;
 use voxdesk::media::ports::PortPool;
-use voxdesk::media::session::{self, MediaCmd, MediaSetup, Party, StreamParams};
+use voxdesk::media::session::{MediaCmd, MediaSetup, Party, StreamParams};
 
 mod support;
 use support::{cpu_seconds, free_port, sipp_count, sipp_installed};
@@ -253,7 +254,7 @@ fn relay(calls: usize, seconds: u64, mode: Relay) {
                 vad: Default::default(),
                 source: voxdesk::media::source::SourcePolicy::open(),
             };
-            let a = session::start(
+            let a = leg::start(
                 setup(
                     ga.local_addr().unwrap(),
                     pool.lease_bindable("127.0.0.1".parse().unwrap()).unwrap(),
@@ -263,7 +264,7 @@ fn relay(calls: usize, seconds: u64, mode: Relay) {
             )
             .await
             .unwrap();
-            let b = session::start(
+            let b = leg::start(
                 setup(
                     gb.local_addr().unwrap(),
                     pool.lease_bindable("127.0.0.1".parse().unwrap()).unwrap(),

@@ -1,46 +1,13 @@
 //! What the operator's commands do: `voxdesk kb import/export/search`, `voxdesk train` and
 //! `voxdesk eval nlu`. Each opens the database and models named by the config.
 
+use crate::brain::load::{load_encoder, load_nlu, open_db, prepare_kb, train_and_store};
 use crate::config::Config;
 use crate::kb::{self, search::KbIndex};
-use crate::nlu::encoder::{Encoder, OnnxEncoder};
-use crate::nlu::training::{self, Example};
-use crate::nlu::{Heads, Nlu};
+use crate::nlu::training;
 use anyhow::{bail, Context, Result};
 use std::fmt::Write;
 use std::path::Path;
-use std::sync::Arc;
-
-/// Loads the sentence encoder named by the config; the error says which key and the fix.
-pub fn load_encoder(cfg: &Config) -> Result<Arc<dyn Encoder>> {
-    let model = cfg.model_path(&cfg.models.encoder);
-    let tok = cfg.model_path(&cfg.models.encoder_tokenizer);
-    let enc = OnnxEncoder::load(&cfg.model_path(&cfg.models.onnxruntime), &model, &tok)
-        .with_context(|| {
-            format!(
-                "models.encoder / models.encoder_tokenizer ({} / {}): run scripts/fetch-models.sh, or set nlu.enabled = false",
-                model.display(),
-                tok.display()
-            )
-        })?;
-    Ok(Arc::new(enc))
-}
-
-/// The encoder with the heads stored in the database (none yet: an untrained `Nlu`).
-pub fn load_nlu(cfg: &Config, conn: &rusqlite::Connection) -> Result<Nlu> {
-    let encoder = load_encoder(cfg)?;
-    let heads = training::load_heads(conn, encoder.name()).context("loading the trained heads")?;
-    let mut nlu = Nlu::new(encoder, heads);
-    nlu.intent_threshold = cfg.nlu.intent_threshold;
-    nlu.agent_phrases = cfg.nlu.agent_phrases.clone();
-    Ok(nlu)
-}
-
-fn open_db(cfg: &Config) -> Result<rusqlite::Connection> {
-    std::fs::create_dir_all(&cfg.paths.data_dir)
-        .with_context(|| format!("cannot create data dir {}", cfg.paths.data_dir.display()))?;
-    Ok(crate::store::open_connection(&cfg.database_path())?)
-}
 
 /// `voxdesk kb import FILE`: adds or updates entries by key, with embeddings.
 pub fn kb_import(cfg: &Config, file: &Path) -> Result<String> {
@@ -89,21 +56,6 @@ pub fn kb_export(cfg: &Config, file: &Path) -> Result<String> {
     ))
 }
 
-/// Makes sure the knowledge base exists (the bundled sample when empty) with embeddings.
-pub fn prepare_kb(cfg: &Config, encoder: Option<&dyn Encoder>) -> Result<()> {
-    let mut conn = open_db(cfg)?;
-    if kb::seed_sample(&mut conn, encoder)? {
-        tracing::info!("knowledge base was empty: imported the bundled sample (telecom, en + zh)");
-    }
-    if let Some(enc) = encoder {
-        let n = kb::fill_embeddings(&conn, enc)?;
-        if n > 0 {
-            tracing::info!(questions = n, "computed missing knowledge-base embeddings");
-        }
-    }
-    Ok(())
-}
-
 /// `voxdesk kb search TEXT`: the best entries and their scores.
 pub fn kb_search(cfg: &Config, text: &str) -> Result<String> {
     let enc = if cfg.nlu.enabled {
@@ -140,37 +92,6 @@ pub fn kb_search(cfg: &Config, text: &str) -> Result<String> {
         out.push_str("no entry matches\n");
     }
     Ok(out)
-}
-
-/// The labelled examples `voxdesk train` uses: the bundled set, the configured extra set.
-fn labelled(cfg: &Config) -> Result<Vec<Example>> {
-    let mut set = training::parse_set(training::BUNDLED_TRAIN, false)?;
-    if let Some(p) = &cfg.nlu.train_set {
-        set.extend(training::read_set(p).context("nlu.train_set")?);
-    }
-    Ok(set)
-}
-
-/// Trains the heads on the knowledge base and the labelled examples, and stores them.
-pub fn train_and_store(cfg: &Config, encoder: &dyn Encoder) -> Result<(Heads, String)> {
-    let mut conn = open_db(cfg)?;
-    kb::seed_sample(&mut conn, Some(encoder))?;
-    let entries = kb::load(&conn, false)?;
-    let examples = training::training_examples(&entries, &labelled(cfg)?);
-    let (heads, r) = training::train(encoder, &examples)?;
-    training::store_heads(&conn, &heads, examples.len(), encoder.name())?;
-    Ok((
-        heads,
-        format!(
-            "train: {} intents from {} examples, {} emotion examples; embedding {} ms, fitting {} ms; stored in {}",
-            r.intents,
-            r.intent_examples,
-            r.emotion_examples,
-            r.embed_ms,
-            r.fit_ms,
-            cfg.database_path().display()
-        ),
-    ))
 }
 
 /// `voxdesk train`.
@@ -264,11 +185,7 @@ pub fn caller_erase(cfg: &Config, number: &str) -> Result<String> {
 /// `voxdesk user add NAME --role ROLE`: a user of the HTTP API (the console); prints their
 /// token, which is shown this once (only its hash is stored).
 pub fn user_add(cfg: &Config, name: &str, role: &str) -> Result<String> {
-    let token = with_store_or_create(cfg, async |s| {
-        crate::api::new_user(s, name, role)
-            .await
-            .map_err(anyhow::Error::msg)
-    })?;
+    let token = with_store_or_create(cfg, async |s| Ok(s.user_new(name, role).await?))?;
     with_store(cfg, async |s| {
         s.audit("cli", "user-add", &format!("{name} ({role})"));
         Ok(s.flush().await?)
@@ -328,8 +245,8 @@ pub fn eval_calls(
         (None, Some(f)) => replay::read_lines(f, replay::parse_expect(expect)?)?,
         _ => bail!("give a folder of scripts or --lines FILE"),
     };
-    let brain = crate::dialog::brain::Brain::load(cfg)
-        .context("the dialog (NLU models and knowledge base)")?;
+    let brain =
+        crate::brain::Brain::load(cfg).context("the dialog (NLU models and knowledge base)")?;
     let audio = if scripts.iter().any(|s| s.wav.is_some()) {
         let speech = crate::speech::Speech::load(cfg)
             .context("speech models for the WAV scripts (run scripts/fetch-models.sh)")?;

@@ -3,8 +3,11 @@
 pub mod admin;
 pub mod api;
 pub mod audio;
+pub mod brain;
 pub mod call;
+pub mod clock;
 pub mod config;
+pub mod csv_text;
 pub mod dialog;
 pub mod endpoint;
 pub mod eval_voice;

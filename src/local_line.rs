@@ -5,9 +5,9 @@
 //! output after the time its recognition and synthesis really took, so the output WAV
 //! (left = caller, right = bot) sounds like the call would have.
 
+use crate::brain::Brain;
+use crate::call::conversation::Conversation;
 use crate::config::Config;
-use crate::dialog::brain::Brain;
-use crate::dialog::Dialog;
 use crate::media::wav::{self, Recorder};
 use crate::speech::stt::Transcript;
 use crate::speech::tts::speech_chunks;
@@ -42,11 +42,9 @@ pub struct Exchange {
 struct Bot<'a> {
     speech: &'a Speech,
     brain: &'a Brain,
-    dialog: Dialog,
-    baseline: Option<crate::nlu::prosody::Prosody>,
+    conv: Conversation,
     vad: Box<dyn Vad>,
     turns: TurnDetector,
-    language: String,
     heard: Vec<i16>,
     playing: VecDeque<i16>,
     paused: VecDeque<i16>,
@@ -74,11 +72,9 @@ impl<'a> Bot<'a> {
         Bot {
             speech,
             brain,
-            dialog: brain.dialog("", lang),
-            baseline: None,
+            conv: Conversation::new(brain.dialog("", lang), &speech.language),
             vad: speech.vad.make(),
             turns: TurnDetector::new(TurnConfig::from(&cfg.speech)),
-            language: speech.language.clone(),
             heard: Vec::new(),
             playing: greeting.iter().copied().collect(),
             paused: VecDeque::new(),
@@ -95,12 +91,11 @@ impl<'a> Bot<'a> {
         let a = (start.as_millis() as usize * 8).min(self.heard.len());
         let b = (end.as_millis() as usize * 8).min(self.heard.len());
         let audio = to_16k(&self.heard[a..b.max(a)]);
-        let stt = self.speech.stt_for(&self.language);
-        let t = stt.transcribe(&audio, &self.language, self.threads)?;
-        if self.language == "auto" && !t.language.is_empty() {
-            self.language = if t.language == "zh" { "zh" } else { "en" }.into();
-        }
-        Ok(t)
+        let lang = self.conv.stt_language();
+        Ok(self
+            .speech
+            .stt_for(lang)
+            .transcribe(&audio, lang, self.threads)?)
     }
 
     /// Answers a finished turn: the reply becomes audible after the compute time it took.
@@ -115,24 +110,19 @@ impl<'a> Bot<'a> {
         let t0 = Instant::now();
         let a = (start.as_millis() as usize * 8).min(self.heard.len());
         let b = (end.as_millis() as usize * 8).min(self.heard.len());
-        let lang = if self.language == "zh" { "zh" } else { "en" };
-        let context = crate::dialog::brain::CallContext {
-            previous_topic: self.dialog.followup_context().map(String::from),
-            baseline: self.baseline,
-            interrupted: false,
+        // As on a call (`call::talk`): a Chinese transcript is answered in Chinese.
+        let lang = if t.language == "zh" || self.conv.language() == "zh" {
+            "zh"
+        } else {
+            "en"
         };
+        let context = self.conv.context();
         let mut analysis =
             self.brain
                 .analyse(&t.text, lang, Some(&self.heard[a..b.max(a)]), &context);
         analysis.heard_confidence = Some(t.confidence);
-        if self.baseline.is_none() {
-            let u = &analysis.understanding;
-            self.baseline = u
-                .prosody
-                .filter(|p| crate::nlu::prosody::is_baseline(p, &u.text));
-        }
+        let mut reply = self.conv.on_heard(&t.language, &analysis, end);
         let u = &analysis.understanding;
-        let mut reply = self.dialog.on_turn(&analysis, end);
         println!("caller: {}", t.text);
         println!(
             "        (intent {} {:.2}, emotion {}, anger {:.2}{})",
@@ -150,7 +140,7 @@ impl<'a> Bot<'a> {
             // No people on a local line: say the handoff, then what a caller hears when
             // nobody can take the call.
             println!("        (escalation: {})", e.handoff.line());
-            let no_agent = self.dialog.on_no_agent(end);
+            let no_agent = self.conv.dialog.on_no_agent(end);
             reply.text = format!("{} {}", reply.text, no_agent.text);
         }
         let mut audio = Vec::new();
@@ -193,11 +183,16 @@ impl<'a> Bot<'a> {
             Some(TurnEvent::BargeIn { .. }) => self.paused = std::mem::take(&mut self.playing),
             Some(TurnEvent::FalseBargeIn { .. }) => self.playing = std::mem::take(&mut self.paused),
             Some(TurnEvent::SpeechStarted { .. }) => {
-                if !self.paused.is_empty() || self.pending.is_some() {
+                // Talking over a reply that had begun playing is an interruption (it
+                // counts for this turn's anger, as on a call); one not yet audible is
+                // just dropped.
+                let audible = !self.paused.is_empty();
+                if audible || self.pending.is_some() {
                     if let Some((idx, _)) = self.replying.take() {
                         self.exchanges[idx].interrupted = true;
                     }
                 }
+                self.conv.on_speech_started(audible);
                 self.paused.clear();
                 self.pending = None;
                 self.tentative = None;

@@ -327,35 +327,26 @@ fn calls(cli: &Cli, limit: u32) -> Result<()> {
         path.display()
     );
     let conn = voxdesk::store::open_connection(&path)?;
-    let mut st = conn.prepare(
-        "SELECT id, datetime(started_at_ms / 1000, 'unixepoch'), from_uri, to_uri, codec,
-                CASE WHEN answered_at_ms IS NULL THEN NULL ELSE (COALESCE(ended_at_ms, answered_at_ms) - answered_at_ms) / 1000.0 END,
-                COALESCE(end_reason, 'active'), dtmf, COALESCE(recording_path, '')
-         FROM calls ORDER BY started_at_ms DESC LIMIT ?1",
-    )?;
     println!(
         "{:<16}  {:<19}  {:<28}  {:<26}  {:<5}  {:>7}  {:<16}  {:<6}  recording",
         "id", "started (UTC)", "from", "to", "codec", "talk s", "end", "dtmf"
     );
-    let rows = st.query_map([limit], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, Option<String>>(4)?,
-            r.get::<_, Option<f64>>(5)?,
-            r.get::<_, String>(6)?,
-            r.get::<_, String>(7)?,
-            r.get::<_, String>(8)?,
-        ))
-    })?;
-    for row in rows {
-        let (id, started, from, to, codec, talk, end, dtmf, rec) = row?;
-        let talk = talk
+    for c in voxdesk::store::recent_calls(&conn, limit)? {
+        let talk = c
+            .talk_secs
             .map(|t| format!("{t:.1}"))
             .unwrap_or_else(|| "-".into());
-        println!("{id:<16}  {started:<19}  {from:<28.28}  {to:<26.26}  {:<5}  {talk:>7}  {end:<16}  {dtmf:<6.6}  {rec}", codec.unwrap_or_default());
+        println!(
+            "{:<16}  {:<19}  {:<28.28}  {:<26.26}  {:<5}  {talk:>7}  {:<16}  {:<6.6}  {}",
+            c.id,
+            c.started,
+            c.from,
+            c.to,
+            c.codec.unwrap_or_default(),
+            c.end,
+            c.dtmf,
+            c.recording
+        );
     }
     Ok(())
 }
@@ -402,8 +393,8 @@ fn talk(cli: &Cli, wav: Option<&std::path::Path>, out: Option<&std::path::Path>)
     let speech = voxdesk::speech::Speech::load(&cfg)
         .context("speech models (run scripts/fetch-models.sh, or fix [models] in the config)")?;
     let (greeting, _) = voxdesk::prompts::greeting(&cfg, Some(&speech))?;
-    let brain = voxdesk::dialog::brain::Brain::load(&cfg)
-        .context("the dialog (NLU models and knowledge base)")?;
+    let brain =
+        voxdesk::brain::Brain::load(&cfg).context("the dialog (NLU models and knowledge base)")?;
     match (wav, out) {
         (Some(wav), Some(out)) => {
             let ex = voxdesk::local_line::run_wav(&cfg, &speech, &brain, &greeting, wav, out)?;
@@ -465,7 +456,7 @@ async fn run(cfg: Config) -> Result<()> {
         tracing::info!(language = %s.language, workers = s.pool.workers(), vad = s.vad.name(), "speech ready");
         let s = Arc::new(s);
         let c = cfg.clone();
-        let brain = tokio::task::spawn_blocking(move || voxdesk::dialog::brain::Brain::load(&c))
+        let brain = tokio::task::spawn_blocking(move || voxdesk::brain::Brain::load(&c))
             .await?
             .context("the dialog (NLU models and knowledge base)")?;
         // Fixed answers in the languages callers may use, rendered ahead (and kept on disk).
@@ -480,7 +471,7 @@ async fn run(cfg: Config) -> Result<()> {
         tracing::info!("speech.enabled = false: greeting, DTMF and recording only");
         // The knowledge base still exists for the API (full-text search only).
         let c = cfg.clone();
-        tokio::task::spawn_blocking(move || voxdesk::admin::prepare_kb(&c, None)).await??;
+        tokio::task::spawn_blocking(move || voxdesk::brain::load::prepare_kb(&c, None)).await??;
         (None, None)
     };
     let (speech, brain) = speech;

@@ -235,7 +235,7 @@ fn vad_smoke(cfg: &Config) -> Check {
 fn encoder_smoke(cfg: &Config) -> Check {
     let what = "encoder".to_string();
     let t0 = Instant::now();
-    let enc = match crate::admin::load_encoder(cfg) {
+    let enc = match crate::brain::load::load_encoder(cfg) {
         Ok(e) => e,
         Err(e) => return Check::failed(what, format!("{e:#}")),
     };

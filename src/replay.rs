@@ -17,8 +17,8 @@
 //! With `--lines`, every line of a file is a call of its own (a neutral set, where any
 //! escalation is a false one; or, with `--expect escalated`, a set of angry lines).
 
-use crate::dialog::brain::{Brain, CallContext};
-use crate::nlu::prosody;
+use crate::brain::Brain;
+use crate::call::conversation::Conversation;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -140,23 +140,14 @@ pub fn parse(name: &str, text: &str) -> Result<Script> {
 
 /// Replays the text turns of `s` through the brain and a fresh dialog, ten seconds apart.
 pub fn run_text(brain: &Brain, s: &Script) -> Outcome {
-    let mut dialog = brain.dialog("eval", &s.lang);
-    let mut baseline = None;
+    let mut conv = Conversation::new(brain.dialog("eval", &s.lang), &s.lang);
     let mut turns = Vec::new();
     let mut escalation = None;
     for (i, text) in s.turns.iter().enumerate() {
         let at = Duration::from_secs(5 + 10 * i as u64);
-        let ctx = CallContext {
-            previous_topic: dialog.followup_context().map(String::from),
-            baseline,
-            interrupted: false,
-        };
-        let a = brain.analyse(text, &s.lang, None, &ctx);
+        let a = brain.analyse(text, &s.lang, None, &conv.context());
+        let r = conv.on_heard(&s.lang, &a, at);
         let u = &a.understanding;
-        if baseline.is_none() {
-            baseline = u.prosody.filter(|p| prosody::is_baseline(p, &u.text));
-        }
-        let r = dialog.on_turn(&a, at);
         turns.push(TurnRecord {
             caller: text.clone(),
             intent: u.intent.clone(),

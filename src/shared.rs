@@ -25,7 +25,7 @@ pub struct Shared {
     /// Speech engines; `None` when `speech.enabled` is off.
     pub speech: Option<Arc<crate::speech::Speech>>,
     /// Understanding and the dialog (NLU models, knowledge base); with `speech`.
-    pub brain: Option<Arc<crate::dialog::brain::Brain>>,
+    pub brain: Option<Arc<crate::brain::Brain>>,
     /// Queues and agents for escalated calls (`routing.enabled`).
     pub router: Option<crate::routing::Router>,
     /// Base URL of a call's page for `Call-Info` (the call id is appended).

@@ -17,6 +17,10 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("database thread has stopped")]
     Gone,
+    /// A stored value that does not read back (JSON written by another version, edited by
+    /// hand).
+    #[error("stored {what}: {msg}")]
+    Corrupt { what: String, msg: String },
 }
 
 /// Schema migrations, applied in order; the index + 1 is the schema version.
@@ -192,11 +196,14 @@ const MIGRATIONS: &[&str] = &[
     );",
 ];
 
+pub mod heads;
 mod privacy;
 pub mod retention;
-mod users;
+pub mod users;
+mod views;
 pub use privacy::{CallerData, Cutoffs, Erased, Purged};
 pub use users::{token_hash, UserRow};
+pub use views::{recent_calls, CallLine, View, Wrapup};
 
 /// One row of the `turns` table. Offsets are milliseconds from the call's answer (the
 /// turn-taking timeline); latencies are in milliseconds.
@@ -637,13 +644,7 @@ pub struct RegistrationRow {
     pub updated_at_ms: i64,
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use crate::clock::now_ms;
 
 #[cfg(test)]
 mod tests {

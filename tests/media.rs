@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use voxdesk::media::dtmf::DtmfReceiver;
 use voxdesk::media::g711::Law;
+use voxdesk::media::leg;
 use voxdesk::media::ports::PortPool;
 use voxdesk::media::rtp::{self, RtpPacket};
-use voxdesk::media::session::{self, MediaCmd, MediaEvent, MediaSetup, StreamParams};
+use voxdesk::media::session::{MediaCmd, MediaEvent, MediaSetup, StreamParams};
 
 fn params(remote: SocketAddr) -> StreamParams {
     StreamParams {
@@ -50,12 +51,12 @@ async fn start_leg(
     pool: &PortPool,
     remote: SocketAddr,
 ) -> (
-    session::MediaHandle,
+    leg::MediaHandle,
     SocketAddr,
     tokio::sync::mpsc::Receiver<MediaEvent>,
 ) {
     let (ev_tx, ev_rx) = tokio::sync::mpsc::channel(64);
-    let m = session::start(setup(pool, remote, Duration::from_secs(30), None), ev_tx)
+    let m = leg::start(setup(pool, remote, Duration::from_secs(30), None), ev_tx)
         .await
         .unwrap();
     let ours: SocketAddr = format!("127.0.0.1:{}", m.port).parse().unwrap();
@@ -73,7 +74,7 @@ async fn digits_latching_garbage_timeout_and_recording() {
     let pool = PortPool::new(36000, 36100);
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::channel(32);
     let rec = dir.path().join("call.wav");
-    let m = session::start(
+    let m = leg::start(
         setup(
             &pool,
             sdp_addr,
@@ -200,7 +201,7 @@ async fn a_burst_is_read_soon_and_a_leg_without_senders_ends() {
     // 50 packets at once: single reads would take a second; the drains take them within
     // ~200 ms (and keep draining every tick while a backlog shows).
     tokio::time::sleep(Duration::from_millis(450)).await;
-    let session::MediaHandle { cmd, done, .. } = m;
+    let leg::MediaHandle { cmd, done, .. } = m;
     drop(cmd); // no Stop: dropping the last sender must end the leg
     let summary = tokio::time::timeout(Duration::from_secs(3), done)
         .await

@@ -157,6 +157,23 @@ impl Message {
         }
     }
 
+    /// CANCEL for this client INVITE while it rings (RFC 3261 9.1): the same Request-URI,
+    /// Call-ID, From, To, CSeq number and top Via. None if this is not a request.
+    pub fn cancel_for(&self) -> Option<Message> {
+        let mut c = Message::request(Method::Cancel, self.request_uri()?.clone());
+        for n in ["Via", "Max-Forwards", "From", "To", "Call-ID"] {
+            if let Some(v) = self.header(n) {
+                c.push_header(n, v);
+            }
+        }
+        let seq = self
+            .header("CSeq")
+            .and_then(|v| v.split_whitespace().next())
+            .unwrap_or("1");
+        c.push_header("CSeq", format!("{seq} CANCEL"));
+        Some(c)
+    }
+
     pub fn request_uri(&self) -> Option<&Uri> {
         match &self.start {
             StartLine::Request { uri, .. } => Some(uri),

@@ -98,3 +98,17 @@ fn stream_framing() {
     );
     assert!(frame_stream(b"OPTIONS sip:x@y SIP/2.0\r\n\r\n").is_err());
 }
+
+/// RFC 3261 9.1: a CANCEL copies the INVITE's Request-URI, Call-ID, From, To, top Via and
+/// CSeq number; only the method changes.
+#[test]
+fn cancel_for_an_invite() {
+    let inv = parse_datagram(INVITE.as_bytes()).unwrap();
+    let c = inv.cancel_for().unwrap();
+    assert_eq!(c.method(), Some(&Method::Cancel));
+    assert_eq!(c.request_uri(), inv.request_uri());
+    assert_eq!(c.header("CSeq"), Some("314159 CANCEL"));
+    for h in ["Via", "From", "To", "Call-ID"] {
+        assert_eq!(c.header(h), inv.header(h), "{h}");
+    }
+}

@@ -218,6 +218,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_stored_roles_are_the_typed_ones() {
+        for r in crate::store::users::ROLES {
+            assert!(Role::parse(r).is_some(), "{r}");
+        }
+        assert!(Role::parse("root").is_none());
+    }
+
+    #[test]
     fn roles_per_route() {
         let g = Method::GET;
         let p = Method::POST;

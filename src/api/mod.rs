@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::kb::{self, format::JsonEntry, search::KbIndex, KbEntry};
-use crate::store::Store;
+use crate::store::{Store, View};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::middleware;
@@ -20,14 +20,13 @@ mod people;
 mod serve;
 use auth::{Identity, Role};
 use axum::Extension;
-pub use people::new_user;
 use people::{caller_erase, caller_export, user_add, user_remove, users_list};
 
 #[derive(Clone)]
 struct Api {
     cfg: Arc<Config>,
     store: Store,
-    brain: Option<Arc<crate::dialog::brain::Brain>>,
+    brain: Option<Arc<crate::brain::Brain>>,
     router: Option<crate::routing::Router>,
     live: crate::call::LiveCalls,
 }
@@ -53,7 +52,7 @@ type ApiResult<T> = Result<T, ApiError>;
 pub async fn start(
     cfg: Arc<Config>,
     store: Store,
-    brain: Option<Arc<crate::dialog::brain::Brain>>,
+    brain: Option<Arc<crate::brain::Brain>>,
     router: Option<crate::routing::Router>,
     live: crate::call::LiveCalls,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -246,7 +245,7 @@ async fn train(State(api): State<Api>) -> ApiResult<Json<Value>> {
     };
     let cfg = api.cfg.clone();
     let msg = tokio::task::spawn_blocking(move || {
-        crate::admin::train_and_store(&cfg, nlu.encoder().as_ref()).map(|(_, m)| m)
+        crate::brain::load::train_and_store(&cfg, nlu.encoder().as_ref()).map(|(_, m)| m)
     })
     .await
     .map_err(internal)?
@@ -254,78 +253,19 @@ async fn train(State(api): State<Api>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "result": msg })))
 }
 
-/// Rows of `sql` as JSON objects keyed by column name.
-async fn rows(api: &Api, sql: &'static str, param: Option<String>) -> ApiResult<Vec<Value>> {
-    api.store
-        .read(move |c| {
-            let mut st = c.prepare(sql)?;
-            let names: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
-            let map = |r: &rusqlite::Row| {
-                let mut o = serde_json::Map::new();
-                for (i, n) in names.iter().enumerate() {
-                    let v = match r.get_ref(i)? {
-                        rusqlite::types::ValueRef::Null => Value::Null,
-                        rusqlite::types::ValueRef::Integer(i) => json!(i),
-                        rusqlite::types::ValueRef::Real(f) => json!(f),
-                        rusqlite::types::ValueRef::Text(t) => {
-                            let s = String::from_utf8_lossy(t).into_owned();
-                            // JSON stored as text (summaries, details) goes out as JSON.
-                            if n.ends_with("_json") {
-                                serde_json::from_str(&s).unwrap_or(Value::String(s))
-                            } else {
-                                Value::String(s)
-                            }
-                        }
-                        rusqlite::types::ValueRef::Blob(_) => Value::Null,
-                    };
-                    o.insert(n.trim_end_matches("_json").to_string(), v);
-                }
-                Ok(Value::Object(o))
-            };
-            let out: rusqlite::Result<Vec<Value>> = match &param {
-                Some(p) => st.query_map([p], map)?.collect(),
-                None => st.query_map([], map)?.collect(),
-            };
-            out
-        })
-        .await
-        .map_err(internal)
-}
-
 async fn calls(State(api): State<Api>) -> ApiResult<Json<Vec<Value>>> {
-    Ok(Json(
-        rows(
-            &api,
-            "SELECT * FROM calls ORDER BY started_at_ms DESC LIMIT 100",
-            None,
-        )
-        .await?,
-    ))
+    Ok(Json(api.store.view(View::Calls).await.map_err(internal)?))
 }
 
 async fn call(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let mut c = rows(&api, "SELECT * FROM calls WHERE id = ?1", Some(id.clone())).await?;
+    let view = |v| async { api.store.view(v).await.map_err(internal) };
+    let mut c = view(View::Call(id.clone())).await?;
     let Some(call) = c.pop() else {
         return Err(ApiError(StatusCode::NOT_FOUND, format!("no call {id:?}")));
     };
-    let turns = rows(
-        &api,
-        "SELECT * FROM turns WHERE call_id = ?1 ORDER BY seq, speaker DESC",
-        Some(id.clone()),
-    )
-    .await?;
-    let esc = rows(
-        &api,
-        "SELECT * FROM escalations WHERE call_id = ?1 ORDER BY id",
-        Some(id.clone()),
-    )
-    .await?;
-    let tickets = rows(
-        &api,
-        "SELECT * FROM tickets WHERE call_id = ?1 ORDER BY id",
-        Some(id),
-    )
-    .await?;
+    let turns = view(View::CallTurns(id.clone())).await?;
+    let esc = view(View::CallEscalations(id.clone())).await?;
+    let tickets = view(View::CallTickets(id)).await?;
     Ok(Json(
         json!({ "call": call, "turns": turns, "escalations": esc, "tickets": tickets }),
     ))
@@ -333,24 +273,12 @@ async fn call(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<Json<
 
 async fn escalations(State(api): State<Api>) -> ApiResult<Json<Vec<Value>>> {
     Ok(Json(
-        rows(
-            &api,
-            "SELECT * FROM escalations ORDER BY id DESC LIMIT 100",
-            None,
-        )
-        .await?,
+        api.store.view(View::Escalations).await.map_err(internal)?,
     ))
 }
 
 async fn tickets(State(api): State<Api>) -> ApiResult<Json<Vec<Value>>> {
-    Ok(Json(
-        rows(
-            &api,
-            "SELECT * FROM tickets ORDER BY id DESC LIMIT 100",
-            None,
-        )
-        .await?,
-    ))
+    Ok(Json(api.store.view(View::Tickets).await.map_err(internal)?))
 }
 
 async fn agents(State(api): State<Api>) -> ApiResult<Json<Value>> {
@@ -512,52 +440,17 @@ async fn wrapup(
             "disposition is required".into(),
         ));
     }
-    let found = api
-        .store
-        .read(move |c| {
-            let exists: bool = c.query_row("SELECT COUNT(*) > 0 FROM calls WHERE id = ?1", [&id], |r| r.get(0))?;
-            if !exists {
-                return Ok(false);
-            }
-            // The wrap-up and its suggestion land together or not at all.
-            let c = c.unchecked_transaction()?;
-            let now = crate::store::now_ms();
-            let agent = match w.agent.clone() {
-                Some(a) => Some(a),
-                None => c.query_row(
-                    "SELECT agent FROM escalations WHERE call_id = ?1 ORDER BY id DESC LIMIT 1",
-                    [&id],
-                    |r| r.get::<_, Option<String>>(0),
-                ).unwrap_or(None),
-            };
-            // Agents' notes may quote the caller: redacted like the transcripts.
-            let notes = crate::privacy::redact(&w.notes).into_owned();
-            let correction = w.correction.as_deref().map(|c| crate::privacy::redact(c).into_owned());
-            c.execute(
-                "INSERT INTO wrapups (call_id, agent, disposition, notes, correction, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                rusqlite::params![id, agent, w.disposition.trim(), notes, correction, now],
-            )?;
-            if let Some(answer) = correction.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
-                // The question: the caller's last words to the bot.
-                let (question, intent): (String, Option<String>) = c
-                    .query_row(
-                        "SELECT text, intent FROM turns WHERE call_id = ?1 AND speaker = 'caller' AND text != ''
-                         AND (intent IS NULL OR intent NOT IN ('agent_request', 'goodbye', 'thanks', 'affirm', 'deny', 'greeting', 'smalltalk'))
-                         ORDER BY seq DESC LIMIT 1",
-                        [&id],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .unwrap_or_default();
-                c.execute(
-                    "INSERT INTO kb_suggestions (call_id, question, answer, intent, suggested_by, created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    rusqlite::params![id, question, answer, intent, agent, now],
-                )?;
-            }
-            c.commit()?;
-            Ok(true)
-        })
-        .await
-        .map_err(internal)?;
+    let wrapup = crate::store::Wrapup {
+        agent: w.agent,
+        disposition: w.disposition.trim().to_string(),
+        // Agents' notes may quote the caller: redacted like the transcripts.
+        notes: crate::privacy::redact(&w.notes).into_owned(),
+        correction: w
+            .correction
+            .as_deref()
+            .map(|c| crate::privacy::redact(c).into_owned()),
+    };
+    let found = api.store.wrapup(&id, wrapup).await.map_err(internal)?;
     if found {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -567,11 +460,6 @@ async fn wrapup(
 
 async fn suggestions(State(api): State<Api>) -> ApiResult<Json<Vec<Value>>> {
     Ok(Json(
-        rows(
-            &api,
-            "SELECT * FROM kb_suggestions WHERE status = 'pending' ORDER BY id DESC LIMIT 100",
-            None,
-        )
-        .await?,
+        api.store.view(View::Suggestions).await.map_err(internal)?,
     ))
 }

@@ -1,9 +1,9 @@
 //! The API's users and callers' data rights: `/api/users` (admins add, list and remove the
 //! console's users) and `/api/callers/{number}` (a caller's data exported or erased).
 
-use super::auth::{Identity, Role};
+use super::auth::Identity;
 use super::{internal, Api, ApiError, ApiResult};
-use crate::store::Store;
+use crate::store::users::NewUserError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -28,9 +28,14 @@ pub(super) async fn user_add(
     State(api): State<Api>,
     Json(u): Json<NewUser>,
 ) -> ApiResult<Json<Value>> {
-    let token = new_user(&api.store, &u.name, &u.role)
+    let token = api
+        .store
+        .user_new(&u.name, &u.role)
         .await
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+        .map_err(|e| match e {
+            NewUserError::Store(e) => internal(e),
+            e => ApiError(StatusCode::BAD_REQUEST, e.to_string()),
+        })?;
     Ok(Json(
         json!({ "name": u.name, "role": u.role, "token": token }),
     ))
@@ -45,33 +50,6 @@ pub(super) async fn user_remove(
     } else {
         Err(ApiError(StatusCode::NOT_FOUND, "no such user".into()))
     }
-}
-
-/// Adds (or re-keys) a user; returns their new token. Shared by the API and the CLI.
-pub async fn new_user(store: &Store, name: &str, role: &str) -> Result<String, String> {
-    if Role::parse(role).is_none() {
-        return Err(format!(
-            "role {role:?}: \"admin\", \"supervisor\" or \"agent\""
-        ));
-    }
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    {
-        return Err("a user name is 1-64 letters, digits, '.', '_' or '-'".into());
-    }
-    let bytes: [u8; 32] = rand::random();
-    let token: String = format!(
-        "vxd_{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
-    store
-        .user_put(name, role, &token)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(token)
 }
 
 /// Everything stored about a caller (the right of access).

@@ -2,9 +2,8 @@
 //! it answers, pass hang-ups across, cancel or BYE it when the caller goes.
 
 use super::{stream_params, Call, State};
-use crate::media::session::{
-    self, MediaCmd, MediaEvent, MediaHandle, MediaSetup, Party, StreamParams,
-};
+use crate::media::leg::{self, MediaHandle};
+use crate::media::session::{MediaCmd, MediaEvent, MediaSetup, Party, StreamParams};
 use crate::media::source::SourcePolicy;
 use crate::registrar::Binding;
 use crate::shared::{new_tag, ALLOW};
@@ -125,7 +124,7 @@ impl Call {
             vad: self.ctx.shared.vad(),
             source: SourcePolicy::from_config(&self.ctx.shared.cfg.media, binding.flow.addr().ip()),
         };
-        let media = session::start(setup, ev_tx).await.map_err(|e| {
+        let media = leg::start(setup, ev_tx).await.map_err(|e| {
             tracing::error!(error = %e, kind, "cannot open RTP socket for a leg");
             "rtp-socket-error"
         })?;
@@ -440,7 +439,7 @@ impl Call {
         }
         a.bye_sent = true;
         let flow = a.flow.clone();
-        if let Some(c) = super::supervise::cancel_for(&a.invite) {
+        if let Some(c) = a.invite.cancel_for() {
             self.ctx.request(&sip_call_id, c, &flow).await;
         }
     }

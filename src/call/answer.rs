@@ -2,7 +2,8 @@
 //! answer in it).
 
 use super::{codecs, stream_params, Call, Pending2xx, State, T1};
-use crate::media::session::{self, MediaCmd, MediaSetup, StreamParams};
+use crate::media::leg;
+use crate::media::session::{MediaCmd, MediaSetup, StreamParams};
 use crate::media::source::SourcePolicy;
 use crate::shared::{ALLOW, SUPPORTED};
 use crate::store::now_ms;
@@ -169,7 +170,7 @@ impl Call {
             vad: self.ctx.shared.vad(),
             source: SourcePolicy::from_config(&self.ctx.shared.cfg.media, self.flow.addr().ip()),
         };
-        match session::start(setup, ev_tx).await {
+        match leg::start(setup, ev_tx).await {
             Ok(h) => {
                 self.media = Some(h);
                 self.media_events = Some(ev_rx);

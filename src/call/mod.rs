@@ -4,7 +4,8 @@
 //! extension is bridged to that agent's softphone (B2BUA).
 
 use crate::media::g711::Law;
-use crate::media::session::{MediaCmd, MediaEvent, MediaHandle, StreamParams};
+use crate::media::leg::MediaHandle;
+use crate::media::session::{MediaCmd, MediaEvent, StreamParams};
 use crate::registrar::Binding;
 use crate::shared::{new_tag, CoreMsg, Shared, SUPPORTED};
 use crate::store::{now_ms, MediaSummary, NewCall};
@@ -23,6 +24,7 @@ use crate::speech::turn::TurnEvent;
 
 mod agent;
 mod answer;
+pub mod conversation;
 mod escalate;
 mod feature;
 mod in_dialog;

@@ -4,7 +4,7 @@
 //! turns are also understood (intent, emotion, anger), so the emotion trajectory goes on
 //! past the handoff.
 
-use crate::dialog::brain::{Brain, CallContext};
+use crate::brain::{Brain, CallContext};
 use crate::media::session::Utterance;
 use crate::speech::pool::Priority;
 use crate::speech::stt::Transcript;

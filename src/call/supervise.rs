@@ -253,7 +253,7 @@ impl Call {
             let flow = s.leg.flow.clone();
             let req = match s.leg.dialog.as_mut() {
                 Some(d) => Some(d.request(Method::Bye, &self.ctx.shared.via(&flow))),
-                None => cancel_for(&s.leg.invite),
+                None => s.leg.invite.cancel_for(),
             };
             if let Some(req) = req {
                 self.ctx.request(&self.sip_call_id, req, &flow).await;
@@ -296,17 +296,4 @@ impl Call {
             .as_ref()
             .is_some_and(|s| msg.call_id() == Some(s.leg.call_id.as_str()))
     }
-}
-
-/// CANCEL for a client INVITE still ringing: same Request-URI, Call-ID, From, To, CSeq
-/// number and top Via.
-pub(super) fn cancel_for(inv: &Message) -> Option<Message> {
-    let mut c = Message::request(Method::Cancel, inv.request_uri()?.clone());
-    for n in ["Via", "Max-Forwards", "From", "To", "Call-ID"] {
-        if let Some(v) = inv.header(n) {
-            c.push_header(n, v);
-        }
-    }
-    c.push_header("CSeq", "1 CANCEL");
-    Some(c)
 }

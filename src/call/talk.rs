@@ -9,9 +9,11 @@
 //! still silent, the turn ends there (`EndTurn`) instead of after the full silence hangover;
 //! if the hangover ends the turn anyway, the transcript already made is reused.
 
-use crate::dialog::brain::{Brain, CallContext};
-use crate::dialog::{Analysis, Dialog, Reply};
-use crate::media::session::{MediaCmd, MediaTx, Utterance};
+use super::conversation::Conversation;
+use crate::brain::Brain;
+use crate::dialog::{Analysis, Reply};
+use crate::media::leg::MediaTx;
+use crate::media::session::{MediaCmd, Utterance};
 use crate::speech::pool::Priority;
 use crate::speech::stt::Transcript;
 use crate::speech::tts::reply_pieces;
@@ -111,11 +113,9 @@ pub(super) struct Talk {
     store: Store,
     call_id: String,
     caller: String,
-    dialog: Dialog,
+    conv: Conversation,
     /// When the call was answered (the dialog's clock).
     answered: Instant,
-    /// The prosody of the caller's first real turn: how they sound when calm(er).
-    baseline: Option<crate::nlu::prosody::Prosody>,
     /// The escalation whose handoff line is being said; handed to the call (`take_handover`)
     /// once it has been said, or at once if the caller speaks over it.
     handover: Option<crate::dialog::Escalation>,
@@ -123,14 +123,10 @@ pub(super) struct Talk {
     /// The call went to the queue or a callback: nothing more to hand over.
     handed_over: bool,
     callback_done: bool,
-    /// "en", "zh", or "auto" until the first turn tells.
-    language: String,
     seq: u32,
     tx: mpsc::Sender<TalkEvent>,
     pub rx: mpsc::Receiver<TalkEvent>,
     speaking: Option<Speaking>,
-    /// The caller's current turn began by talking over the bot (prosody: interruptions).
-    interrupted: bool,
     tentative: Option<Tentative>,
     /// Turns that ended at a pause whose transcript is still being made.
     awaiting: Vec<Tentative>,
@@ -167,11 +163,9 @@ impl Talk {
         let (tx, rx) = mpsc::channel(16);
         let lang = if speech.language == "zh" { "zh" } else { "en" };
         Talk {
-            language: speech.language.clone(),
-            dialog: brain.dialog(caller, lang),
+            conv: Conversation::new(brain.dialog(caller, lang), &speech.language),
             caller: caller.to_string(),
             answered: Instant::now(),
-            baseline: None,
             handover: None,
             handover_ready: false,
             handed_over: false,
@@ -184,7 +178,6 @@ impl Talk {
             tx,
             rx,
             speaking: None,
-            interrupted: false,
             tentative: None,
             awaiting: Vec::new(),
         }
@@ -198,14 +191,10 @@ impl Talk {
         pcm: Vec<i16>,
         stop: Option<Arc<AtomicBool>>,
     ) -> impl FnOnce(usize) -> Result<Heard, String> + Send + 'static {
-        let stt = self.speech.stt_for(&self.language);
-        let lang = self.language.clone();
+        let stt = self.speech.stt_for(self.conv.stt_language());
+        let lang = self.conv.stt_language().to_string();
         let brain = self.brain.clone();
-        let context = CallContext {
-            previous_topic: self.dialog.followup_context().map(String::from),
-            baseline: self.baseline,
-            interrupted: self.interrupted,
-        };
+        let context = self.conv.context();
         move |threads| {
             let audio = to_16k(&pcm);
             let transcript = match &stop {
@@ -388,8 +377,8 @@ impl Talk {
             goodbye = s.hang_up;
             s.cancel.store(true, Ordering::Relaxed);
             let _ = media.try_send(MediaCmd::StopPlayback);
+            self.conv.on_speech_started(s.started);
             if s.started {
-                self.interrupted = true;
                 tracing::info!(seq = s.seq, "caller interrupted the reply");
                 self.store.turn_interrupted(&self.call_id, s.seq);
             } else {
@@ -411,8 +400,6 @@ impl Talk {
         media: &MediaTx,
     ) {
         let stt_done = Instant::now();
-        // The interruption counted for this turn; the next one starts afresh.
-        self.interrupted = false;
         let (t, analysis) = match result {
             Ok(h) => (h.transcript, h.analysis),
             Err(e) => {
@@ -420,18 +407,9 @@ impl Talk {
                 (Transcript::default(), Analysis::default())
             }
         };
-        if self.language == "auto" && !t.language.is_empty() {
-            tracing::info!(language = %t.language, "caller language detected; kept for the call");
-            self.language = if t.language == "zh" {
-                "zh".into()
-            } else {
-                "en".into()
-            };
-            self.dialog.set_language(&self.language);
-        }
         let u = &analysis.understanding;
         // Said for a sensitive slot (a card number, a PIN): neither logged nor stored.
-        let text = if self.dialog.collecting_sensitive() {
+        let text = if self.conv.dialog.collecting_sensitive() {
             crate::dialog::SENSITIVE.to_string()
         } else {
             crate::privacy::redact(&t.text).into_owned()
@@ -440,7 +418,7 @@ impl Talk {
             stt_ms = ms(t.elapsed), passes = t.passes, audio_ctx = t.audio_ctx, threads = t.threads,
             intent = %u.intent, intent_p = u.intent_confidence, emotion = %u.emotion, anger = u.anger,
             arousal = u.prosody.map(|p| p.arousal).unwrap_or(0.0), nlu_ms = ms(u.elapsed), "caller said");
-        tracing::debug!(seq, %text, prosody = ?u.prosody, baseline = ?self.baseline, "caller's voice");
+        tracing::debug!(seq, %text, prosody = ?u.prosody, baseline = ?self.conv.baseline(), "caller's voice");
         self.store.turn(TurnRow {
             call_id: self.call_id.clone(),
             seq,
@@ -461,12 +439,7 @@ impl Talk {
             kb_key: analysis.hits.first().map(|h| h.key.clone()),
             nlu_ms: Some(ms(u.elapsed)),
         });
-        if self.baseline.is_none() {
-            self.baseline = u
-                .prosody
-                .filter(|p| crate::nlu::prosody::is_baseline(p, &u.text));
-        }
-        let reply = self.dialog.on_turn(&analysis, utt.end);
+        let reply = self.conv.on_heard(&t.language, &analysis, utt.end);
         if (reply.kind == "waiting" || reply.kind.starts_with("queued-kb:"))
             && self.handover.is_some()
         {
@@ -478,13 +451,13 @@ impl Talk {
 
     /// Whether the caller's keys and words now are for a sensitive slot.
     pub fn sensitive_input(&self) -> bool {
-        self.dialog.collecting_sensitive()
+        self.conv.dialog.collecting_sensitive()
     }
 
     /// A keypad press while the bot has the call: true when the dialog used it.
     pub fn on_dtmf(&mut self, digit: char, media: &MediaTx) -> bool {
         let at = self.answered.elapsed();
-        let Some(reply) = self.dialog.on_dtmf(digit, at) else {
+        let Some(reply) = self.conv.dialog.on_dtmf(digit, at) else {
             return false;
         };
         self.say_now(reply, media);
@@ -501,7 +474,7 @@ impl Talk {
             seq,
             speaker: "bot",
             text: reply.text.clone(),
-            language: Some(self.language.clone()),
+            language: Some(self.conv.stt_language().to_string()),
             kind: Some(reply.kind.clone()),
             kb_key: reply.kb_key.clone(),
             ..Default::default()
@@ -727,7 +700,7 @@ impl Talk {
         self.callback_done = true;
         self.handed_over = true;
         self.store.escalation_outcome(&self.call_id, "callback");
-        let reply = self.dialog.on_no_agent(self.answered.elapsed());
+        let reply = self.conv.dialog.on_no_agent(self.answered.elapsed());
         self.say_now(reply, media);
     }
 
@@ -764,17 +737,13 @@ impl Talk {
     }
 
     pub fn language(&self) -> &str {
-        if self.language == "zh" {
-            "zh"
-        } else {
-            "en"
-        }
+        self.conv.language()
     }
 
     /// The call is over: a question left unanswered becomes a ticket.
     pub fn on_call_end(&mut self) {
         let at = self.answered.elapsed();
-        if let Some(t) = self.dialog.on_call_end(at) {
+        if let Some(t) = self.conv.dialog.on_call_end(at) {
             tracing::info!(reference = %t.reference, "unresolved call: ticket created");
             self.store.ticket(&self.call_id, &self.caller, &t);
         }

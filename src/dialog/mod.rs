@@ -5,9 +5,7 @@
 //! same way. Nothing here touches a socket, a clock or the database, so whole conversations
 //! run in tests in microseconds (`brain` does the I/O around it).
 
-pub mod brain;
 pub mod flow;
-pub mod llm;
 pub mod smalltalk;
 pub mod summary;
 

@@ -437,16 +437,6 @@ fn slots_are_filled_in_the_answers_language() {
     );
 }
 
-#[test]
-fn an_interruption_lifts_the_anger_score_a_little() {
-    use crate::dialog::brain::with_interruption;
-    // Alone it escalates nobody; with annoyed words it can cross the default 0.4.
-    assert_eq!(with_interruption(0.1, false), 0.1);
-    assert!(with_interruption(0.05, true) < 0.25);
-    assert!(with_interruption(0.32, true) >= 0.4);
-    assert!(with_interruption(1.0, true) <= 1.0);
-}
-
 /// Issue 17: a goodbye ends the call however angry it scored; small talk is answered in
 /// kind, never escalated and never a topic; "say that again" repeats the last answer.
 #[test]

@@ -228,51 +228,6 @@ pub fn to_jsonl(entries: &[KbEntry]) -> String {
     s
 }
 
-/// Splits CSV text into records (RFC 4180: quotes, doubled quotes, newlines inside quotes).
-pub fn csv_records(text: &str) -> Result<Vec<Vec<String>>, KbError> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    let mut line = 1;
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                chars.next();
-                field.push('"');
-            }
-            (true, '"') => quoted = false,
-            (true, c) => {
-                if c == '\n' {
-                    line += 1;
-                }
-                field.push(c)
-            }
-            (false, '"') if field.is_empty() => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\r') => {}
-            (false, '\n') => {
-                line += 1;
-                row.push(std::mem::take(&mut field));
-                if row.iter().any(|f| !f.is_empty()) {
-                    rows.push(std::mem::take(&mut row));
-                }
-                row.clear();
-            }
-            (false, c) => field.push(c),
-        }
-    }
-    if quoted {
-        return Err(bad("csv", line, "unterminated quote"));
-    }
-    row.push(field);
-    if row.iter().any(|f| !f.is_empty()) {
-        rows.push(row);
-    }
-    Ok(rows)
-}
-
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -292,7 +247,7 @@ const CSV_HEADER: [&str; 7] = [
 ];
 
 pub fn parse_csv(text: &str) -> Result<Vec<KbEntry>, KbError> {
-    let rows = csv_records(text)?;
+    let rows = crate::csv_text::records(text).map_err(|e| bad("csv", e.line, e.msg))?;
     let Some(header) = rows.first() else {
         return Ok(Vec::new());
     };

@@ -3,11 +3,18 @@
 //! ticks.
 
 use super::engine::{Clocked, Engine, Waker};
-use super::session::{MediaCmd, MediaEvent, MediaHandle, MediaSetup, Session};
+use super::session::{MediaCmd, MediaEvent, MediaSetup, Session};
 use crate::store::MediaSummary;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use tokio::sync::mpsc;
+
+/// A running leg: its RTP port, its command queue, and its summary when it ends.
+pub struct MediaHandle {
+    pub port: u16,
+    pub cmd: MediaTx,
+    pub done: tokio::sync::oneshot::Receiver<MediaSummary>,
+}
 
 /// Commands to a running leg. Queuing one wakes the leg's media thread, so it is acted on
 /// at once rather than at the next 20 ms tick; dropping the last clone ends the leg.

@@ -5,7 +5,7 @@ pub mod engine;
 pub mod frame;
 pub mod g711;
 pub mod jitter;
-mod leg;
+pub mod leg;
 pub mod link;
 pub mod ports;
 pub mod rtcp;

@@ -146,14 +146,6 @@ struct Queued {
     tag: Option<u64>,
 }
 
-pub use super::leg::{start, MediaTx};
-
-pub struct MediaHandle {
-    pub port: u16,
-    pub cmd: MediaTx,
-    pub done: tokio::sync::oneshot::Receiver<MediaSummary>,
-}
-
 pub struct MediaSetup {
     pub lease: PortLease,
     pub bind: IpAddr,

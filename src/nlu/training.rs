@@ -6,8 +6,6 @@
 use super::encoder::Encoder;
 use super::head::{LinearHead, TrainOptions};
 use super::{Heads, Nlu, NluError, EMOTIONS, UNKNOWN};
-use crate::kb::KbEntry;
-use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Instant;
@@ -31,8 +29,7 @@ pub struct Example {
 pub fn parse_set(text: &str, csv: bool) -> Result<Vec<Example>, NluError> {
     let mut out = Vec::new();
     if csv {
-        let rows =
-            crate::kb::format::csv_records(text).map_err(|e| NluError::Data(e.to_string()))?;
+        let rows = crate::csv_text::records(text).map_err(|e| NluError::Data(e.to_string()))?;
         let Some(h) = rows.first() else {
             return Ok(out);
         };
@@ -87,23 +84,6 @@ pub fn read_set(path: &std::path::Path) -> Result<Vec<Example>, NluError> {
         .map_err(|e| NluError::Data(format!("{}: {e}", path.display())))?;
     let csv = path.extension().and_then(|e| e.to_str()) == Some("csv");
     parse_set(&text, csv).map_err(|e| NluError::Data(format!("{}: {e}", path.display())))
-}
-
-/// The training examples: the labelled set plus every knowledge-base question (as a
-/// neutral example of its entry's intent).
-pub fn training_examples(kb: &[KbEntry], labelled: &[Example]) -> Vec<Example> {
-    let mut out: Vec<Example> = labelled.to_vec();
-    for e in kb.iter().filter(|e| e.enabled) {
-        for (lang, q) in &e.questions {
-            out.push(Example {
-                text: q.clone(),
-                intent: e.intent.clone(),
-                emotion: Some("neutral".into()),
-                lang: Some(lang.clone()),
-            });
-        }
-    }
-    out
 }
 
 #[derive(Debug)]
@@ -185,74 +165,10 @@ pub fn train(
             emotion,
             intent_zh,
             emotion_zh,
-            trained_at_ms: crate::store::now_ms(),
+            trained_at_ms: crate::clock::now_ms(),
         },
         report,
     ))
-}
-
-/// Saves the heads in place of the stored ones (the server picks them up at its next check).
-pub fn store_heads(
-    conn: &Connection,
-    heads: &Heads,
-    examples: usize,
-    encoder: &str,
-) -> Result<(), NluError> {
-    let tx = conn.unchecked_transaction()?;
-    tx.execute("DELETE FROM nlu_heads", [])?;
-    for (name, head) in [
-        ("intent", &heads.intent),
-        ("emotion", &heads.emotion),
-        ("intent_zh", &heads.intent_zh),
-        ("emotion_zh", &heads.emotion_zh),
-    ] {
-        if let Some(h) = head {
-            let json = serde_json::to_string(h).map_err(|e| NluError::Data(e.to_string()))?;
-            tx.execute(
-                "INSERT INTO nlu_heads (name, json, examples, encoder, trained_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![name, json, examples as i64, encoder, heads.trained_at_ms],
-            )?;
-        }
-    }
-    tx.commit()?;
-    Ok(())
-}
-
-/// When the stored heads for `encoder` were trained (0: never).
-pub fn heads_version(conn: &Connection, encoder: &str) -> Result<i64, NluError> {
-    Ok(conn
-        .query_row(
-            "SELECT COALESCE(MAX(trained_at_ms), 0) FROM nlu_heads WHERE encoder = ?1",
-            [encoder],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0))
-}
-
-/// The stored heads, if they were trained on `encoder`'s embeddings (heads trained with
-/// another encoder are meaningless for this one: none are returned, so they get retrained).
-pub fn load_heads(conn: &Connection, encoder: &str) -> Result<Heads, NluError> {
-    let mut heads = Heads {
-        trained_at_ms: heads_version(conn, encoder)?,
-        ..Default::default()
-    };
-    let mut stmt = conn.prepare("SELECT name, json FROM nlu_heads WHERE encoder = ?1")?;
-    let rows: Vec<(String, String)> = stmt
-        .query_map([encoder], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (name, json) in rows {
-        let h: LinearHead = serde_json::from_str(&json)
-            .map_err(|e| NluError::Data(format!("stored {name} head: {e}")))?;
-        match name.as_str() {
-            "intent" => heads.intent = Some(h),
-            "emotion" => heads.emotion = Some(h),
-            "intent_zh" => heads.intent_zh = Some(h),
-            "emotion_zh" => heads.emotion_zh = Some(h),
-            _ => {}
-        }
-    }
-    Ok(heads)
 }
 
 /// Per-class counts for precision and recall.

@@ -24,7 +24,44 @@ pub fn token_hash(token: &str) -> String {
         .collect()
 }
 
+/// The roles a user of the API can have (`api::auth::Role` is their typed form).
+pub const ROLES: [&str; 3] = ["admin", "supervisor", "agent"];
+
+/// Why a user could not be added.
+#[derive(Debug, thiserror::Error)]
+pub enum NewUserError {
+    #[error("role {0:?}: \"admin\", \"supervisor\" or \"agent\"")]
+    Role(String),
+    #[error("a user name is 1-64 letters, digits, '.', '_' or '-'")]
+    Name,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 impl Store {
+    /// Adds (or re-keys) a user with a new random token, which it returns (shown once: only
+    /// its hash is kept). Shared by the API and the command line.
+    pub async fn user_new(&self, name: &str, role: &str) -> Result<String, NewUserError> {
+        if !ROLES.contains(&role) {
+            return Err(NewUserError::Role(role.to_string()));
+        }
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        {
+            return Err(NewUserError::Name);
+        }
+        let bytes: [u8; 32] = rand::random();
+        let token: String = format!(
+            "vxd_{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        self.user_put(name, role, &token).await?;
+        Ok(token)
+    }
+
     /// Adds a user (or replaces their role and token); `token` is kept only as its hash.
     pub async fn user_put(&self, name: &str, role: &str, token: &str) -> Result<(), StoreError> {
         let (name, role, hash) = (name.to_string(), role.to_string(), token_hash(token));

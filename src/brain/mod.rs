@@ -1,12 +1,16 @@
-//! The I/O around the dialog state machine, shared by all calls: the NLU models, the
-//! knowledge-base index, and their reloading when `voxdesk train` or `voxdesk kb import`
-//! changed the database under a running server. `analyse` is the blocking step a call runs
-//! on the inference pool after speech-to-text.
+//! The I/O around the dialog state machine (`crate::dialog`, which touches no model, socket,
+//! clock or database), shared by all calls: the NLU models, the knowledge-base index, their
+//! reloading when `voxdesk train` or `voxdesk kb import` changed the database under a
+//! running server, and the optional generated answers (`llm`). `analyse` is the blocking
+//! step a call runs on the inference pool after speech-to-text.
 
-use super::{Analysis, Dialog, DialogSettings, KbCandidate};
+pub mod llm;
+pub mod load;
+
 use crate::config::Config;
+use crate::dialog::{Analysis, Dialog, DialogSettings, KbCandidate};
 use crate::kb::search::KbIndex;
-use crate::nlu::{rules, training, Nlu, Understanding, UNKNOWN};
+use crate::nlu::{rules, Nlu, Understanding, UNKNOWN};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -53,13 +57,13 @@ impl Brain {
     /// bundled sample when empty) and its index. Blocking: seconds on a first start.
     pub fn load(cfg: &Config) -> Result<Brain> {
         let nlu = if cfg.nlu.enabled {
-            let encoder = crate::admin::load_encoder(cfg)?;
-            crate::admin::prepare_kb(cfg, Some(encoder.as_ref()))?;
+            let encoder = load::load_encoder(cfg)?;
+            load::prepare_kb(cfg, Some(encoder.as_ref()))?;
             let conn = crate::store::open_connection(&cfg.database_path())?;
-            let mut heads = training::load_heads(&conn, encoder.name())?;
+            let mut heads = crate::store::heads::load_heads(&conn, encoder.name())?;
             if heads.intent.is_none() {
                 tracing::info!("no trained intent model yet: training on the knowledge base and the bundled examples");
-                let (h, msg) = crate::admin::train_and_store(cfg, encoder.as_ref())?;
+                let (h, msg) = load::train_and_store(cfg, encoder.as_ref())?;
                 tracing::info!("{msg}");
                 heads = h;
             }
@@ -68,7 +72,7 @@ impl Brain {
             n.agent_phrases = cfg.nlu.agent_phrases.clone();
             Some(Arc::new(n))
         } else {
-            crate::admin::prepare_kb(cfg, None)?;
+            load::prepare_kb(cfg, None)?;
             None
         };
         let kb = KbIndex::open(&cfg.database_path())
@@ -113,7 +117,7 @@ impl Brain {
             for e in &self.index().entries {
                 let Some(a) = e.answer(lang) else { continue };
                 for hour in [8, 14, 20] {
-                    let filled = super::fill_slots(a, "", hour);
+                    let filled = crate::dialog::fill_slots(a, "", hour);
                     if !filled.contains('{') {
                         v.extend(reply_pieces(&filled, false));
                     }
@@ -126,7 +130,7 @@ impl Brain {
             };
             v.extend(reply_pieces(rephrase, false));
             v.extend(
-                super::Trigger::ALL
+                crate::dialog::Trigger::ALL
                     .iter()
                     .flat_map(|t| reply_pieces(&t.handoff_line(d, lang), true)),
             );
@@ -174,9 +178,9 @@ impl Brain {
         conn.busy_timeout(Duration::from_secs(2))?;
         if let Some(nlu) = &self.nlu {
             let name = nlu.encoder().name();
-            let v = training::heads_version(&conn, name)?;
+            let v = crate::store::heads::heads_version(&conn, name)?;
             if v > nlu.heads().trained_at_ms {
-                nlu.set_heads(training::load_heads(&conn, name)?);
+                nlu.set_heads(crate::store::heads::load_heads(&conn, name)?);
                 tracing::info!(
                     trained_at_ms = v,
                     "loaded newly trained intent and emotion heads"
@@ -307,14 +311,14 @@ impl Brain {
     /// when none is close); None on any failure (logged): the dialog asks to rephrase.
     fn generate(&self, text: &str, lang: &str, hits: &[KbCandidate]) -> Option<String> {
         let t = Instant::now();
-        let facts: Vec<super::llm::Grounding> = hits
+        let facts: Vec<llm::Grounding> = hits
             .iter()
-            .map(|h| super::llm::Grounding {
+            .map(|h| llm::Grounding {
                 question: &h.topic,
                 answer: &h.answer,
             })
             .collect();
-        match super::llm::ask(&self.llm, text, lang, &facts) {
+        match llm::ask(&self.llm, text, lang, &facts) {
             Ok(a) => {
                 tracing::info!(
                     ms = t.elapsed().as_millis() as u64,
@@ -343,5 +347,19 @@ pub fn rules_only(text: &str, agent_phrases: &[String]) -> Understanding {
         emotion: "neutral".into(),
         rule,
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interruption_lifts_the_anger_score_a_little() {
+        // Alone it escalates nobody; with annoyed words it can cross the default 0.4.
+        assert_eq!(with_interruption(0.1, false), 0.1);
+        assert!(with_interruption(0.05, true) < 0.25);
+        assert!(with_interruption(0.32, true) >= 0.4);
+        assert!(with_interruption(1.0, true) <= 1.0);
     }
 }
