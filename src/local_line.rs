@@ -125,7 +125,8 @@ impl<'a> Bot<'a> {
         let u = &analysis.understanding;
         println!("caller: {}", t.text);
         println!(
-            "        (intent {} {:.2}, emotion {}, anger {:.2}{})",
+            "        (heard {:.2}, intent {} {:.2}, emotion {}, anger {:.2}{})",
+            t.confidence,
             u.intent,
             u.intent_confidence,
             u.emotion,

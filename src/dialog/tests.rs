@@ -298,6 +298,27 @@ fn sensitive_intent_and_needs_person_entry_escalate() {
         "the entry's answer first: {}",
         r.text
     );
+    // A match just over the answering bar, with no word from the intent model, is a calm
+    // opener near the entry: asked again, not handed over.
+    let mut d = dialog();
+    let r = d.on_turn(
+        &with_hits(
+            said("I'm calling about my account.", UNKNOWN),
+            &[("fraud", 0.65)],
+        ),
+        secs(3),
+    );
+    assert_eq!(r.kind, "rephrase", "{}", r.text);
+    // The same score when the model names the entry's intent hands over.
+    let mut d = dialog();
+    let r = d.on_turn(
+        &with_hits(
+            said("Somebody got into my account.", "fraud"),
+            &[("fraud", 0.65)],
+        ),
+        secs(3),
+    );
+    assert!(r.escalation.is_some(), "{}", r.kind);
 }
 
 #[test]
@@ -507,15 +528,47 @@ fn chinese_small_talk_is_answered_in_chinese() {
 fn garbled_speech_is_asked_again_not_read_as_anger() {
     let mut d = dialog();
     let mut garbled = said("turn on rolling and going to the next week", UNKNOWN);
-    garbled.understanding.anger = 0.81;
+    garbled.understanding.anger = 0.7;
     garbled.understanding.emotion = "frustrated".into();
     let r = d.on_turn(&garbled, secs(3));
     assert_eq!(r.kind, "rephrase", "{}", r.text);
     assert!(r.escalation.is_none());
     let mut angry = said("This is ridiculous, I have waited for hours", UNKNOWN);
-    angry.understanding.anger = 0.81;
+    angry.understanding.anger = 0.7;
     let r = d.on_turn(&angry, secs(9));
     assert_eq!(r.kind, "escalate:anger");
+}
+
+/// Anger the models are very sure of counts with no intent and no angry word, but only on
+/// words whisper heard well.
+#[test]
+fn strong_anger_counts_without_an_intent_if_heard_well() {
+    let line = "I've called four times and every time I get a different answer";
+    let mut d = dialog();
+    let mut unsure = said(line, UNKNOWN);
+    unsure.understanding.anger = 0.95;
+    unsure.heard_confidence = Some(0.2);
+    assert_eq!(d.on_turn(&unsure, secs(3)).kind, "rephrase");
+    let mut d = dialog();
+    let mut sure = said(line, UNKNOWN);
+    sure.understanding.anger = 0.95;
+    sure.heard_confidence = Some(0.8);
+    assert_eq!(d.on_turn(&sure, secs(3)).kind, "escalate:anger");
+    // Nor on a weak intent: most often a misheard question, asked again.
+    let mut d = dialog();
+    let mut misheard = said(
+        "How much they don't like you, this month",
+        "billing_high_bill",
+    );
+    misheard.understanding.intent_confidence = 0.49;
+    misheard.understanding.anger = 0.99;
+    misheard.heard_confidence = Some(0.8);
+    assert_eq!(d.on_turn(&misheard, secs(3)).kind, "rephrase");
+    // Never on a goodbye.
+    let mut d = dialog();
+    let mut bye = said("Okay, thank you. Goodbye.", "goodbye");
+    bye.understanding.anger = 0.95;
+    assert!(d.on_turn(&bye, secs(3)).escalation.is_none());
 }
 
 #[test]
