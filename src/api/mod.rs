@@ -336,7 +336,10 @@ async fn agent_state(
     r.set_state(&id, available, reason)
         .await
         .map(|_| StatusCode::NO_CONTENT)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))
+        .map_err(|e| match e {
+            crate::routing::RouteError::Gone => internal(e),
+            e => ApiError(StatusCode::BAD_REQUEST, e.to_string()),
+        })
 }
 
 #[derive(Deserialize)]

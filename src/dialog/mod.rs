@@ -5,17 +5,22 @@
 //! same way. Nothing here touches a socket, a clock or the database, so whole conversations
 //! run in tests in microseconds (`brain` does the I/O around it).
 
+mod answer;
 pub mod flow;
+mod slots;
 pub mod smalltalk;
 pub mod summary;
+mod trigger;
 
 use crate::config::{DialogConfig, NluConfig};
-use crate::nlu::rules::{anger_cue, is_conversational, RuleHit};
+use crate::nlu::rules::{is_conversational, RuleHit};
 use crate::nlu::{Understanding, UNKNOWN};
 use flow::{FlowConfig, FlowState, FlowStep};
+pub use slots::fill_slots;
 use std::sync::Arc;
 use std::time::Duration;
 use summary::Handoff;
+pub use trigger::Trigger;
 
 /// A knowledge-base entry that may answer the turn.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,94 +48,6 @@ pub struct Analysis {
     pub generated: Option<String>,
     /// How sure speech-to-text was of the words (mean token probability), for a spoken turn.
     pub heard_confidence: Option<f32>,
-}
-
-/// Why a call goes to a person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    Requested,
-    Keypad,
-    Anger,
-    AngerRising,
-    NotUnderstood,
-    Sensitive,
-    NeedsPerson,
-    Repeated,
-    LongCall,
-    FlowFailed,
-}
-
-impl Trigger {
-    pub const ALL: [Trigger; 10] = [
-        Trigger::Requested,
-        Trigger::Keypad,
-        Trigger::Anger,
-        Trigger::AngerRising,
-        Trigger::NotUnderstood,
-        Trigger::Sensitive,
-        Trigger::NeedsPerson,
-        Trigger::Repeated,
-        Trigger::LongCall,
-        Trigger::FlowFailed,
-    ];
-
-    /// The English line said before a handoff for this trigger (fixed: pre-rendered).
-    /// The line said before a handover, in `lang` ("en" or "zh").
-    pub fn handoff_line(self, d: &DialogConfig, lang: &str) -> String {
-        let line = if lang == "zh" && !d.transfer_zh.is_empty() {
-            &d.transfer_zh
-        } else {
-            &d.transfer_en
-        };
-        line.replace("{reason}", self.reason(lang))
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Requested => "requested",
-            Trigger::Keypad => "keypad",
-            Trigger::Anger => "anger",
-            Trigger::AngerRising => "anger-rising",
-            Trigger::NotUnderstood => "not-understood",
-            Trigger::Sensitive => "sensitive-intent",
-            Trigger::NeedsPerson => "needs-person",
-            Trigger::Repeated => "repeated-question",
-            Trigger::LongCall => "long-call",
-            Trigger::FlowFailed => "flow-failed",
-        }
-    }
-
-    fn reason(self, lang: &str) -> &'static str {
-        let zh = lang == "zh";
-        match (self, zh) {
-            (Trigger::Requested | Trigger::Keypad, false) => "as you asked",
-            (Trigger::Requested | Trigger::Keypad, true) => "",
-            (Trigger::Anger | Trigger::AngerRising, false) => "and make this right",
-            (Trigger::Anger | Trigger::AngerRising, true) => "，尽快为您解决",
-            (Trigger::NotUnderstood | Trigger::Repeated, false) => "better than I can",
-            (Trigger::NotUnderstood | Trigger::Repeated, true) => "，更好地为您服务",
-            (Trigger::Sensitive | Trigger::NeedsPerson, false) => "with this",
-            (Trigger::Sensitive | Trigger::NeedsPerson, true) => "，处理您的问题",
-            (Trigger::LongCall | Trigger::FlowFailed, false) => "with the rest",
-            (Trigger::LongCall | Trigger::FlowFailed, true) => "，继续为您处理",
-        }
-    }
-
-    /// Plain words for the summary.
-    fn describe(self) -> &'static str {
-        match self {
-            Trigger::Requested => "the caller asked for a person",
-            Trigger::Keypad => "the caller pressed the key for a person",
-            Trigger::Anger => "the caller is angry or frustrated",
-            Trigger::AngerRising => "the caller's frustration kept rising",
-            Trigger::NotUnderstood => "the bot did not understand the caller repeatedly",
-            Trigger::Sensitive => "the topic needs a person (sensitive intent)",
-            Trigger::NeedsPerson => "the knowledge base says this needs a person",
-            Trigger::Repeated => "the caller repeated the same question",
-            Trigger::LongCall => "the call with the bot ran long",
-            Trigger::FlowFailed => "the caller could not complete a request with the bot",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -229,26 +146,6 @@ pub struct Dialog {
     /// A question the caller asked is still open (for the end-of-call ticket).
     open_question: Option<String>,
     last_intent: String,
-}
-
-/// How much lower a knowledge-base score may be when the intent model names the entry's intent.
-const INTENT_AGREES: f32 = 0.15;
-
-/// How far over `kb_threshold` an entry that needs a person must score to hand the call
-/// over when the intent model does not name its intent.
-const CLEAR_MATCH: f32 = 0.2;
-
-/// Anger from the models alone at or above this counts on a turn with no intent at all, if
-/// whisper heard it well: "I've called four times about this and every time I get a
-/// different answer" names no intent and scores 1.0. Measured with the off-topic lines of
-/// the training set labelled neutral: 0 of the 302 neutral sentences reach 0.75. A turn
-/// with a weak intent is not counted: that is most often a misheard question ("how much
-/// data have I used this month" heard as "how much they don't like you, this month":
-/// billing_high_bill 0.49, angry 0.99), and it is asked again.
-const STRONG_ANGER: f32 = 0.75;
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 impl Dialog {
@@ -404,123 +301,6 @@ impl Dialog {
         }
     }
 
-    fn answer(&mut self, c: &KbCandidate, at: Duration, kind: &str) -> Reply {
-        self.not_understood = 0;
-        self.clarifying = None;
-        self.open_question = None;
-        if let Some(t) = self.turns.last_mut() {
-            t.answered = true;
-        }
-        if let Some(i) = &c.intent {
-            self.last_intent = i.clone();
-        }
-        self.last_topic = Some((c.key.clone(), c.topic.clone()));
-        let text = fill_slots(&c.answer, &self.caller, self.hour);
-        if c.needs_person {
-            let mut r = self.escalate(Trigger::NeedsPerson, at, &text);
-            r.kb_key = Some(c.key.clone());
-            return r;
-        }
-        let mut r = self.say(text, kind);
-        r.kb_key = Some(c.key.clone());
-        r
-    }
-
-    fn not_understood(&mut self, at: Duration, question: &str) -> Reply {
-        self.not_understood += 1;
-        if !question.is_empty() {
-            self.open_question = Some(question.to_string());
-        }
-        if self.not_understood >= self.s.dialog.max_not_understood {
-            return self.escalate(Trigger::NotUnderstood, at, "");
-        }
-        let d = &self.s.dialog;
-        let t = self.text(&d.rephrase_en, &d.rephrase_zh).to_string();
-        self.say(t, "rephrase")
-    }
-
-    /// The triggers that hand the call to a person whatever was asked.
-    fn triggers(&self, a: &Analysis, at: Duration) -> Option<Trigger> {
-        let u = &a.understanding;
-        let d = &self.s.dialog;
-        // Anger counts on a turn the bot understood (an entry that answers it, or an
-        // intent; off-topic talk is no intent, see `nlu::OUT_OF_SCOPE`), or on words that
-        // carry it: speech the models cannot place (garbled, or about something else) is
-        // asked again, not handed over as angry, unless the models are very sure
-        // (`STRONG_ANGER`). The emotion head learnt from callers' lines and from off-topic
-        // lines labelled neutral; before those, its scores elsewhere were noise ("The rain
-        // stopped and the sun came out again", frustrated 0.94).
-        // Thanks, yes, hello, goodbye and small talk are understood but give the caller
-        // nothing to be angry about: there only the words count ("多谢，我知道怎么弄了",
-        // thanks, scored frustrated 0.53). A "no" or a request for a person can be angry.
-        let polite = matches!(
-            u.intent.as_str(),
-            "thanks" | "affirm" | "goodbye" | "greeting"
-        ) || u.rule.is_some_and(|r| r.is_small_talk());
-        // Words whisper was unsure of are not trusted to be angry by the models alone.
-        let heard_well = a
-            .heard_confidence
-            .is_none_or(|c| c >= d.min_heard_confidence);
-        // An answering entry must be as sure as a handover needs: an entry just over the
-        // answering bar is often a misheard question that happens to land near one ("how
-        // much data..." heard as "how much they don't like you", 0.53), and the bot answers
-        // it anyway.
-        let understood = !polite
-            && heard_well
-            && (u.rule.is_some()
-                || a.hits
-                    .first()
-                    .is_some_and(|h| h.score >= d.kb_threshold.max(d.handover_confidence))
-                || (u.intent != UNKNOWN && u.intent_confidence >= d.handover_confidence));
-        let strong = !polite && heard_well && u.intent == UNKNOWN && u.anger >= STRONG_ANGER;
-        let angry_words = understood || strong || anger_cue(&u.text);
-        // The rules set the intent with certainty; the model alone must be sure enough.
-        let sure = u.rule.is_some() || u.intent_confidence >= d.handover_confidence;
-        if u.rule == Some(RuleHit::AgentRequest) || (u.intent == "agent_request" && sure) {
-            return Some(Trigger::Requested);
-        }
-        if d.sensitive_intents.contains(&u.intent) && sure {
-            return Some(Trigger::Sensitive);
-        }
-        if u.anger >= self.s.anger_threshold && angry_words {
-            return Some(Trigger::Anger);
-        }
-        if d.anger_rising && angry_words {
-            let prev: Vec<f32> = self
-                .turns
-                .iter()
-                .rev()
-                .skip(1)
-                .take(2)
-                .map(|t| t.anger)
-                .collect();
-            // Rising in all by at least half the threshold: calm turns' scores wander by
-            // 0.1-0.2 (measured: 0.02-0.32 for calm questions of one call).
-            if prev.len() == 2
-                && prev[1] < prev[0]
-                && prev[0] < u.anger
-                && u.anger - prev[1] >= self.s.anger_threshold / 2.0
-                && u.anger >= self.s.anger_threshold / 2.0
-            {
-                return Some(Trigger::AngerRising);
-            }
-        }
-        if u.embedding.iter().any(|&v| v != 0.0) && u.text.split_whitespace().count() >= 3 {
-            let repeated = self.turns.iter().rev().skip(1).any(|t| {
-                t.answered
-                    && t.embedding.len() == u.embedding.len()
-                    && dot(&t.embedding, &u.embedding) >= d.repeat_similarity
-            });
-            if repeated {
-                return Some(Trigger::Repeated);
-            }
-        }
-        if d.max_call_secs > 0 && at.as_secs() >= d.max_call_secs {
-            return Some(Trigger::LongCall);
-        }
-        None
-    }
-
     /// A caller turn.
     pub fn on_turn(&mut self, a: &Analysis, at: Duration) -> Reply {
         let u = &a.understanding;
@@ -543,41 +323,7 @@ impl Dialog {
             answered: false,
         });
         if self.escalated {
-            // Waiting for a person: a question the knowledge base answers clearly is
-            // answered (the caller keeps their place in line); anything else waits for the
-            // person, and the queue (routing) decides what the caller hears.
-            let th = self.s.dialog.kb_threshold;
-            let clear = a.hits.first().filter(|h| {
-                !h.needs_person
-                    && !is_conversational(&u.intent)
-                    && u.rule.is_none()
-                    && (h.score >= th + 0.1
-                        || h.score >= th && h.intent.as_deref() == Some(u.intent.as_str()))
-            });
-            if let Some(best) = clear.cloned() {
-                // The call's topic stays what it was escalated about (queue, ticket).
-                let topic = self.last_intent.clone();
-                let mut r = self.answer(&best, at, &format!("queued-kb:{}", best.key));
-                self.last_intent = topic;
-                let still = self.text(
-                    "You are still in line for a colleague.",
-                    "您仍在排队等候人工客服。",
-                );
-                // Not "is there anything else?": the person is coming.
-                let body = r
-                    .text
-                    .trim_end()
-                    .trim_end_matches("Is there anything else?")
-                    .trim_end_matches("还有什么可以帮您？")
-                    .trim_end()
-                    .to_string();
-                r.text = format!("{body} {still}");
-                return r;
-            }
-            return Reply {
-                kind: "waiting".into(),
-                ..Default::default()
-            };
+            return self.while_queued(a, at);
         }
         if text.is_empty() {
             let t = self
@@ -616,34 +362,8 @@ impl Dialog {
             let step = f.on_text(text, u);
             return self.flow_step(f, step, at);
         }
-        if let Some((x, y)) = self.clarifying.take() {
-            // "The first one" / "roaming": take the one the new words fit better.
-            let score = |c: &KbCandidate| {
-                a.hits
-                    .iter()
-                    .find(|h| h.key == c.key)
-                    .map(|h| h.score)
-                    .unwrap_or(0.0)
-            };
-            let first = ["first", "former", "第一", "前"]
-                .iter()
-                .any(|w| text.to_lowercase().contains(w));
-            let second = ["second", "latter", "第二", "后"]
-                .iter()
-                .any(|w| text.to_lowercase().contains(w));
-            let pick = match (first, second) {
-                (true, false) => Some(x.clone()),
-                (false, true) => Some(y.clone()),
-                _ if score(&x).max(score(&y)) > 0.0 => Some(if score(&x) >= score(&y) {
-                    x.clone()
-                } else {
-                    y.clone()
-                }),
-                _ => None,
-            };
-            if let Some(c) = pick {
-                return self.answer(&c, at, &format!("kb:{}", c.key));
-            }
+        if let Some(r) = self.clarified(a, text, at) {
+            return r;
         }
         if let Some(f) = self.s.flows.iter().find(|f| f.intent == u.intent).cloned() {
             let (state, step) = FlowState::start(f, &self.language);
@@ -668,68 +388,7 @@ impl Dialog {
             }
             _ => {}
         }
-        let th = self.s.dialog.kb_threshold;
-        // An entry the intent head agrees with counts with a lower score, and comes first.
-        let agrees_with =
-            |h: &KbCandidate| u.intent != UNKNOWN && h.intent.as_deref() == Some(u.intent.as_str());
-        // An entry that hands the call over needs the intent model's word as sure as a
-        // model-only handover, or a clear match: a close-enough match is often a calm
-        // opener near it ("I'm calling about my account" scores 0.65 against "I think
-        // someone is using my account"), and asking again costs less than a person's time.
-        let d = &self.s.dialog;
-        let sure_enough = |h: &KbCandidate| {
-            !h.needs_person
-                || h.score >= th + CLEAR_MATCH
-                || agrees_with(h) && u.intent_confidence >= d.handover_confidence
-        };
-        let mut hits: Vec<KbCandidate> = a
-            .hits
-            .iter()
-            .filter(|h| h.score >= th || agrees_with(h) && h.score >= th - INTENT_AGREES)
-            .filter(|h| sure_enough(h))
-            .cloned()
-            .collect();
-        if let Some(pos) = hits
-            .iter()
-            .position(|h| h.intent.as_deref() == Some(u.intent.as_str()))
-        {
-            let h = hits.remove(pos);
-            hits.insert(0, h);
-        }
-        if let Some(best) = hits.first().cloned() {
-            let agrees = best.intent.as_deref() == Some(u.intent.as_str());
-            if let Some(second) = hits.get(1) {
-                if !agrees && best.score - second.score < self.s.dialog.clarify_margin {
-                    let d = &self.s.dialog;
-                    let q = self
-                        .text(&d.clarify_en, &d.clarify_zh)
-                        .replace("{a}", &topic_phrase(&best.topic))
-                        .replace("{b}", &topic_phrase(&second.topic));
-                    self.clarifying = Some((best.clone(), second.clone()));
-                    return self.say(q, "clarify");
-                }
-            }
-            return self.answer(&best, at, &format!("kb:{}", best.key));
-        }
-        // A follow-up asks something new about the last topic: not the same answer again.
-        let last = self.last_topic.as_ref().map(|(k, _)| k.clone());
-        if let Some(f) = a
-            .followup_hits
-            .iter()
-            .find(|h| h.score >= th && Some(&h.key) != last.as_ref() && sure_enough(h))
-            .cloned()
-        {
-            return self.answer(&f, at, &format!("kb-followup:{}", f.key));
-        }
-        if let Some(g) = a.generated.as_ref().filter(|g| !g.trim().is_empty()) {
-            self.not_understood = 0;
-            self.open_question = None;
-            if let Some(t) = self.turns.last_mut() {
-                t.answered = true;
-            }
-            return self.say(g.clone(), "generated");
-        }
-        self.not_understood(at, text)
+        self.answer_turn(a, text, at)
     }
 
     fn goodbye(&mut self) -> Reply {
@@ -862,57 +521,6 @@ impl Dialog {
         let details = serde_json::to_value(&h).unwrap_or_default();
         Some(self.ticket("unresolved", intent, subject, details))
     }
-}
-
-/// "How do I turn on roaming?" -> "how do I turn on roaming" (for "Do you mean A or B?").
-fn topic_phrase(q: &str) -> String {
-    let t = q.trim().trim_end_matches(['?', '.', '!', '？', '。', '！']);
-    let mut c = t.chars();
-    match c.next() {
-        Some(f)
-            if f.is_ascii_uppercase()
-                && !t.starts_with("I ")
-                && !t.starts_with("SIM")
-                && !t.starts_with("PUK") =>
-        {
-            f.to_ascii_lowercase().to_string() + c.as_str()
-        }
-        _ => t.to_string(),
-    }
-}
-
-/// Fills {caller_number} and {time_of_day} in an answer.
-/// (in the answer's language: a Chinese answer gets Chinese words for them).
-pub fn fill_slots(answer: &str, caller: &str, hour: u32) -> String {
-    let zh = answer.chars().any(crate::nlu::text::is_cjk);
-    // Only a telephone number is read out digit by digit; a SIP user name ("alice",
-    // "anonymous") is not a number the caller could text from.
-    let digits = caller.chars().filter(|c| c.is_ascii_digit()).count();
-    let is_number = digits >= 3
-        && caller
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' ' | '(' | ')'));
-    let number: String = if !is_number {
-        if zh { "您的电话" } else { "your phone" }.into()
-    } else {
-        caller
-            .chars()
-            .map(|c| format!("{c} "))
-            .collect::<String>()
-            .trim_end()
-            .to_string()
-    };
-    let tod = match (hour, zh) {
-        (5..=11, false) => "morning",
-        (12..=17, false) => "afternoon",
-        (_, false) => "evening",
-        (5..=11, true) => "上午",
-        (12..=17, true) => "下午",
-        (_, true) => "晚上",
-    };
-    answer
-        .replace("{caller_number}", &number)
-        .replace("{time_of_day}", tod)
 }
 
 #[cfg(test)]

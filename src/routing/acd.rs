@@ -102,24 +102,15 @@ struct Waiting {
     target: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AcdError {
+    #[error("no queue named {0:?}")]
     UnknownQueue(String),
+    #[error("no agent {0:?}")]
     UnknownAgent(String),
+    #[error("call {0:?} is not queued")]
     UnknownCall(String),
 }
-
-impl std::fmt::Display for AcdError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AcdError::UnknownQueue(q) => write!(f, "no queue named {q:?}"),
-            AcdError::UnknownAgent(a) => write!(f, "no agent {a:?}"),
-            AcdError::UnknownCall(c) => write!(f, "call {c:?} is not queued"),
-        }
-    }
-}
-
-impl std::error::Error for AcdError {}
 
 pub struct Acd {
     cfg: AcdConfig,

@@ -7,11 +7,22 @@ pub mod acd;
 
 use crate::config::Config;
 use crate::registrar::Binding;
-use acd::{Acd, AcdConfig, Action, AgentState, QueueConfig};
+use acd::{Acd, AcdConfig, AcdError, Action, AgentState, QueueConfig};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+
+/// Why the router could not do what a call or the API asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error(transparent)]
+    Acd(#[from] AcdError),
+    #[error("{0} is not registered")]
+    NotRegistered(String),
+    #[error("routing task is gone")]
+    Gone,
+}
 
 /// What the router tells a queued call.
 #[derive(Debug, Clone)]
@@ -52,7 +63,7 @@ enum Cmd {
         /// Only this agent first (a transfer to a named colleague).
         agent: Option<String>,
         events: mpsc::Sender<RouteEvent>,
-        reply: oneshot::Sender<Result<usize, String>>,
+        reply: oneshot::Sender<Result<usize, RouteError>>,
     },
     Abandon {
         call: String,
@@ -74,7 +85,7 @@ enum Cmd {
         agent: String,
         available: bool,
         reason: String,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), RouteError>>,
     },
     Agents {
         reply: oneshot::Sender<Vec<AgentStatus>>,
@@ -161,7 +172,7 @@ impl Router {
         language: &str,
         priority: i32,
         events: mpsc::Sender<RouteEvent>,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, RouteError> {
         self.enqueue_for(call, queue, language, priority, None, events)
             .await
     }
@@ -175,7 +186,7 @@ impl Router {
         priority: i32,
         agent: Option<&str>,
         events: mpsc::Sender<RouteEvent>,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, RouteError> {
         let (reply, rx) = oneshot::channel();
         self.send(Cmd::Enqueue {
             call: call.into(),
@@ -186,8 +197,7 @@ impl Router {
             events,
             reply,
         });
-        rx.await
-            .unwrap_or_else(|_| Err("routing task is gone".into()))
+        rx.await.unwrap_or(Err(RouteError::Gone))
     }
 
     pub fn abandon(&self, call: &str) {
@@ -218,7 +228,7 @@ impl Router {
         agent: &str,
         available: bool,
         reason: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), RouteError> {
         let (reply, rx) = oneshot::channel();
         self.send(Cmd::SetState {
             agent: agent.into(),
@@ -226,8 +236,7 @@ impl Router {
             reason: reason.into(),
             reply,
         });
-        rx.await
-            .unwrap_or_else(|_| Err("routing task is gone".into()))
+        rx.await.unwrap_or(Err(RouteError::Gone))
     }
 
     /// Where an account's softphone is registered now (agents and supervisors).
@@ -340,7 +349,7 @@ impl Driver {
                     actions
                 }
                 Err(e) => {
-                    let _ = reply.send(Err(e.to_string()));
+                    let _ = reply.send(Err(e.into()));
                     Vec::new()
                 }
             },
@@ -369,7 +378,7 @@ impl Driver {
             } => {
                 let r = if available {
                     if !self.bindings.contains_key(&agent) {
-                        let _ = reply.send(Err(format!("{agent} is not registered")));
+                        let _ = reply.send(Err(RouteError::NotRegistered(agent)));
                         return Vec::new();
                     }
                     self.acd.set_available(&agent, now)
@@ -382,7 +391,7 @@ impl Driver {
                         a
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(e.to_string()));
+                        let _ = reply.send(Err(e.into()));
                         Vec::new()
                     }
                 }
