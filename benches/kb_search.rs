@@ -13,7 +13,7 @@
 mod support;
 
 use std::time::Instant;
-use voxdesk::kb::{self, search::KbIndex, KbEntry};
+use voxdesk::kb::KbEntry;
 
 const DIM: usize = 384;
 const QUERIES: usize = 200;
@@ -98,7 +98,7 @@ fn main() {
             })
             .collect();
         let t = Instant::now();
-        kb::import(&mut conn, &entries, None, "bench").unwrap();
+        voxdesk::store::kb::import(&mut conn, &entries, None, "bench").unwrap();
         let ids: Vec<i64> = conn
             .prepare("SELECT id FROM kb_questions")
             .unwrap()
@@ -122,7 +122,7 @@ fn main() {
         tx.commit().unwrap();
         let fill_ms = t.elapsed().as_millis();
         let t = Instant::now();
-        let index = KbIndex::open(&path).unwrap();
+        let index = voxdesk::store::kb::open_index(&path).unwrap();
         let open_ms = t.elapsed().as_millis();
         let (mut times, mut lexical) = (Vec::new(), Vec::new());
         let mut found = 0;

@@ -3,7 +3,7 @@
 
 use crate::brain::load::{load_encoder, load_nlu, open_db, prepare_kb, train_and_store};
 use crate::config::Config;
-use crate::kb::{self, search::KbIndex};
+use crate::kb;
 use crate::nlu::training;
 use anyhow::{bail, Context, Result};
 use std::fmt::Write;
@@ -18,7 +18,7 @@ pub fn kb_import(cfg: &Config, file: &Path) -> Result<String> {
     } else {
         None
     };
-    let r = kb::import(
+    let r = crate::store::kb::import(
         &mut conn,
         &entries,
         enc.as_deref(),
@@ -37,8 +37,8 @@ pub fn kb_import(cfg: &Config, file: &Path) -> Result<String> {
 /// `voxdesk kb export FILE`: every entry, in the format the extension names.
 pub fn kb_export(cfg: &Config, file: &Path) -> Result<String> {
     let conn = open_db(cfg)?;
-    kb::seed_sample(&mut open_db(cfg)?, None)?;
-    let entries = kb::load(&conn, true)?;
+    crate::store::kb::seed_sample(&mut open_db(cfg)?, None)?;
+    let entries = crate::store::kb::load(&conn, true)?;
     let text = match file.extension().and_then(|e| e.to_str()).unwrap_or("") {
         "md" | "markdown" => kb::format::to_markdown(&entries),
         "jsonl" | "json" => kb::format::to_jsonl(&entries),
@@ -64,7 +64,7 @@ pub fn kb_search(cfg: &Config, text: &str) -> Result<String> {
         None
     };
     prepare_kb(cfg, enc.as_deref())?;
-    let index = KbIndex::open(&cfg.database_path())?
+    let index = crate::store::kb::open_index(&cfg.database_path())?
         .multilingual(enc.as_ref().is_some_and(|e| e.multilingual()));
     let emb = match &enc {
         Some(e) => Some(e.embed(text)?),

@@ -24,6 +24,7 @@ pub enum StoreError {
 }
 
 pub mod heads;
+pub mod kb;
 mod privacy;
 pub mod retention;
 mod schema;

@@ -3,7 +3,7 @@
 //! loopback by default; with `api.token` set, every request needs `Authorization: Bearer`.
 
 use crate::config::Config;
-use crate::kb::{self, format::JsonEntry, search::KbIndex, KbEntry};
+use crate::kb::{format::JsonEntry, KbEntry};
 use crate::store::{Store, View};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -138,12 +138,12 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn kb_list(State(api): State<Api>) -> ApiResult<Json<Vec<JsonEntry>>> {
-    let entries = blocking(&api, |c| Ok(kb::load(c, true)?)).await?;
+    let entries = blocking(&api, |c| Ok(crate::store::kb::load(c, true)?)).await?;
     Ok(Json(entries.iter().map(JsonEntry::from).collect()))
 }
 
 async fn kb_get(State(api): State<Api>, Path(key): Path<String>) -> ApiResult<Json<JsonEntry>> {
-    let entries = blocking(&api, |c| Ok(kb::load(c, true)?)).await?;
+    let entries = blocking(&api, |c| Ok(crate::store::kb::load(c, true)?)).await?;
     entries
         .iter()
         .find(|e| e.key == key)
@@ -174,7 +174,12 @@ async fn kb_put(
         .and_then(|b| b.nlu())
         .map(|n| n.encoder().clone());
     let report = blocking(&api, move |c| {
-        Ok(kb::import(c, &[entry], encoder.as_deref(), "api")?)
+        Ok(crate::store::kb::import(
+            c,
+            &[entry],
+            encoder.as_deref(),
+            "api",
+        )?)
     })
     .await?;
     let status = if report.added > 0 {
@@ -187,7 +192,7 @@ async fn kb_put(
 
 async fn kb_delete(State(api): State<Api>, Path(key): Path<String>) -> ApiResult<StatusCode> {
     let k = key.clone();
-    if blocking(&api, move |c| Ok(kb::delete(c, &k)?)).await? {
+    if blocking(&api, move |c| Ok(crate::store::kb::delete(c, &k)?)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError(StatusCode::NOT_FOUND, format!("no entry {key:?}")))
@@ -209,7 +214,7 @@ async fn kb_search(State(api): State<Api>, Query(q): Query<SearchQuery>) -> ApiR
         .and_then(|b| b.nlu())
         .map(|n| n.encoder().clone());
     let hits = tokio::task::spawn_blocking(move || -> anyhow::Result<Value> {
-        let index = KbIndex::open(&path)?
+        let index = crate::store::kb::open_index(&path)?
             .multilingual(encoder.as_ref().is_some_and(|e| e.multilingual()));
         let emb = match &encoder {
             Some(e) => Some(e.embed(&q.q)?),

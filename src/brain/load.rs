@@ -3,7 +3,7 @@
 //! embeddings) and the intent and emotion heads (trained and stored on a first start).
 
 use crate::config::Config;
-use crate::kb::{self, KbEntry};
+use crate::kb::KbEntry;
 use crate::nlu::encoder::{Encoder, OnnxEncoder};
 use crate::nlu::training::{self, Example};
 use crate::nlu::{Heads, Nlu};
@@ -46,11 +46,11 @@ pub fn open_db(cfg: &Config) -> Result<rusqlite::Connection> {
 /// Makes sure the knowledge base exists (the bundled sample when empty) with embeddings.
 pub fn prepare_kb(cfg: &Config, encoder: Option<&dyn Encoder>) -> Result<()> {
     let mut conn = open_db(cfg)?;
-    if kb::seed_sample(&mut conn, encoder)? {
+    if crate::store::kb::seed_sample(&mut conn, encoder)? {
         tracing::info!("knowledge base was empty: imported the bundled sample (telecom, en + zh)");
     }
     if let Some(enc) = encoder {
-        let n = kb::fill_embeddings(&conn, enc)?;
+        let n = crate::store::kb::fill_embeddings(&conn, enc)?;
         if n > 0 {
             tracing::info!(questions = n, "computed missing knowledge-base embeddings");
         }
@@ -70,8 +70,8 @@ pub fn labelled(cfg: &Config) -> Result<Vec<Example>> {
 /// Trains the heads on the knowledge base and the labelled examples, and stores them.
 pub fn train_and_store(cfg: &Config, encoder: &dyn Encoder) -> Result<(Heads, String)> {
     let mut conn = open_db(cfg)?;
-    kb::seed_sample(&mut conn, Some(encoder))?;
-    let entries = kb::load(&conn, false)?;
+    crate::store::kb::seed_sample(&mut conn, Some(encoder))?;
+    let entries = crate::store::kb::load(&conn, false)?;
     let examples = training_examples(&entries, &labelled(cfg)?);
     let (heads, r) = training::train(encoder, &examples)?;
     crate::store::heads::store_heads(&conn, &heads, examples.len(), encoder.name())?;

@@ -75,7 +75,7 @@ impl Brain {
             load::prepare_kb(cfg, None)?;
             None
         };
-        let kb = KbIndex::open(&cfg.database_path())
+        let kb = crate::store::kb::open_index(&cfg.database_path())
             .context("knowledge base")?
             .multilingual(nlu.as_ref().is_some_and(|n| n.encoder().multilingual()));
         tracing::info!(
@@ -187,14 +187,14 @@ impl Brain {
                 );
             }
         }
-        let v = crate::kb::version(&conn)?;
+        let v = crate::store::kb::version(&conn)?;
         if v != self.index().version {
             if let Some(nlu) = &self.nlu {
                 // Entries imported without the encoder get their vectors now.
                 let rw = crate::store::open_connection(&self.db)?;
-                crate::kb::fill_embeddings(&rw, nlu.encoder().as_ref())?;
+                crate::store::kb::fill_embeddings(&rw, nlu.encoder().as_ref())?;
             }
-            let index = KbIndex::open(&self.db)?.multilingual(
+            let index = crate::store::kb::open_index(&self.db)?.multilingual(
                 self.nlu
                     .as_ref()
                     .is_some_and(|n| n.encoder().multilingual()),

@@ -4,12 +4,15 @@
 //! encoder is English-only, so Chinese questions lean on the lexical side (the index holds
 //! Chinese as character bigrams).
 
-use super::{blob_to_f32s, load, version, KbEntry, KbError};
+use super::{KbEntry, KbError};
 use crate::nlu::text::{index_terms, looks_chinese};
-use rusqlite::Connection;
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Mutex;
+
+/// The full-text side of the search: BM25 per entry id for an FTS5 query (the terms joined
+/// by OR). `store::kb` gives it from SQLite.
+pub trait Lexical: Send + Sync {
+    fn bm25(&self, query: &str) -> Result<Vec<(i64, f64)>, KbError>;
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct KbHit {
@@ -29,7 +32,7 @@ pub struct KbIndex {
     /// (entry index, unit vector) per question variant.
     vectors: Vec<(usize, Vec<f32>)>,
     by_id: HashMap<i64, usize>,
-    conn: Mutex<Connection>,
+    lexical: Box<dyn Lexical>,
     pub version: (i64, i64, i64),
     /// The vectors come from an encoder that understands Chinese (else Chinese questions
     /// lean on the lexical score).
@@ -46,19 +49,15 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 impl KbIndex {
-    /// Loads the enabled entries and their vectors from the database at `path` (its own
-    /// read connection, used for the full-text queries).
-    pub fn open(path: &Path) -> Result<KbIndex, KbError> {
-        let conn = Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Self::from_connection(conn)
-    }
-
-    pub fn from_connection(conn: Connection) -> Result<KbIndex, KbError> {
-        let entries = load(&conn, false)?;
+    /// The index over `entries` (the enabled ones), with `questions` as (entry id, entry key,
+    /// the question's vector if it has one), the knowledge base's `version`, and the
+    /// full-text side.
+    pub fn new(
+        entries: Vec<KbEntry>,
+        questions: Vec<(i64, String, Option<Vec<f32>>)>,
+        version: (i64, i64, i64),
+        lexical: Box<dyn Lexical>,
+    ) -> KbIndex {
         let pos: HashMap<&str, usize> = entries
             .iter()
             .enumerate()
@@ -66,32 +65,23 @@ impl KbIndex {
             .collect();
         let mut by_id = HashMap::new();
         let mut vectors = Vec::new();
-        {
-            let mut stmt = conn.prepare(
-                "SELECT e.id, e.key, q.embedding FROM kb_questions q JOIN kb_entries e ON e.id = q.entry_id
-                 WHERE e.enabled = 1",
-            )?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                let key: String = r.get(1)?;
-                let Some(&i) = pos.get(key.as_str()) else {
-                    continue;
-                };
-                by_id.insert(r.get::<_, i64>(0)?, i);
-                if let Some(b) = r.get::<_, Option<Vec<u8>>>(2)? {
-                    vectors.push((i, blob_to_f32s(&b)));
-                }
+        for (id, key, v) in questions {
+            let Some(&i) = pos.get(key.as_str()) else {
+                continue;
+            };
+            by_id.insert(id, i);
+            if let Some(v) = v {
+                vectors.push((i, v));
             }
         }
-        let version = version(&conn)?;
-        Ok(KbIndex {
+        KbIndex {
             entries,
             vectors,
             by_id,
-            conn: Mutex::new(conn),
+            lexical,
             version,
             multilingual: false,
-        })
+        }
     }
 
     /// Says whether the stored vectors come from a multilingual encoder.
@@ -116,16 +106,7 @@ impl KbIndex {
             .map(|t| format!("\"{}\"", t.replace('"', "")))
             .collect::<Vec<_>>()
             .join(" OR ");
-        let Ok(conn) = self.conn.lock() else {
-            return out;
-        };
-        let rows: Result<Vec<(i64, f64)>, _> = conn
-            .prepare_cached("SELECT entry_id, bm25(kb_fts) FROM kb_fts WHERE kb_fts MATCH ?1")
-            .and_then(|mut s| {
-                s.query_map([&query], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect()
-            });
-        match rows {
+        match self.lexical.bm25(&query) {
             Ok(rows) => {
                 for (id, bm25) in rows {
                     let Some(&i) = self.by_id.get(&id) else {
