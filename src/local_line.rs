@@ -9,10 +9,10 @@ use crate::brain::Brain;
 use crate::call::conversation::Conversation;
 use crate::config::Config;
 use crate::media::wav::{self, Recorder};
+use crate::speech::hearing::Hearing;
 use crate::speech::stt::Transcript;
 use crate::speech::tts::speech_chunks;
-use crate::speech::turn::{TurnConfig, TurnDetector, TurnEvent};
-use crate::speech::vad::Vad;
+use crate::speech::turn::{TurnConfig, TurnEvent};
 use crate::speech::{to_16k, Speech};
 use anyhow::{bail, Context, Result};
 use std::collections::VecDeque;
@@ -43,9 +43,8 @@ struct Bot<'a> {
     speech: &'a Speech,
     brain: &'a Brain,
     conv: Conversation,
-    vad: Box<dyn Vad>,
-    turns: TurnDetector,
-    heard: Vec<i16>,
+    /// Voice activity, turn-taking and the caller's recent audio, as on a call.
+    hearing: Hearing,
     playing: VecDeque<i16>,
     paused: VecDeque<i16>,
     /// Reply audio waiting for its (virtual) render time: (frame it is ready, audio).
@@ -73,9 +72,7 @@ impl<'a> Bot<'a> {
             speech,
             brain,
             conv: Conversation::new(brain.dialog("", lang), &speech.language),
-            vad: speech.vad.make(),
-            turns: TurnDetector::new(TurnConfig::from(&cfg.speech)),
-            heard: Vec::new(),
+            hearing: Hearing::new(speech.vad.make(), TurnConfig::from(&cfg.speech)),
             playing: greeting.iter().copied().collect(),
             paused: VecDeque::new(),
             pending: None,
@@ -88,9 +85,7 @@ impl<'a> Bot<'a> {
     }
 
     fn transcribe(&mut self, start: Duration, end: Duration) -> Result<Transcript> {
-        let a = (start.as_millis() as usize * 8).min(self.heard.len());
-        let b = (end.as_millis() as usize * 8).min(self.heard.len());
-        let audio = to_16k(&self.heard[a..b.max(a)]);
+        let audio = to_16k(&self.hearing.span(start, end));
         let lang = self.conv.stt_language();
         Ok(self
             .speech
@@ -108,8 +103,7 @@ impl<'a> Bot<'a> {
         spent: Duration,
     ) -> Result<()> {
         let t0 = Instant::now();
-        let a = (start.as_millis() as usize * 8).min(self.heard.len());
-        let b = (end.as_millis() as usize * 8).min(self.heard.len());
+        let heard = self.hearing.span(start, end);
         // As on a call (`call::talk`): a Chinese transcript is answered in Chinese.
         let lang = if t.language == "zh" || self.conv.language() == "zh" {
             "zh"
@@ -117,9 +111,7 @@ impl<'a> Bot<'a> {
             "en"
         };
         let context = self.conv.context();
-        let mut analysis =
-            self.brain
-                .analyse(&t.text, lang, Some(&self.heard[a..b.max(a)]), &context);
+        let mut analysis = self.brain.analyse(&t.text, lang, Some(&heard), &context);
         analysis.heard_confidence = Some(t.confidence);
         let mut reply = self.conv.on_heard(&t.language, &analysis, end);
         let u = &analysis.understanding;
@@ -170,7 +162,6 @@ impl<'a> Bot<'a> {
     /// One frame of caller audio in, one frame of bot audio out.
     fn step(&mut self, frame: u64, rx: &[i16; FRAME]) -> Result<[i16; FRAME]> {
         let now = Duration::from_millis(frame * 20);
-        self.heard.extend_from_slice(rx);
         if let Some((ready, _, _)) = &self.pending {
             if frame >= *ready {
                 let (_, audio, idx) = self.pending.take().unwrap_or_default();
@@ -178,9 +169,7 @@ impl<'a> Bot<'a> {
                 self.replying = Some((idx, frame));
             }
         }
-        self.turns.set_bot_speaking(!self.playing.is_empty());
-        let voiced = self.vad.score(rx) > 0.5;
-        match self.turns.on_frame(voiced, now) {
+        match self.hearing.on_frame(rx, !self.playing.is_empty()) {
             Some(TurnEvent::BargeIn { .. }) => self.paused = std::mem::take(&mut self.playing),
             Some(TurnEvent::FalseBargeIn { .. }) => self.playing = std::mem::take(&mut self.paused),
             Some(TurnEvent::SpeechStarted { .. }) => {
@@ -224,7 +213,7 @@ impl<'a> Bot<'a> {
             if now >= ready {
                 self.stable = None;
                 if let Some(TurnEvent::TurnEnded { end, .. }) =
-                    self.turns.on_stable_transcript(now, end)
+                    self.hearing.on_stable_transcript(end)
                 {
                     let (_, t) = self.tentative.take().unwrap_or_default();
                     self.respond(t, frame, start, end, Duration::ZERO)?;
@@ -242,7 +231,7 @@ impl<'a> Bot<'a> {
     }
 
     fn idle(&self) -> bool {
-        self.playing.is_empty() && self.pending.is_none() && !self.turns.in_turn()
+        self.playing.is_empty() && self.pending.is_none() && !self.hearing.in_turn()
     }
 }
 

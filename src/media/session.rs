@@ -16,8 +16,8 @@ use super::rtp::{self, RtpPacket};
 use super::source::{SourceGuard, SourcePolicy};
 use super::srtp::LegCrypto;
 use super::wav::Recorder;
-use crate::speech::turn::{EndReason, TurnConfig, TurnDetector, TurnEvent};
-use crate::speech::vad::Vad;
+use crate::speech::hearing::Hearing;
+use crate::speech::turn::{EndReason, TurnConfig, TurnEvent};
 use crate::speech::VadChoice;
 use crate::store::MediaSummary;
 use std::collections::VecDeque;
@@ -194,14 +194,8 @@ pub(super) struct Session {
     prompts: VecDeque<Queued>,
     /// Prompts paused by a barge-in, resumed if it was a false one.
     paused: VecDeque<Queued>,
-    /// The caller's recent audio on the turn detector's timeline (sample 0 = frame 0), kept
-    /// for the length of the longest turn so an ended turn can be handed to the recogniser.
-    heard: VecDeque<i16>,
-    heard_base: u64,
-    heard_cap: usize,
-    vad: Box<dyn Vad>,
-    turns: TurnDetector,
-    frames: u64,
+    /// Voice activity, turn-taking and the caller's recent audio (shared with `voxdesk talk`).
+    hearing: Hearing,
     bridge_out: Vec<(Party, FrameTx)>,
     bridge_in: Vec<BridgeInput>,
     /// Detect turns while bridged (their audio goes to the recogniser, nothing is paused).
@@ -266,12 +260,7 @@ impl Session {
             timed_out: false,
             prompts: VecDeque::new(),
             paused: VecDeque::new(),
-            vad: s.vad.make(),
-            turns: TurnDetector::new(s.turn),
-            heard: VecDeque::new(),
-            heard_base: 0,
-            heard_cap: ((s.turn.max_turn_ms + s.turn.pre_roll_ms + 2000) * 8) as usize,
-            frames: 0,
+            hearing: Hearing::new(s.vad.make(), s.turn),
             bridge_out: Vec::new(),
             bridge_in: Vec::new(),
             transcribe: false,
@@ -363,8 +352,8 @@ impl Session {
                 Err(e) => tracing::error!(error = %e, "recording disabled for this call"),
             },
             MediaCmd::EndTurn { end } => {
-                let now = Duration::from_millis(self.frames * 20);
-                if let Some(ev) = self.turns.on_stable_transcript(now, end) {
+                let now = self.hearing.now();
+                if let Some(ev) = self.hearing.on_stable_transcript(end) {
                     self.on_turn_event(ev, now);
                 }
             }
@@ -536,30 +525,15 @@ impl Session {
     /// stops our prompt here, before the next frame goes out (no round trip through the
     /// call); a false barge-in resumes it.
     fn take_turns(&mut self, rx: &Frame) {
-        let now = Duration::from_millis(self.frames * 20);
-        self.frames += 1;
-        self.heard.extend(rx.iter().copied());
-        // Outside a turn only the last second is kept (enough for the pre-roll).
-        let cap = if self.turns.is_idle() {
-            8000
-        } else {
-            self.heard_cap
-        };
-        if self.heard.len() > cap {
-            let drop = self.heard.len() - cap;
-            self.heard.drain(..drop);
-            self.heard_base += drop as u64;
-        }
         // Callers only call this while `listening()`. Turns for the transcript only (an
         // agent's leg, a bridged caller): what plays is never paused for them.
         let bridged = !self.bridge_in.is_empty();
-        self.turns
-            .set_bot_speaking(!self.transcribe && !bridged && !self.prompts.is_empty());
-        let voiced = self.vad.score(rx) > 0.5;
-        let Some(ev) = self.turns.on_frame(voiced, now) else {
+        let speaking = !self.transcribe && !bridged && !self.prompts.is_empty();
+        let Some(ev) = self.hearing.on_frame(rx, speaking) else {
             return;
         };
-        self.on_turn_event(ev, now + Duration::from_millis(20));
+        let frame_end = self.hearing.now();
+        self.on_turn_event(ev, frame_end);
     }
 
     /// Acts on a turn-taking event; `now` is the end of the current frame.
@@ -573,7 +547,7 @@ impl Session {
                     start,
                     end,
                     reason: EndReason::StableTranscript,
-                    pcm: self.heard_span(start, end),
+                    pcm: self.hearing.span(start, end),
                     speech_end: Instant::now() - frame_end.saturating_sub(end),
                     decided: Instant::now(),
                 };
@@ -585,7 +559,7 @@ impl Session {
                     start,
                     end,
                     reason,
-                    pcm: self.heard_span(start, end),
+                    pcm: self.hearing.span(start, end),
                     speech_end: Instant::now() - frame_end.saturating_sub(end),
                     decided: Instant::now(),
                 };
@@ -597,16 +571,6 @@ impl Session {
             _ => {}
         }
         let _ = self.events.try_send(MediaEvent::Turn(ev));
-    }
-
-    /// The caller's audio between two points of the turn timeline (what is still kept).
-    fn heard_span(&self, start: Duration, end: Duration) -> Vec<i16> {
-        let to_idx = |d: Duration| {
-            ((d.as_millis() as u64 * 8).saturating_sub(self.heard_base) as usize)
-                .min(self.heard.len())
-        };
-        let (a, b) = (to_idx(start), to_idx(end));
-        self.heard.range(a..b.max(a)).copied().collect()
     }
 
     fn comfort_noise(&mut self) -> Frame {
@@ -705,9 +669,7 @@ impl Session {
                 self.take_turns(&[0; FRAME]);
             } else {
                 // Nobody listens: the turn timeline moves on with nothing kept.
-                self.frames += 1;
-                self.heard.clear();
-                self.heard_base = self.frames * FRAME as u64;
+                self.hearing.skip_frame();
             }
         }
         self.vad_fed = 0;

@@ -2,6 +2,7 @@
 //! (Piper for English, Kokoro for Chinese), each behind a small trait, and the inference pool they run on.
 
 pub mod espeak;
+pub mod hearing;
 pub mod kokoro;
 pub mod mandarin;
 pub mod pool;
