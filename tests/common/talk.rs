@@ -47,9 +47,10 @@ pub fn caller_text(turns: &[Turn]) -> String {
 }
 
 /// These tests are about hearing and speaking: JFK's speech is no question the bot knows,
-/// and an orator's voice is loud, so the escalation rules are relaxed for them.
-pub const PATIENT_BOT: &str =
-    "[dialog]\nmax_not_understood = 9\nanger_rising = false\n\n[nlu]\nanger_threshold = 1.0\n";
+/// and an orator's voice is loud, so the escalation rules are relaxed for them. No sensitive
+/// intents either: "Ask not what your country can do for you.", when Whisper's turn cuts it
+/// out alone, reads to the intent model as a complaint (0.65), which hands the call over.
+pub const PATIENT_BOT: &str = "[dialog]\nmax_not_understood = 9\nanger_rising = false\nsensitive_intents = []\n\n[nlu]\nanger_threshold = 1.0\n";
 
 #[derive(Debug)]
 pub struct BotTurn {
