@@ -91,14 +91,18 @@ impl Shared {
         }
     }
 
-    pub fn via(&self, flow: &Flow) -> String {
+    /// Our `Via` sent-by for a flow, without branch (`SIP/2.0/UDP host:port`).
+    pub fn via_base(&self, flow: &Flow) -> String {
         format!(
-            "SIP/2.0/{} {}:{};branch={};rport",
+            "SIP/2.0/{} {}:{}",
             flow.transport(),
             self.advertised_host(),
-            self.port_for(flow),
-            new_branch()
+            self.port_for(flow)
         )
+    }
+
+    pub fn via(&self, flow: &Flow) -> String {
+        format!("{};branch={};rport", self.via_base(flow), new_branch())
     }
 }
 

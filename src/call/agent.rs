@@ -1,7 +1,8 @@
 //! The agent leg of a call (B2BUA): ring a registered agent's softphone, bridge media when
 //! it answers, pass hang-ups across, cancel or BYE it when the caller goes.
 
-use super::{stream_params, Call, State};
+use super::{stream_params, Call, CallCtx, State};
+use crate::leg::uac::{self, UacLeg};
 use crate::media::leg::{self, MediaHandle};
 use crate::media::session::{MediaCmd, MediaEvent, MediaSetup, Party, StreamParams};
 use crate::media::source::SourcePolicy;
@@ -11,61 +12,89 @@ use crate::transport::Flow;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use voxdesk_sip::dialog::Dialog;
-use voxdesk_sip::sdp::{self, LocalMedia, SessionDescription};
-use voxdesk_sip::txn::TxKey;
-use voxdesk_sip::{Message, Method};
 
-/// The outbound leg to an agent's softphone.
+/// The outbound leg to an agent's (or supervisor's) softphone: its SIP (a sans-IO
+/// [`UacLeg`]) and its media.
 pub struct AgentLeg {
     pub(super) username: String,
-    pub(super) call_id: String,
-    pub(super) invite: Message,
-    pub(super) key: Option<TxKey>,
+    pub(super) sip: UacLeg,
     pub(super) flow: Flow,
-    pub(super) dialog: Option<Dialog>,
     pub(super) media: MediaHandle,
     pub(super) events: mpsc::Receiver<MediaEvent>,
-    pub(super) local: LocalMedia,
-    pub(super) answered: bool,
-    pub(super) bye_sent: bool,
     /// Caller and agent hear each other.
     pub(super) bridged: bool,
     /// When this leg's media session (its turn timeline) started.
     pub(super) media_at: Instant,
 }
 
-impl AgentLeg {
-    /// Answers an in-dialog offer from this leg's phone (re-INVITE/UPDATE: hold, resume,
-    /// refresh) in `ok`, and moves the media to what was agreed. No offer or an unusable
-    /// one: `ok` stays without a body.
-    pub(super) async fn answer_offer(&self, msg: &Message, ok: &mut Message) {
-        if msg.body.is_empty() {
-            return;
-        }
-        if let Ok((ans, neg)) = SessionDescription::parse(&msg.body)
-            .map_err(|_| ())
-            .and_then(|o| sdp::answer(&o, &self.local).map_err(|_| ()))
-        {
-            let _ = self
-                .media
-                .cmd
-                .send(MediaCmd::Update(stream_params(&neg, neg.ptime_ms)))
-                .await;
-            ok.push_header("Content-Type", "application/sdp");
-            ok.body = ans.to_bytes();
-        }
-    }
-}
-
 impl std::fmt::Debug for AgentLeg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AgentLeg")
             .field("username", &self.username)
-            .field("call_id", &self.call_id)
-            .field("answered", &self.answered)
+            .field("call_id", &self.sip.call_id())
+            .field("answered", &self.sip.answered())
             .field("bridged", &self.bridged)
             .finish()
+    }
+}
+
+/// A placed leg that left the call (transferred, ended): it still answers its phone's
+/// late requests and ends a 2xx that crosses our CANCEL.
+pub(super) struct Departed {
+    pub sip: UacLeg,
+    pub flow: Flow,
+}
+
+/// Gives a placed leg an input and carries out what it asks (requests on its flow,
+/// responses, media moves); returns its events for the call to act on.
+pub(super) async fn feed(
+    ctx: &CallCtx,
+    owner: &str,
+    sip: &mut UacLeg,
+    flow: &Flow,
+    media: Option<&MediaHandle>,
+    input: Option<uac::Input>,
+) -> Vec<uac::Event> {
+    if let Some(i) = input {
+        sip.handle(Duration::ZERO, i);
+    }
+    let mut events = Vec::new();
+    while let Some(o) = sip.poll_output() {
+        match o {
+            uac::Output::Send(msg) => ctx.request(owner, msg, flow).await,
+            uac::Output::Respond { key, msg } => ctx.respond(&key, msg).await,
+            uac::Output::Media {
+                negotiated,
+                ptime_ms,
+            } => {
+                if let Some(m) = media {
+                    let params = stream_params(&negotiated, ptime_ms);
+                    let _ = m.cmd.send(MediaCmd::Update(params)).await;
+                }
+            }
+            uac::Output::Event(e) => events.push(e),
+        }
+    }
+    events
+}
+
+impl AgentLeg {
+    /// Feeds this leg (see [`feed`]).
+    pub(super) async fn feed(
+        &mut self,
+        ctx: &CallCtx,
+        owner: &str,
+        input: Option<uac::Input>,
+    ) -> Vec<uac::Event> {
+        feed(
+            ctx,
+            owner,
+            &mut self.sip,
+            &self.flow,
+            Some(&self.media),
+            input,
+        )
+        .await
     }
 }
 
@@ -86,7 +115,8 @@ impl Call {
 
     /// The caller's SIP user (number), for headers.
     pub(super) fn caller_user(&self) -> String {
-        self.invite
+        self.caller
+            .invite()
             .from_addr()
             .ok()
             .and_then(|c| c.uri.as_sip().and_then(|u| u.user.clone()))
@@ -134,110 +164,74 @@ impl Call {
         // One Call-ID per leg: after a transfer a second agent leg lives beside the first.
         self.agent_legs += 1;
         let call_id = format!("{}-{kind}{}@voxdesk", self.ctx.id, self.agent_legs);
-        let display = self
-            .invite
+        let from_display = self
+            .caller
+            .invite()
             .from_addr()
             .ok()
             .and_then(|c| c.display.clone())
             .unwrap_or_default();
-        let mut inv = Message::request(Method::Invite, binding.uri.clone());
-        inv.push_header("Via", self.ctx.shared.via(&flow));
-        inv.push_header("Max-Forwards", "70");
-        inv.push_header(
-            "From",
-            format!(
-                "{} <sip:{}@{}>;tag={}",
-                voxdesk_sip::header::quoted(&display),
-                self.caller_user(),
-                self.ctx.shared.advertised_host(),
-                new_tag()
-            ),
-        );
-        inv.push_header("To", format!("<{}>", binding.uri));
-        inv.push_header("Call-ID", call_id.clone());
-        inv.push_header("CSeq", "1 INVITE");
-        inv.push_header("Contact", self.ctx.shared.contact(&flow));
-        inv.push_header("Allow", ALLOW);
-        for (name, value) in headers {
-            inv.push_header(name, value);
-        }
-        inv.push_header("User-Agent", self.ctx.shared.server_header.clone());
-        inv.push_header("Content-Type", "application/sdp");
-        inv.body = sdp::offer(&local, 101).to_bytes();
-        tracing::info!(user = %username, contact = %binding.contact, "ringing {kind}");
-        let key = voxdesk_sip::txn::client_key_for_request(&inv);
-        self.ctx
-            .request(&self.sip_call_id, inv.clone(), &flow)
-            .await;
-        Ok(AgentLeg {
-            username,
+        let shared = &self.ctx.shared;
+        let sip = UacLeg::place(uac::Placement {
+            target: binding.uri.clone(),
             call_id,
-            invite: inv,
-            key,
+            local_tag: new_tag(),
+            from_display,
+            from_user: self.caller_user(),
+            host: shared.advertised_host(),
+            contact: shared.contact(&flow),
+            via: shared.via_base(&flow),
+            allow: ALLOW.into(),
+            user_agent: shared.server_header.clone(),
+            headers,
+            local,
+        });
+        tracing::info!(user = %username, contact = %binding.contact, "ringing {kind}");
+        let mut leg = AgentLeg {
+            username,
+            sip,
             flow,
-            dialog: None,
             media,
             events: ev_rx,
-            local,
-            answered: false,
-            bye_sent: false,
             bridged: false,
             media_at: Instant::now(),
-        })
+        };
+        leg.feed(&self.ctx, &self.sip_call_id, None).await;
+        Ok(leg)
     }
 
-    pub(super) async fn on_agent_response(&mut self, msg: Message) {
-        let code = msg.status().unwrap_or(0);
+    /// An input for the agent's leg (a response, a stray 2xx, a timeout, a request).
+    pub(super) async fn on_agent_sip(&mut self, input: uac::Input) {
         let Some(a) = self.agent.as_mut() else { return };
-        if msg.cseq().map(|c| c.method != "INVITE").unwrap_or(true) {
-            return;
-        }
-        match code {
-            100..=199 => {}
-            200..=299 => {
-                let dialog = match Dialog::uac(&a.invite, &msg) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "agent answered with an unusable 2xx");
-                        return self.agent_failed(502).await;
+        let events = a.feed(&self.ctx, &self.sip_call_id, Some(input)).await;
+        for e in events {
+            match e {
+                uac::Event::Answered { codec } => {
+                    if let Some(a) = self.agent.as_ref() {
+                        tracing::info!(agent = %a.username, codec, "agent answered");
                     }
-                };
-                let ack = dialog.ack(1, &self.ctx.shared.via(&a.flow));
-                let flow = a.flow.clone();
-                if a.dialog.is_some() {
-                    // A retransmitted 2xx: re-ACK only.
-                    return self.ctx.request(&self.sip_call_id, ack, &flow).await;
+                    if self.state() == State::Confirmed && self.queued.is_some() {
+                        // An escalated call: the caller is already talking to us.
+                        self.on_escalated_answer().await;
+                        continue;
+                    }
+                    // A call to the agent's extension: busy for the ACD until it ends.
+                    if let (Some(r), Some(a)) = (&self.ctx.shared.router, self.agent.as_ref()) {
+                        r.direct_call(&a.username, &self.ctx.id);
+                    }
+                    // Now answer the caller and bridge.
+                    self.answer().await;
                 }
-                let neg = SessionDescription::parse(&msg.body)
-                    .ok()
-                    .and_then(|sd| sdp::accept_answer(&sd, &a.local).ok());
-                a.dialog = Some(dialog);
-                a.answered = true;
-                self.ctx.request(&self.sip_call_id, ack, &flow).await;
-                let Some(neg) = neg else {
-                    tracing::warn!("agent's answer SDP unusable");
-                    return self.agent_failed(488).await;
-                };
-                if let Some(a) = self.agent.as_ref() {
-                    let _ = a
-                        .media
-                        .cmd
-                        .send(MediaCmd::Update(stream_params(&neg, 20)))
-                        .await;
-                    tracing::info!(agent = %a.username, codec = neg.codec.name(), "agent answered");
+                uac::Event::Failed { code } => self.agent_failed(code).await,
+                uac::Event::RemoteBye => {
+                    if let Some(a) = self.agent.as_ref() {
+                        tracing::info!(agent = %a.username, "agent hung up");
+                    }
+                    self.caller.set_end_reason("agent-bye");
+                    self.hangup("agent-bye").await;
                 }
-                if self.state == State::Confirmed && self.queued.is_some() {
-                    // An escalated call: the caller is already talking to us.
-                    return self.on_escalated_answer().await;
-                }
-                // A call to the agent's extension: busy for the ACD until it ends.
-                if let (Some(r), Some(a)) = (&self.ctx.shared.router, self.agent.as_ref()) {
-                    r.direct_call(&a.username, &self.ctx.id);
-                }
-                // Now answer the caller and bridge.
-                self.answer().await;
+                uac::Event::Refer { key, msg } => self.on_agent_refer(key, *msg).await,
             }
-            _ => self.agent_failed(code).await,
         }
     }
 
@@ -250,7 +244,7 @@ impl Call {
         }
         if let (Some(r), Some(a)) = (
             &self.ctx.shared.router,
-            self.agent.as_ref().filter(|a| a.answered),
+            self.agent.as_ref().filter(|a| a.sip.answered()),
         ) {
             r.ended(&a.username);
         }
@@ -258,19 +252,17 @@ impl Call {
 
     pub(super) async fn agent_failed(&mut self, code: u16) {
         tracing::info!(code, "agent leg failed");
-        if let Some(a) = self.agent.take() {
-            let _ = a.media.cmd.send(MediaCmd::Stop).await;
-        }
-        if self.state == State::Confirmed && self.queued.is_some() {
+        self.release_agent().await;
+        if self.state() == State::Confirmed && self.queued.is_some() {
             return self.escalated_ring_failed(code);
         }
-        if self.state == State::Ringing {
+        if self.state() == State::Ringing {
             let (c, reason) = if code == 486 || code == 600 {
                 (486, "Busy Here")
             } else {
                 (480, "Temporarily Unavailable")
             };
-            self.reject(c, reason, &format!("agent-{code}"), &[]).await;
+            self.reject(c, reason, &format!("agent-{code}")).await;
         }
     }
 
@@ -396,51 +388,19 @@ impl Call {
         }
     }
 
-    pub(super) async fn on_agent_request(&mut self, key: TxKey, msg: Message) {
-        let Some(a) = self.agent.as_mut() else { return };
-        let method = msg.method().cloned();
-        let mut ok = msg.response(200, "OK", None);
-        ok.push_header("Server", self.ctx.shared.server_header.clone());
-        if method == Some(Method::Bye) {
-            tracing::info!(agent = %a.username, "agent hung up");
-            a.bye_sent = true; // the agent's dialog is over: no BYE from us on it
-            self.ctx.respond(&key, ok).await;
-            self.end_reason.get_or_insert_with(|| "agent-bye".into());
-            self.hangup("agent-bye").await;
-        } else if method == Some(Method::Invite) || method == Some(Method::Update) {
-            // Agent-side re-INVITE (hold, refresh): answer with our current offer.
-            ok.push_header("Contact", self.ctx.shared.contact(&a.flow));
-            a.answer_offer(&msg, &mut ok).await;
-            self.ctx.respond(&key, ok).await;
-        } else {
-            self.ctx.respond(&key, ok).await;
+    /// The agent's leg leaves the call (CANCEL or BYE, media stopped); a 2xx that crosses
+    /// the CANCEL still finds it and is ended.
+    pub(super) async fn release_agent(&mut self) {
+        if let Some(a) = self.agent.take() {
+            self.release_departing(a).await;
         }
     }
 
-    pub(super) async fn bye_agent(&mut self) {
-        let sip_call_id = self.sip_call_id.clone();
+    /// Ends the agent's leg (CANCEL while it rings, BYE once answered); it stays in the
+    /// call until the call ends, for the answers.
+    pub(super) async fn end_agent(&mut self) {
         let Some(a) = self.agent.as_mut() else { return };
-        if a.bye_sent {
-            return;
-        }
-        a.bye_sent = true;
-        if let Some(d) = a.dialog.as_mut() {
-            let bye = d.request(Method::Bye, &self.ctx.shared.via(&a.flow));
-            let flow = a.flow.clone();
-            self.ctx.request(&sip_call_id, bye, &flow).await;
-        }
-    }
-
-    pub(super) async fn cancel_agent(&mut self) {
-        let sip_call_id = self.sip_call_id.clone();
-        let Some(a) = self.agent.as_mut() else { return };
-        if a.answered || a.bye_sent {
-            return self.bye_agent().await;
-        }
-        a.bye_sent = true;
-        let flow = a.flow.clone();
-        if let Some(c) = a.invite.cancel_for() {
-            self.ctx.request(&sip_call_id, c, &flow).await;
-        }
+        a.sip.end();
+        a.feed(&self.ctx, &self.sip_call_id, None).await;
     }
 }

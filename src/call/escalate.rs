@@ -10,6 +10,7 @@ use crate::dialog::summary::Handoff;
 use crate::dialog::Escalation;
 use crate::media::session::MediaCmd;
 use crate::routing::RouteEvent;
+use crate::speech::pool::JobError;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -29,7 +30,33 @@ pub(super) struct Queued {
     /// Where the caller is in line, told once the handoff line has been said.
     pub announce: Option<usize>,
     /// The summary for the agent's ear, rendered while their phone rings.
-    pub whisper: Option<tokio::sync::oneshot::Receiver<Result<Arc<Vec<i16>>, String>>>,
+    pub whisper: Option<tokio::sync::oneshot::Receiver<Result<Arc<Vec<i16>>, JobError>>>,
+    /// The agent answered before the summary was rendered: it is awaited by the call's
+    /// loop (never inline), then whispered.
+    pub awaiting_whisper: bool,
+}
+
+/// What a waiting call hears next: the router, or the whisper's render.
+pub(super) enum Waiting {
+    Route(RouteEvent),
+    /// The summary for the agent's ear (None: it could not be rendered).
+    Whisper(Option<Arc<Vec<i16>>>),
+}
+
+impl Queued {
+    /// The next thing that happens to a waiting call (pending for ever if nothing can).
+    pub async fn next(&mut self) -> Waiting {
+        let whisper = async {
+            match self.whisper.as_mut().filter(|_| self.awaiting_whisper) {
+                Some(rx) => rx.await.ok().and_then(|r| r.ok()),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some(e) = self.events.recv() => Waiting::Route(e),
+            pcm = whisper => Waiting::Whisper(pcm),
+        }
+    }
 }
 
 /// Silence between hold prompts.
@@ -78,7 +105,7 @@ impl Call {
                         let (voice, text) = (speech.clone(), e.handoff.spoken());
                         speech
                             .pool
-                            .submit(move |_| voice.render(&text).map_err(|e| e.to_string()))
+                            .submit(move |_| voice.render(&text).map_err(JobError::from))
                             .ok()
                     }
                     _ => None,
@@ -92,6 +119,7 @@ impl Call {
                     agent: None,
                     announce: Some(position),
                     whisper,
+                    awaiting_whisper: false,
                 });
             }
             Err(err) => {
@@ -159,8 +187,7 @@ impl Call {
         if let Some(r) = &self.ctx.shared.router {
             r.abandon(&self.ctx.id);
         }
-        self.cancel_agent().await;
-        self.agent = None;
+        self.release_agent().await;
         self.queued = None;
         if let (Some(t), Some(m)) = (self.talk.as_mut(), self.media.as_ref()) {
             let _ = m.cmd.send(MediaCmd::StopPlayback).await;
@@ -170,7 +197,7 @@ impl Call {
     }
 
     pub(super) async fn on_route(&mut self, ev: RouteEvent) {
-        if self.state != State::Confirmed || self.queued.is_none() {
+        if self.state() != State::Confirmed || self.queued.is_none() {
             return;
         }
         match ev {
@@ -187,10 +214,7 @@ impl Call {
             }
             RouteEvent::CancelRing { agent } => {
                 tracing::info!(%agent, "agent did not answer in time");
-                self.cancel_agent().await;
-                if let Some(a) = self.agent.take() {
-                    let _ = a.media.cmd.send(MediaCmd::Stop).await;
-                }
+                self.release_agent().await;
             }
             RouteEvent::Overflow { queue } => {
                 tracing::info!(%queue, "waited too long: moved to the overflow queue");
@@ -204,7 +228,7 @@ impl Call {
             }
             RouteEvent::Expired => {
                 tracing::info!("nobody could take the call in time: booking a callback");
-                self.cancel_agent().await;
+                self.release_agent().await;
                 self.queued = None;
                 if let (Some(t), Some(m)) = (self.talk.as_mut(), self.media.as_ref()) {
                     let _ = m.cmd.send(MediaCmd::StopPlayback).await;
@@ -252,24 +276,37 @@ impl Call {
         if let Some(at) = self.agent.as_ref().map(|a| a.media_at) {
             self.start_scribe(at).await;
         }
-        let whisper = self.queued.as_mut().and_then(|q| {
+        let mut wait = false;
+        if let Some(q) = self.queued.as_mut() {
             q.agent = Some(agent.clone());
             q.hold_at = None;
-            q.whisper.take()
-        });
-        if let Some(rx) = whisper {
-            let pcm = rx.await.ok().and_then(|r| r.ok());
-            if let (Some(pcm), Some(a)) = (pcm, self.agent.as_ref()) {
-                tracing::info!(
-                    secs = pcm.len() as f32 / 8000.0,
-                    "whispering the summary to the agent"
-                );
-                let _ = a.media.cmd.send(MediaCmd::Play(pcm)).await;
-                if let Some(q) = self.queued.as_mut() {
-                    q.whispering = true;
-                }
-                return;
+            wait = q.whisper.is_some();
+            q.awaiting_whisper = wait;
+        }
+        if !wait {
+            self.connect_agent().await;
+        }
+    }
+
+    /// The summary for the agent's ear is rendered (or failed): whisper it, then connect.
+    pub(super) async fn on_whisper_rendered(&mut self, pcm: Option<Arc<Vec<i16>>>) {
+        if let Some(q) = self.queued.as_mut() {
+            q.awaiting_whisper = false;
+            q.whisper = None;
+        }
+        if self.state() != State::Confirmed {
+            return;
+        }
+        if let (Some(pcm), Some(a)) = (pcm, self.agent.as_ref()) {
+            tracing::info!(
+                secs = pcm.len() as f32 / 8000.0,
+                "whispering the summary to the agent"
+            );
+            let _ = a.media.cmd.send(MediaCmd::Play(pcm)).await;
+            if let Some(q) = self.queued.as_mut() {
+                q.whispering = true;
             }
+            return;
         }
         self.connect_agent().await;
     }

@@ -6,6 +6,7 @@
 use super::Call;
 use crate::config::FeatureCode;
 use crate::media::session::MediaCmd;
+use crate::speech::pool::JobError;
 use std::sync::Arc;
 
 /// Who dialled which feature.
@@ -70,13 +71,13 @@ impl Call {
             }
         };
         tracing::info!(agent = %f.agent, code = ?f.code, ok, "feature code: {text}");
-        self.end_reason = Some("feature-code".into());
+        self.caller.set_end_reason("feature-code");
         let pcm = match &self.ctx.shared.speech {
             Some(speech) => {
                 let voice = speech.clone();
                 let job = speech
                     .pool
-                    .submit(move |_| voice.render(&text).map_err(|e| e.to_string()));
+                    .submit(move |_| voice.render(&text).map_err(JobError::from));
                 match job {
                     Ok(rx) => rx.await.ok().and_then(|r| r.ok()),
                     Err(_) => None,

@@ -3,27 +3,28 @@
 //! RTP timeouts, and writes the CDR as events happen. A call to a registered agent's
 //! extension is bridged to that agent's softphone (B2BUA).
 
+use crate::leg::uac;
+use crate::leg::uas::{self, State, UasLeg};
 use crate::media::g711::Law;
 use crate::media::leg::MediaHandle;
 use crate::media::session::{MediaCmd, MediaEvent, StreamParams};
 use crate::registrar::Binding;
-use crate::shared::{new_tag, CoreMsg, Shared, SUPPORTED};
+use crate::shared::{new_tag, CoreMsg, Shared, ALLOW, SUPPORTED};
 use crate::store::{now_ms, MediaSummary, NewCall};
 use crate::transport::Flow;
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use voxdesk_sip::dialog::{Dialog, SessionTimerAction, SessionTimerState};
-use voxdesk_sip::sdp::{Codec, Direction, LocalMedia, Negotiated, SessionDescription};
+use voxdesk_sip::sdp::{Codec, Direction, Negotiated};
 use voxdesk_sip::txn::TxKey;
-use voxdesk_sip::{Message, Method};
-
-use crate::speech::turn::TurnEvent;
+use voxdesk_sip::Message;
 
 mod agent;
 mod answer;
+mod caller_media;
 pub mod conversation;
 mod escalate;
 mod feature;
@@ -38,7 +39,7 @@ pub use feature::Feature;
 pub use live::LiveCalls;
 use supervise::Supervisor;
 pub use supervise::{SuperviseError, SuperviseMode};
-use talk::{Talk, TalkEvent};
+use talk::Talk;
 
 /// Inputs from the endpoint.
 #[derive(Debug)]
@@ -111,50 +112,23 @@ impl CallCtx {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Ringing,
-    WaitAck,
-    Confirmed,
-    Ending,
-    Done,
-}
-
-struct Pending2xx {
-    key: TxKey,
-    msg: Message,
-    next_at: Instant,
-    interval: Duration,
-    give_up_at: Instant,
-    cseq: u32,
-}
-
 struct Call {
     ctx: CallCtx,
     sip_call_id: String,
-    invite_key: TxKey,
-    invite: Message,
     flow: Flow,
-    local_tag: String,
-    state: State,
-    answer_at: Instant,
-    dialog: Option<Dialog>,
-    local: Option<LocalMedia>,
-    answer_sdp: Option<SessionDescription>,
-    negotiated: Option<Negotiated>,
-    media: Option<MediaHandle>,
-    media_events: Option<mpsc::Receiver<MediaEvent>>,
-    pending_2xx: Option<Pending2xx>,
-    session_timer: Option<SessionTimerState>,
-    /// Origin of the call's monotonic clock for the sans-IO timers.
+    /// The caller's SIP leg (sans-IO): answer, dialog, timers, hang-ups.
+    caller: UasLeg,
+    /// What the caller's leg reported and the call has yet to act on.
+    leg_events: VecDeque<uas::Event>,
+    /// Origin of the call's monotonic clock for the sans-IO legs and timers.
     clock: Instant,
-    bye_deadline: Option<Instant>,
-    end_reason: Option<String>,
     agents: Vec<(String, Binding)>,
     agent: Option<AgentLeg>,
     /// Agent legs placed so far (each gets its own Call-ID).
     agent_legs: u32,
     recording: Option<std::path::PathBuf>,
+    media: Option<MediaHandle>,
+    media_events: Option<mpsc::Receiver<MediaEvent>>,
     /// When the caller's media session (its turn timeline) started.
     media_at: Option<Instant>,
     /// The spoken conversation with the bot (absent when speech is off or a person talks).
@@ -163,8 +137,8 @@ struct Call {
     parked: Option<Talk>,
     /// Someone listening in (or whispering, or barging in) on the bridged call.
     supervisor: Option<Supervisor>,
-    /// Call-IDs of agent legs that left the call (transferred): their late requests.
-    departing: Vec<String>,
+    /// Placed legs that left the call (transferred, ended): their late answers and requests.
+    departing: Vec<agent::Departed>,
     /// Transcribes both sides of a bridged call.
     scribe: Option<scribe::Scribe>,
     /// Handed to people: queued, ringing, whispering or bridged.
@@ -173,12 +147,7 @@ struct Call {
     feature_request: Option<Feature>,
     /// Applied; its confirmation is playing (then voxdesk hangs up).
     feature: Option<Feature>,
-    /// When the call is ended whatever it is doing (`limits.max_call_secs`).
-    max_end: Option<Instant>,
 }
-
-const T1: Duration = Duration::from_millis(500);
-const T2: Duration = Duration::from_secs(4);
 
 fn codecs(cfg: &crate::config::Config) -> Vec<Codec> {
     cfg.media
@@ -248,31 +217,36 @@ pub async fn run_inbound(
         started_at_ms: now_ms(),
     });
     tracing::info!(from = %crate::privacy::loggable_number(&from.as_ref().map(|f| f.uri.to_string()).unwrap_or_default()), sip_call_id = %sip_call_id, %flow, "incoming call");
-    let ring = Duration::from_millis(ctx.shared.cfg.sip.ring_ms);
+    let shared = &ctx.shared;
+    let max = shared.cfg.limits.max_call_secs;
+    let settings = uas::Settings {
+        min_se: shared.cfg.session_timer.min_se,
+        session_secs: shared.cfg.session_timer.default_secs,
+        // A call to an agent's extension is answered when the agent answers.
+        auto_answer: agents
+            .is_empty()
+            .then(|| Duration::from_millis(shared.cfg.sip.ring_ms)),
+        max_call: (max > 0).then(|| Duration::from_secs(max)),
+        server: shared.server_header.clone(),
+        contact: shared.contact(&flow),
+        via: shared.via_base(&flow),
+        allow: ALLOW.into(),
+        supported: SUPPORTED.into(),
+    };
+    let caller = UasLeg::new(Duration::ZERO, invite, key, new_tag(), settings);
     let mut call = Call {
         ctx,
         sip_call_id,
-        invite_key: key,
-        invite,
         flow,
-        local_tag: new_tag(),
-        state: State::Ringing,
-        answer_at: Instant::now() + ring,
-        dialog: None,
-        local: None,
-        answer_sdp: None,
-        negotiated: None,
-        media: None,
-        media_events: None,
-        pending_2xx: None,
-        session_timer: None,
+        caller,
+        leg_events: VecDeque::new(),
         clock: Instant::now(),
-        bye_deadline: None,
-        end_reason: None,
         agents,
         agent: None,
         agent_legs: 0,
         recording: None,
+        media: None,
+        media_events: None,
         media_at: None,
         talk: None,
         parked: None,
@@ -282,22 +256,21 @@ pub async fn run_inbound(
         queued: None,
         feature_request: feature,
         feature: None,
-        max_end: None,
     };
-    let max = call.ctx.shared.cfg.limits.max_call_secs;
-    call.max_end = (max > 0).then(|| Instant::now() + Duration::from_secs(max));
     call.run(rx).await;
 }
 
 impl Call {
     async fn run(&mut self, mut rx: mpsc::Receiver<CallInput>) {
+        self.flush().await;
         self.prepare().await;
-        while self.state != State::Done {
+        self.on_leg_events().await;
+        while self.state() != State::Done {
             let deadline = self.next_deadline();
             tokio::select! {
                 i = rx.recv() => match i {
                     Some(i) => self.on_input(i).await,
-                    None => { self.end_reason.get_or_insert_with(|| "internal".into()); break; }
+                    None => { self.caller.set_end_reason("internal"); break; }
                 },
                 e = recv_opt(&mut self.media_events) => if let Some(e) = e { self.on_media(e).await },
                 e = async { match self.agent.as_mut() { Some(a) => a.events.recv().await, None => std::future::pending().await } } => {
@@ -309,17 +282,19 @@ impl Call {
                 e = async { match self.talk.as_mut() { Some(t) => t.rx.recv().await, None => std::future::pending().await } } => {
                     if let Some(e) = e { self.on_talk(e).await }
                 }
-                e = async { match self.queued.as_mut() { Some(q) => q.events.recv().await, None => std::future::pending().await } } => {
-                    if let Some(e) = e { self.on_route(e).await }
-                }
+                e = async { match self.queued.as_mut() { Some(q) => q.next().await, None => std::future::pending().await } } => match e {
+                    escalate::Waiting::Route(e) => self.on_route(e).await,
+                    escalate::Waiting::Whisper(pcm) => self.on_whisper_rendered(pcm).await,
+                },
                 _ = tokio::time::sleep_until(deadline) => self.on_timer().await,
             }
             let handover = self.talk.as_mut().and_then(|t| t.take_handover());
             if let Some(e) = handover {
-                if self.state == State::Confirmed {
+                if self.state() == State::Confirmed {
                     self.hand_over(e).await;
                 }
             }
+            self.on_leg_events().await;
         }
         self.direct_call_finished();
         self.escalation_finished();
@@ -329,25 +304,64 @@ impl Call {
         self.finish().await;
     }
 
-    fn next_deadline(&self) -> Instant {
-        let far = Instant::now() + Duration::from_secs(3600);
-        let mut d = far;
-        if self.state == State::Ringing && self.agent.is_none() {
-            d = d.min(self.answer_at);
-        }
-        if let Some(p) = &self.pending_2xx {
-            d = d.min(p.next_at).min(p.give_up_at);
-        }
-        if let Some(st) = &self.session_timer {
-            if self.state == State::Confirmed {
-                d = d.min(self.clock + st.deadline());
+    fn state(&self) -> State {
+        self.caller.state()
+    }
+
+    /// The call's clock for its sans-IO parts.
+    fn now(&self) -> Duration {
+        self.clock.elapsed()
+    }
+
+    /// Carries out what the caller's leg asked for; its events wait for `on_leg_events`.
+    async fn flush(&mut self) {
+        while let Some(o) = self.caller.poll_output() {
+            match o {
+                uas::Output::Respond { key, msg } => self.ctx.respond(&key, msg).await,
+                uas::Output::Send(msg) => {
+                    self.ctx.request(&self.sip_call_id, msg, &self.flow).await
+                }
+                uas::Output::Media {
+                    negotiated,
+                    ptime_ms,
+                } => {
+                    tracing::info!(
+                        direction = negotiated.direction.as_str(),
+                        codec = negotiated.codec.name(),
+                        "caller's media (re)negotiated"
+                    );
+                    if let Some(m) = &self.media {
+                        let _ = m
+                            .cmd
+                            .send(MediaCmd::Update(stream_params(&negotiated, ptime_ms)))
+                            .await;
+                    }
+                }
+                uas::Output::Event(e) => self.leg_events.push_back(e),
             }
         }
-        if let Some(b) = self.bye_deadline {
-            d = d.min(b);
+    }
+
+    async fn on_leg_events(&mut self) {
+        while let Some(e) = self.leg_events.pop_front() {
+            match e {
+                uas::Event::Answered { codec } => self.on_answered(codec).await,
+                uas::Event::Confirmed => tracing::info!("call confirmed"),
+                uas::Event::Digit(d) => self.on_digit(d).await,
+                uas::Event::Ending { reason } => {
+                    tracing::info!(%reason, "caller's leg ending");
+                    // An agent leg still ringing is cancelled, an answered one gets BYE.
+                    self.end_supervision("call ended").await;
+                    self.end_agent().await;
+                }
+            }
         }
-        if let Some(m) = self.max_end {
-            d = d.min(m);
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut d = Instant::now() + Duration::from_secs(3600);
+        if let Some(t) = self.caller.next_deadline() {
+            d = d.min(self.clock + t);
         }
         if let Some(h) = self.queued.as_ref().and_then(|q| q.hold_at) {
             d = d.min(h);
@@ -356,106 +370,27 @@ impl Call {
     }
 
     async fn on_timer(&mut self) {
-        let now = Instant::now();
-        if self.max_end.is_some_and(|m| now >= m) {
-            // `limits.max_call_secs`: no call holds ports and workers for ever.
-            self.max_end = None;
-            tracing::info!("call reached limits.max_call_secs; hanging up");
-            if self.state == State::Ringing {
-                self.cancel_agent().await;
-                self.reject(503, "Service Unavailable", "max-duration", &[])
-                    .await;
-            } else {
-                self.hangup("max-duration").await;
-            }
-        }
-        if self.state == State::Ringing && self.agent.is_none() && now >= self.answer_at {
-            self.answer().await;
-        }
-        if let Some(p) = self.pending_2xx.as_mut() {
-            if now >= p.give_up_at {
-                self.pending_2xx = None;
-                tracing::warn!("no ACK for our 2xx within 64*T1");
-                if self.state == State::WaitAck {
-                    self.hangup("no-ack").await;
-                }
-            } else if now >= p.next_at {
-                p.interval = (p.interval * 2).min(T2);
-                p.next_at = now + p.interval;
-                let (key, msg) = (p.key.clone(), p.msg.clone());
-                self.ctx.respond(&key, msg).await;
-            }
-        }
-        let action = match self.session_timer.as_mut() {
-            Some(st) if self.state == State::Confirmed => st.on_timer(now - self.clock),
-            _ => None,
-        };
-        match action {
-            Some(SessionTimerAction::Expired) => {
-                tracing::info!("session timer expired without refresh");
-                self.hangup("session-expired").await;
-            }
-            Some(SessionTimerAction::Refresh) => self.refresh_session().await,
-            None => {}
-        }
-        if let Some(b) = self.bye_deadline {
-            if now >= b {
-                self.state = State::Done;
-            }
-        }
+        let now = self.now();
+        self.caller.on_timer(now);
+        self.flush().await;
         if self
             .queued
             .as_ref()
             .and_then(|q| q.hold_at)
-            .is_some_and(|h| now >= h)
+            .is_some_and(|h| Instant::now() >= h)
         {
             self.on_hold_timer().await;
         }
     }
 
-    /// We are the refresher: send an UPDATE (the timer fires halfway through each interval).
-    async fn refresh_session(&mut self) {
-        let Some(st) = self.session_timer else {
-            return;
-        };
-        let Some(d) = self.dialog.as_mut() else {
-            return;
-        };
-        let mut upd = d.request(Method::Update, &self.ctx.shared.via(&self.flow));
-        upd.push_header(
-            "Session-Expires",
-            format!("{};refresher=uas", st.timer.interval_secs),
-        );
-        upd.push_header("Supported", SUPPORTED);
-        self.ctx.request(&self.sip_call_id, upd, &self.flow).await;
-    }
-
     async fn on_input(&mut self, i: CallInput) {
+        let now = self.now();
         match i {
-            CallInput::Cancel { invite_key }
-                if invite_key == self.invite_key && self.state == State::Ringing =>
-            {
-                tracing::info!("caller cancelled");
-                self.cancel_agent().await;
-                self.reject(487, "Request Terminated", "caller-cancel", &[])
-                    .await;
+            CallInput::Cancel { invite_key } => {
+                self.caller.handle(now, uas::Input::Cancel { invite_key })
             }
-            CallInput::Cancel { .. } => {}
-            CallInput::Shutdown => match self.state {
-                State::Ringing => {
-                    self.cancel_agent().await;
-                    self.reject(
-                        503,
-                        "Service Unavailable",
-                        "server-shutdown",
-                        &[("Retry-After", "30".into())],
-                    )
-                    .await
-                }
-                State::WaitAck | State::Confirmed => self.hangup("server-shutdown").await,
-                _ => self.state = State::Done,
-            },
-            CallInput::Ack { msg } => self.on_ack(msg).await,
+            CallInput::Shutdown => self.caller.handle(now, uas::Input::Shutdown),
+            CallInput::Ack { msg } => self.caller.handle(now, uas::Input::Ack(msg)),
             CallInput::Request { key, msg, flow } => self.on_request(key, msg, flow).await,
             CallInput::Response { key, msg } => self.on_response(key, msg).await,
             CallInput::Stray2xx { msg } => self.on_stray_2xx(msg).await,
@@ -472,219 +407,92 @@ impl Call {
                 let _ = reply.send(leg);
             }
             CallInput::Timeout { key } => {
-                if self.supervisor.as_ref().and_then(|s| s.leg.key.as_ref()) == Some(&key) {
-                    self.end_supervision("no answer").await;
-                } else if self.agent.as_ref().and_then(|a| a.key.as_ref()) == Some(&key) {
-                    self.agent_failed(408).await;
-                } else if self.state == State::Ending {
-                    self.state = State::Done;
-                } else if key.server {
-                    tracing::warn!("INVITE transaction timed out");
-                    self.hangup("transaction-timeout").await;
-                }
-            }
-        }
-    }
-
-    async fn on_media(&mut self, e: MediaEvent) {
-        match e {
-            MediaEvent::Dtmf(d) => self.on_digit(d).await,
-            MediaEvent::RtpTimeout => {
-                if self.state == State::Confirmed {
-                    tracing::warn!("no RTP from the caller: ending the call");
-                    self.hangup("rtp-timeout").await;
-                }
-            }
-            MediaEvent::PlaybackDone => {
-                tracing::debug!("prompt finished");
-                let done = self
-                    .talk
-                    .as_mut()
-                    .map(|t| t.on_playback_done())
-                    .unwrap_or(false);
-                self.on_caller_playback_done();
-                if done && self.state == State::Confirmed {
-                    self.hangup("bot-goodbye").await;
-                }
-                if self.feature.is_some() && self.state == State::Confirmed {
-                    self.hangup("feature-code").await;
-                }
-            }
-            MediaEvent::Utterance(u) => {
-                tracing::info!(
-                    start_ms = u.start.as_millis() as u64,
-                    end_ms = u.end.as_millis() as u64,
-                    reason = ?u.reason,
-                    "caller turn"
-                );
-                if let (Some(t), Some(m)) = (self.talk.as_mut(), self.media.as_ref()) {
-                    t.on_utterance(u, &m.cmd);
-                } else if let Some(s) = self.scribe.as_mut() {
-                    s.on_utterance("caller", u);
-                }
-            }
-            MediaEvent::Tentative(u) => {
-                if let Some(t) = self.talk.as_mut() {
-                    t.on_tentative(u);
-                }
-            }
-            MediaEvent::ReplyStarted { tag, at } => {
-                if let Some(t) = self.talk.as_mut() {
-                    t.on_reply_started(tag, at);
-                }
-            }
-            MediaEvent::Latched(addr) => tracing::debug!(%addr, "RTP source latched"),
-            MediaEvent::Turn(t) => match t {
-                TurnEvent::BargeIn { at } => tracing::info!(
-                    at_ms = at.as_millis() as u64,
-                    "caller barged in: playback paused"
-                ),
-                TurnEvent::FalseBargeIn { .. } => {
-                    tracing::info!("false barge-in: playback resumed")
-                }
-                TurnEvent::SpeechStarted { .. } => {
-                    let goodbye = match (self.talk.as_mut(), self.media.as_ref()) {
-                        (Some(t), Some(m)) => t.on_speech_started(&m.cmd),
-                        _ => false,
-                    };
-                    if goodbye && self.state == State::Confirmed {
-                        tracing::info!("caller spoke over the goodbye: the call ends");
-                        self.hangup("bot-goodbye").await;
+                if self
+                    .supervisor
+                    .as_ref()
+                    .is_some_and(|s| s.leg.sip.key() == &key)
+                {
+                    self.on_supervisor_sip(uac::Input::Timeout { key }).await;
+                } else if self.agent.as_ref().is_some_and(|a| a.sip.key() == &key) {
+                    self.on_agent_sip(uac::Input::Timeout { key }).await;
+                } else {
+                    if key.server {
+                        tracing::warn!(method = %key.method, "server transaction timed out");
                     }
-                }
-                TurnEvent::TurnEnded { start, end, reason } => tracing::info!(
-                    start_ms = start.as_millis() as u64,
-                    end_ms = end.as_millis() as u64,
-                    ?reason,
-                    "caller turn"
-                ),
-                _ => tracing::debug!(?t, "turn-taking"),
-            },
-        }
-    }
-
-    async fn on_talk(&mut self, e: TalkEvent) {
-        let (Some(t), Some(m)) = (self.talk.as_mut(), self.media.as_ref()) else {
-            return;
-        };
-        match e {
-            TalkEvent::Transcribed { seq, utt, result } => {
-                if self.state == State::Confirmed {
-                    t.on_transcribed(seq, utt, result, &m.cmd)
-                }
-            }
-            TalkEvent::TranscribedTentative { start, end, result } => {
-                if self.state == State::Confirmed {
-                    t.on_tentative_transcribed(start, end, result, &m.cmd)
-                }
-            }
-            TalkEvent::FirstAudio { seq, at } => t.on_first_audio(seq, at),
-            TalkEvent::Rendered { seq, result } => t.on_rendered(seq, result),
-        }
-    }
-
-    async fn on_digit(&mut self, d: char) {
-        // Keys typed for a sensitive slot, or while a person has the call (a card number
-        // for an agent's payment line), are neither logged nor stored: `x` stands in.
-        let bridged = self.agent.as_ref().is_some_and(|a| a.bridged);
-        let secret = bridged || self.talk.as_ref().is_some_and(|t| t.sensitive_input());
-        if secret {
-            tracing::info!("DTMF (not logged: sensitive or with a person)");
-            self.ctx.shared.store.call_dtmf(&self.ctx.id, 'x');
-        } else {
-            tracing::info!(digit = %d, "DTMF");
-            self.ctx.shared.store.call_dtmf(&self.ctx.id, d);
-        }
-        if let Some(a) = self.agent.as_ref().filter(|a| a.bridged) {
-            // A person has the call: the caller's keys are theirs (IVRs, card numbers).
-            let _ = a.media.cmd.send(MediaCmd::SendDigit(d)).await;
-            return;
-        }
-        if self.state == State::Confirmed && self.on_queued_digit(d).await {
-            return;
-        }
-        if self.state == State::Confirmed {
-            if let (Some(t), Some(m)) = (self.talk.as_mut(), self.media.as_ref()) {
-                // The bot has the call: keys go to the dialog first (flows, 0 = a person).
-                if t.on_dtmf(d, &m.cmd) {
-                    return;
+                    self.caller.handle(now, uas::Input::Timeout { key });
                 }
             }
         }
-        if d == '#'
-            && matches!(self.state, State::Confirmed | State::WaitAck)
-            && self.agent.is_none()
-        {
-            self.hangup("caller-hash").await;
-        }
+        self.flush().await;
     }
 
     /// Sends BYE (on every established leg) and waits briefly for the answers.
     async fn hangup(&mut self, reason: &str) {
-        if matches!(self.state, State::Ending | State::Done) {
+        if matches!(self.state(), State::Ending | State::Done) {
             return;
         }
-        self.end_reason.get_or_insert_with(|| reason.to_string());
-        self.end_supervision("call ended").await;
-        self.bye_agent().await;
-        let Some(d) = self.dialog.as_mut() else {
-            self.state = State::Done;
-            return;
-        };
         tracing::info!(reason, "hanging up");
-        let bye = d.request(Method::Bye, &self.ctx.shared.via(&self.flow));
-        self.ctx.request(&self.sip_call_id, bye, &self.flow).await;
-        self.pending_2xx = None;
-        self.state = State::Ending;
-        self.bye_deadline = Some(Instant::now() + Duration::from_secs(5));
+        self.end_supervision("call ended").await;
+        self.end_agent().await;
+        let now = self.now();
+        self.caller.hangup(now, reason);
+        self.flush().await;
+    }
+
+    /// A final error response to the caller's INVITE (before it was answered).
+    async fn reject(&mut self, code: u16, reason: &str, end: &str) {
+        self.caller.reject(code, reason, end, &[]);
+        self.flush().await;
+    }
+
+    /// 503 with Retry-After for a call we cannot take (no ports, socket errors).
+    async fn unavailable(&mut self, end: &str) {
+        self.caller.unavailable(end);
+        self.flush().await;
     }
 
     async fn on_response(&mut self, key: TxKey, msg: Message) {
-        if self.agent.as_ref().and_then(|a| a.key.as_ref()) == Some(&key) {
-            return self.on_agent_response(msg).await;
+        let input = uac::Input::Response(msg);
+        if self.agent.as_ref().is_some_and(|a| a.sip.key() == &key) {
+            return self.on_agent_sip(input).await;
         }
-        if self.supervisor.as_ref().and_then(|s| s.leg.key.as_ref()) == Some(&key) {
-            return self.on_supervisor_response(msg).await;
+        if self
+            .supervisor
+            .as_ref()
+            .is_some_and(|s| s.leg.sip.key() == &key)
+        {
+            return self.on_supervisor_sip(input).await;
         }
-        let code = msg.status().unwrap_or(0);
-        let method = msg.cseq().map(|c| c.method).unwrap_or_default();
-        if method == "BYE" && code >= 200 {
-            if self.state == State::Ending
-                && self
-                    .agent
-                    .as_ref()
-                    .map(|a| !a.bye_sent || msg.call_id() != Some(a.call_id.as_str()))
-                    .unwrap_or(true)
-            {
-                self.state = State::Done;
-            }
-        } else if method == "UPDATE" && code >= 300 {
-            tracing::warn!(code, "session refresh failed");
-            self.hangup("session-refresh-failed").await;
+        let uac::Input::Response(msg) = input else {
+            return;
+        };
+        if msg.call_id() == Some(self.sip_call_id.as_str()) {
+            let now = self.now();
+            self.caller.handle(now, uas::Input::Response { key, msg });
+            self.flush().await;
+        } else if self.departing.iter().any(|d| d.sip.owns(&msg)) {
+            // A departed leg's INVITE answered as we cancelled it, or its BYE's answer.
+            self.on_departed_sip(uac::Input::Response(msg)).await;
         }
     }
 
+    /// A retransmitted 2xx for one of our INVITEs: its leg ACKs again (or ends it).
     async fn on_stray_2xx(&mut self, msg: Message) {
-        // Retransmitted 2xx for an agent's or supervisor's INVITE: ACK again.
-        for a in [
-            self.agent.as_ref(),
-            self.supervisor.as_ref().map(|s| &s.leg),
-        ]
-        .into_iter()
-        .flatten()
+        if self.agent.as_ref().is_some_and(|a| a.sip.owns(&msg)) {
+            self.on_agent_sip(uac::Input::Stray2xx(msg)).await
+        } else if self
+            .supervisor
+            .as_ref()
+            .is_some_and(|s| s.leg.sip.owns(&msg))
         {
-            if let (Some(d), Ok(c)) = (&a.dialog, msg.cseq()) {
-                if msg.call_id() == Some(a.call_id.as_str()) && c.method == "INVITE" {
-                    let ack = d.ack(c.seq, &self.ctx.shared.via(&a.flow));
-                    let flow = a.flow.clone();
-                    self.ctx.request(&self.sip_call_id, ack, &flow).await;
-                }
-            }
+            self.on_supervisor_sip(uac::Input::Stray2xx(msg)).await
+        } else if self.departing.iter().any(|d| d.sip.owns(&msg)) {
+            self.on_departed_sip(uac::Input::Stray2xx(msg)).await
         }
     }
 
     async fn finish(&mut self) {
-        self.cancel_agent().await;
+        self.end_agent().await;
         let mut summary: Option<MediaSummary> = None;
         if let Some(m) = self.media.take() {
             let _ = m.cmd.send(MediaCmd::Stop).await;
@@ -695,13 +503,17 @@ impl Call {
         }
         self.end_supervision("call ended").await;
         let mut ids = vec![self.sip_call_id.clone()];
-        ids.append(&mut self.departing);
+        ids.extend(
+            self.departing
+                .drain(..)
+                .map(|d| d.sip.call_id().to_string()),
+        );
         self.ctx.live.remove(&self.ctx.id);
         if let Some(a) = self.agent.take() {
-            ids.push(a.call_id.clone());
+            ids.push(a.sip.call_id().to_string());
             let _ = a.media.cmd.send(MediaCmd::Stop).await;
         }
-        let reason = self.end_reason.clone().unwrap_or_else(|| "normal".into());
+        let reason = self.caller.end_reason().unwrap_or("normal").to_string();
         tracing::info!(%reason, packets_in = summary.as_ref().map(|s| s.packets_in).unwrap_or(0), "call ended");
         self.ctx
             .shared

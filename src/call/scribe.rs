@@ -6,6 +6,7 @@
 
 use crate::brain::{Brain, CallContext};
 use crate::media::session::Utterance;
+use crate::speech::pool::JobError;
 use crate::speech::pool::Priority;
 use crate::speech::stt::Transcript;
 use crate::speech::{to_16k, Speech};
@@ -19,7 +20,7 @@ struct Scribed {
     speaker: &'static str,
     start: Duration,
     end: Duration,
-    result: Result<(Transcript, Option<crate::nlu::Understanding>), String>,
+    result: Result<(Transcript, Option<crate::nlu::Understanding>), JobError>,
 }
 
 pub(super) struct Scribe {
@@ -89,9 +90,7 @@ impl Scribe {
             .speech
             .pool
             .submit_with(Priority::Background, move |threads| {
-                let t = stt
-                    .transcribe(&to_16k(&pcm), &lang, threads)
-                    .map_err(|e| e.to_string())?;
+                let t = stt.transcribe(&to_16k(&pcm), &lang, threads)?;
                 let u = brain.map(|b| {
                     let lang = if t.language == "zh" { "zh" } else { "en" };
                     b.analyse(&t.text, lang, Some(&pcm), &CallContext::default())
@@ -106,7 +105,7 @@ impl Scribe {
                 tokio::spawn(async move {
                     let result = rx
                         .await
-                        .unwrap_or_else(|_| Err("the recogniser failed (worker panic)".into()));
+                        .unwrap_or(Err(JobError::Panicked("the recogniser")));
                     store_turn(
                         &store,
                         &call_id,

@@ -8,12 +8,10 @@
 //! ending (hang-up, transfer) ends it.
 
 use super::agent::AgentLeg;
-use super::{stream_params, Call};
+use super::Call;
+use crate::leg::uac;
 use crate::media::session::{MediaCmd, MediaEvent, Party};
-use voxdesk_sip::dialog::Dialog;
-use voxdesk_sip::sdp::{self, SessionDescription};
-use voxdesk_sip::txn::TxKey;
-use voxdesk_sip::{Message, Method};
+use voxdesk_sip::Message;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SuperviseMode {
@@ -84,7 +82,7 @@ impl Call {
                 return Err(SuperviseError::Busy(s.leg.username.clone()));
             }
             s.mode = mode;
-            let answered = s.leg.answered;
+            let answered = s.leg.sip.answered();
             tracing::info!(supervisor = %who, mode = mode.as_str(), "supervision mode changed");
             if answered {
                 self.route_supervision().await;
@@ -137,50 +135,31 @@ impl Call {
         Ok("ringing")
     }
 
-    pub(super) async fn on_supervisor_response(&mut self, msg: Message) {
-        let code = msg.status().unwrap_or(0);
-        if msg.cseq().map(|c| c.method != "INVITE").unwrap_or(true) {
-            return;
-        }
+    /// An input for the supervisor's leg: their phone answers, refuses, hangs up.
+    pub(super) async fn on_supervisor_sip(&mut self, input: uac::Input) {
         let Some(s) = self.supervisor.as_mut() else {
             return;
         };
-        match code {
-            100..=199 => {}
-            200..=299 => {
-                let Ok(dialog) = Dialog::uac(&s.leg.invite, &msg) else {
-                    return self.end_supervision("unusable 2xx").await;
-                };
-                let ack = dialog.ack(1, &self.ctx.shared.via(&s.leg.flow));
-                let flow = s.leg.flow.clone();
-                let again = s.leg.dialog.is_some();
-                s.leg.dialog = Some(dialog);
-                s.leg.answered = true;
-                self.ctx.request(&self.sip_call_id, ack, &flow).await;
-                if again {
-                    return;
+        let events = s.leg.feed(&self.ctx, &self.sip_call_id, Some(input)).await;
+        for e in events {
+            match e {
+                uac::Event::Answered { .. } => {
+                    if let Some(s) = &self.supervisor {
+                        tracing::info!(supervisor = %s.leg.username, mode = s.mode.as_str(), "supervisor connected");
+                    }
+                    self.route_supervision().await;
                 }
-                let neg = SessionDescription::parse(&msg.body)
-                    .ok()
-                    .and_then(|sd| sdp::accept_answer(&sd, &s.leg.local).ok());
-                let Some(neg) = neg else {
-                    return self.end_supervision("unusable answer SDP").await;
-                };
-                let _ = s
-                    .leg
-                    .media
-                    .cmd
-                    .send(MediaCmd::Update(stream_params(&neg, 20)))
-                    .await;
-                tracing::info!(supervisor = %s.leg.username, mode = s.mode.as_str(), "supervisor connected");
-                self.route_supervision().await;
-            }
-            _ => {
-                tracing::info!(code, "supervisor's phone did not take the call");
-                if let Some(s) = self.supervisor.as_mut() {
-                    s.leg.bye_sent = true; // the INVITE failed: no dialog to end
+                uac::Event::Failed { code } => {
+                    tracing::info!(code, "supervisor's phone did not take the call");
+                    self.end_supervision("refused").await;
                 }
-                self.end_supervision("refused").await;
+                uac::Event::RemoteBye => self.end_supervision("the supervisor hung up").await,
+                uac::Event::Refer { key, msg } => {
+                    // A supervisor's phone cannot hand the call on.
+                    let mut r = msg.response(603, "Decline", None);
+                    r.push_header("Server", self.ctx.shared.server_header.clone());
+                    self.ctx.respond(&key, r).await;
+                }
             }
         }
     }
@@ -234,7 +213,7 @@ impl Call {
     /// Ends supervision: the other legs stop sending to or hearing the supervisor, whose
     /// phone is sent BYE (or CANCEL while it rings).
     pub(super) async fn end_supervision(&mut self, why: &str) {
-        let Some(mut s) = self.supervisor.take() else {
+        let Some(s) = self.supervisor.take() else {
             return;
         };
         tracing::info!(supervisor = %s.leg.username, why, "supervision ended");
@@ -248,40 +227,7 @@ impl Call {
             let _ = cmd.send(MediaCmd::BridgeOut(Party::Supervisor, None)).await;
             let _ = cmd.send(MediaCmd::BridgeIn(Party::Supervisor, None)).await;
         }
-        if !s.leg.bye_sent {
-            s.leg.bye_sent = true;
-            let flow = s.leg.flow.clone();
-            let req = match s.leg.dialog.as_mut() {
-                Some(d) => Some(d.request(Method::Bye, &self.ctx.shared.via(&flow))),
-                None => s.leg.invite.cancel_for(),
-            };
-            if let Some(req) = req {
-                self.ctx.request(&self.sip_call_id, req, &flow).await;
-            }
-        }
-        let _ = s.leg.media.cmd.send(MediaCmd::Stop).await;
-        self.departing.push(s.leg.call_id.clone());
-    }
-
-    /// A request on the supervisor's leg (their BYE ends supervision).
-    pub(super) async fn on_supervisor_request(&mut self, key: TxKey, msg: Message) {
-        let mut ok = msg.response(200, "OK", None);
-        ok.push_header("Server", self.ctx.shared.server_header.clone());
-        if msg.method() == Some(&Method::Bye) {
-            if let Some(s) = self.supervisor.as_mut() {
-                s.leg.bye_sent = true;
-            }
-            self.ctx.respond(&key, ok).await;
-            return self.end_supervision("the supervisor hung up").await;
-        }
-        if matches!(msg.method(), Some(Method::Invite | Method::Update)) {
-            // A re-INVITE (hold, refresh): answer with our side of the session.
-            if let Some(s) = self.supervisor.as_ref() {
-                ok.push_header("Contact", self.ctx.shared.contact(&s.leg.flow));
-                s.leg.answer_offer(&msg, &mut ok).await;
-            }
-        }
-        self.ctx.respond(&key, ok).await;
+        self.release_departing(s.leg).await;
     }
 
     pub(super) async fn on_supervisor_media(&mut self, e: MediaEvent) {
@@ -294,6 +240,6 @@ impl Call {
     pub(super) fn is_supervisor_leg(&self, msg: &Message) -> bool {
         self.supervisor
             .as_ref()
-            .is_some_and(|s| msg.call_id() == Some(s.leg.call_id.as_str()))
+            .is_some_and(|s| s.leg.sip.owns(msg))
     }
 }

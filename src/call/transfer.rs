@@ -5,14 +5,16 @@
 //! wrap-up), the caller hears the transfer prompt and hold audio, the call waits at the head
 //! of its priority for the next agent, who gets the summary (and who transferred) first.
 
-use super::agent::AgentLeg;
+use super::agent::{feed, AgentLeg, Departed};
 use super::{Call, State};
+use crate::leg::uac;
 use crate::media::session::{MediaCmd, Party};
+use crate::speech::pool::JobError;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use voxdesk_sip::header::NameAddr;
 use voxdesk_sip::txn::TxKey;
-use voxdesk_sip::{Message, Method};
+use voxdesk_sip::Message;
 
 /// Where a REFER sends the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,7 +194,7 @@ impl Call {
                 let text = format!("Transferred by {from}. {}", handoff.spoken());
                 speech
                     .pool
-                    .submit(move |_| voice.render(&text).map_err(|e| e.to_string()))
+                    .submit(move |_| voice.render(&text).map_err(JobError::from))
                     .ok()
             }
             _ => None,
@@ -219,6 +221,7 @@ impl Call {
                     agent: None,
                     announce: None,
                     whisper,
+                    awaiting_whisper: false,
                 });
             }
             Err(e) => {
@@ -270,7 +273,7 @@ impl Call {
             .core
             .send(crate::shared::CoreMsg::Adopt {
                 call: self.sip_call_id.clone(),
-                leg: new_leg.call_id.clone(),
+                leg: new_leg.sip.call_id().to_string(),
             })
             .await;
         let queue = self
@@ -298,12 +301,12 @@ impl Call {
     /// Another call's agent asks for this call's agent leg (this call is their
     /// consultation with a colleague): it is handed over, and this call ends.
     pub(super) async fn surrender(&mut self, tags: (String, String)) -> Option<AgentLeg> {
-        let d = self.dialog.as_ref()?;
+        let d = self.caller.dialog()?;
         let (local, remote) = (d.local_tag.as_str(), d.remote_tag.as_str());
         // RFC 3891: to-tag is ours, from-tag theirs; either order is accepted.
         let matches =
             (tags.0 == local && tags.1 == remote) || (tags.0 == remote && tags.1 == local);
-        if !matches || self.state != State::Confirmed || !self.agent.as_ref()?.bridged {
+        if !matches || self.state() != State::Confirmed || !self.agent.as_ref()?.bridged {
             return None;
         }
         self.end_supervision("the call was taken over").await;
@@ -330,47 +333,41 @@ impl Call {
 
     /// Tells the transferring agent the transfer is done (one NOTIFY, subscription over).
     async fn notify_transfer_done(&mut self, leg: &mut AgentLeg) {
-        let Some(d) = leg.dialog.as_mut() else { return };
-        let mut n = d.request(Method::Notify, &self.ctx.shared.via(&leg.flow));
-        n.push_header("Event", "refer");
-        n.push_header("Subscription-State", "terminated;reason=noresource");
-        n.push_header("Contact", self.ctx.shared.contact(&leg.flow));
-        n.push_header("Content-Type", "message/sipfrag;version=2.0");
-        n.body = b"SIP/2.0 200 OK\r\n".to_vec();
-        self.ctx.request(&self.sip_call_id, n, &leg.flow).await;
+        leg.sip.notify_transfer_done();
+        leg.feed(&self.ctx, &self.sip_call_id, None).await;
     }
 
-    /// Ends a leg that is no longer part of the call (BYE, media stopped); its BYE answer
-    /// or its own BYE may still come.
+    /// Ends a leg that is no longer part of the call (BYE or CANCEL, media stopped); it
+    /// stays with the call for its phone's late answers and requests.
     pub(super) async fn release_departing(&mut self, mut leg: AgentLeg) {
-        if !leg.bye_sent {
-            leg.bye_sent = true;
-            if let Some(d) = leg.dialog.as_mut() {
-                let bye = d.request(Method::Bye, &self.ctx.shared.via(&leg.flow));
-                self.ctx.request(&self.sip_call_id, bye, &leg.flow).await;
-            }
-        }
+        leg.sip.end();
+        leg.feed(&self.ctx, &self.sip_call_id, None).await;
         let _ = leg.media.cmd.send(MediaCmd::Stop).await;
-        self.departing.push(leg.call_id);
+        self.departing.push(Departed {
+            sip: leg.sip,
+            flow: leg.flow,
+        });
     }
 
-    /// A request on a leg that has left the call: its BYE is answered, the rest refused.
-    pub(super) async fn on_departed_request(&mut self, key: TxKey, msg: Message) {
-        let code = if msg.method() == Some(&Method::Bye) {
-            200
-        } else {
-            481
+    /// An input for a leg that left the call: its BYE is answered, the rest refused, a
+    /// 2xx crossing our CANCEL ACKed and ended.
+    pub(super) async fn on_departed_sip(&mut self, input: uac::Input) {
+        let msg = match &input {
+            uac::Input::Request { msg, .. }
+            | uac::Input::Response(msg)
+            | uac::Input::Stray2xx(msg) => msg,
+            uac::Input::Timeout { .. } => return,
         };
-        let mut r = msg.response(code, voxdesk_sip::reason_phrase(code), None);
-        r.push_header("Server", self.ctx.shared.server_header.clone());
-        self.ctx.respond(&key, r).await;
+        let Some(d) = self.departing.iter_mut().find(|d| d.sip.owns(msg)) else {
+            return;
+        };
+        let owner = self.sip_call_id.clone();
+        feed(&self.ctx, &owner, &mut d.sip, &d.flow, None, Some(input)).await;
     }
 
     /// Whether a message belongs to a leg that has left the call.
     pub(super) fn is_departed(&self, msg: &Message) -> bool {
-        msg.call_id()
-            .is_some_and(|c| self.departing.iter().any(|d| d == c))
-            && self.state != State::Done
+        self.departing.iter().any(|d| d.sip.owns(msg)) && self.state() != State::Done
     }
 }
 

@@ -6,6 +6,7 @@ use super::{Analysis, Dialog};
 use crate::config::DialogConfig;
 use crate::nlu::rules::{anger_cue, RuleHit};
 use crate::nlu::UNKNOWN;
+use crate::vector::dot;
 use std::time::Duration;
 
 /// Anger from the models alone at or above this counts on a turn with no intent at all, if
@@ -16,10 +17,6 @@ use std::time::Duration;
 /// data have I used this month" heard as "how much they don't like you, this month":
 /// billing_high_bill 0.49, angry 0.99), and it is asked again.
 const STRONG_ANGER: f32 = 0.75;
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
 
 /// Why a call goes to a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 
 use super::{KbEntry, KbError};
 use crate::nlu::text::{index_terms, looks_chinese};
+use crate::vector::dot;
 use std::collections::HashMap;
 
 /// The full-text side of the search: BM25 per entry id for an FTS5 query (the terms joined
@@ -43,10 +44,6 @@ pub struct KbIndex {
 /// encoder), and for Chinese questions with an English-only encoder.
 const SEMANTIC_EN: f32 = 0.8;
 const SEMANTIC_ZH: f32 = 0.35;
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
 
 impl KbIndex {
     /// The index over `entries` (the enabled ones), with `questions` as (entry id, entry key,

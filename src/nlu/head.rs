@@ -3,6 +3,7 @@
 //! probabilities mean what they say (fitted on a held-aside fifth of the examples, then the
 //! weights are refitted on all of them). Small enough to train in a second on the CPU.
 
+use crate::vector::dot;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -43,10 +44,6 @@ fn softmax(z: &mut [f32]) {
     for v in z.iter_mut() {
         *v /= sum;
     }
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 impl LinearHead {

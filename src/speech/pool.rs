@@ -49,6 +49,22 @@ pub enum PoolError {
     Busy(usize),
 }
 
+/// Why an inference job gave no result.
+#[derive(Debug, Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Stt(#[from] super::stt::SttError),
+    #[error(transparent)]
+    Voice(#[from] super::tts::TtsError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    /// A speculative job whose audio was superseded before it ran.
+    #[error("no longer needed")]
+    Stale,
+    #[error("{0} failed (worker panic)")]
+    Panicked(&'static str),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
     /// Someone is waiting for it now.

@@ -9,16 +9,18 @@
 //! still silent, the turn ends there (`EndTurn`) instead of after the full silence hangover;
 //! if the hangover ends the turn anyway, the transcript already made is reused.
 
+mod speak;
+
 use super::conversation::Conversation;
 use crate::brain::Brain;
-use crate::dialog::{Analysis, Reply};
+use crate::dialog::Analysis;
 use crate::media::leg::MediaTx;
 use crate::media::session::{MediaCmd, Utterance};
+use crate::speech::pool::JobError;
 use crate::speech::pool::Priority;
 use crate::speech::stt::Transcript;
-use crate::speech::tts::reply_pieces;
 use crate::speech::{to_16k, Speech};
-use crate::store::{ReplyTiming, Store, TurnRow};
+use crate::store::{Store, TurnRow};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,19 +37,19 @@ pub(super) enum TalkEvent {
     Transcribed {
         seq: u32,
         utt: UttMeta,
-        result: Result<Heard, String>,
+        result: Result<Heard, JobError>,
     },
     /// The transcript of a caller's pause (turn audio from `start` to `end`).
     TranscribedTentative {
         start: Duration,
         end: Duration,
-        result: Result<Heard, String>,
+        result: Result<Heard, JobError>,
     },
     /// The reply's first sentence is rendered (and queued for playback).
     FirstAudio { seq: u32, at: Instant },
     Rendered {
         seq: u32,
-        result: Result<usize, String>,
+        result: Result<usize, JobError>,
     },
 }
 
@@ -63,7 +65,7 @@ struct Tentative {
     start: Duration,
     end: Duration,
     asked: Instant,
-    result: Option<Result<Heard, String>>,
+    result: Option<Result<Heard, JobError>>,
     /// The turn ended here while the transcript was still being made.
     committed: Option<UttMeta>,
     /// Set when this transcript is no longer wanted: a job still queued is skipped.
@@ -135,15 +137,13 @@ pub(super) struct Talk {
 /// Hands a pool job's result to the call as a `TalkEvent` (a job that panicked becomes an
 /// error naming `what`).
 fn forward<T: Send + 'static>(
-    rx: tokio::sync::oneshot::Receiver<Result<T, String>>,
+    rx: tokio::sync::oneshot::Receiver<Result<T, JobError>>,
     tx: mpsc::Sender<TalkEvent>,
     what: &'static str,
-    event: impl FnOnce(Result<T, String>) -> TalkEvent + Send + 'static,
+    event: impl FnOnce(Result<T, JobError>) -> TalkEvent + Send + 'static,
 ) {
     tokio::spawn(async move {
-        let result = rx
-            .await
-            .unwrap_or_else(|_| Err(format!("{what} failed (worker panic)")));
+        let result = rx.await.unwrap_or(Err(JobError::Panicked(what)));
         let _ = tx.send(event(result)).await;
     });
 }
@@ -190,7 +190,7 @@ impl Talk {
         &self,
         pcm: Vec<i16>,
         stop: Option<Arc<AtomicBool>>,
-    ) -> impl FnOnce(usize) -> Result<Heard, String> + Send + 'static {
+    ) -> impl FnOnce(usize) -> Result<Heard, JobError> + Send + 'static {
         let stt = self.speech.stt_for(self.conv.stt_language());
         let lang = self.conv.stt_language().to_string();
         let brain = self.brain.clone();
@@ -200,8 +200,7 @@ impl Talk {
             let transcript = match &stop {
                 Some(stop) => stt.transcribe_unless(&audio, &lang, threads, stop),
                 None => stt.transcribe(&audio, &lang, threads),
-            }
-            .map_err(|e| e.to_string())?;
+            }?;
             let reply_lang = if transcript.language == "zh" || lang == "zh" {
                 "zh"
             } else {
@@ -236,7 +235,7 @@ impl Talk {
             stale.clone(),
             move |threads| {
                 if stale.load(Ordering::Relaxed) {
-                    return Err("no longer needed".to_string());
+                    return Err(JobError::Stale);
                 }
                 hear(threads)
             },
@@ -257,7 +256,7 @@ impl Talk {
         &mut self,
         start: Duration,
         end: Duration,
-        result: Result<Heard, String>,
+        result: Result<Heard, JobError>,
         media: &MediaTx,
     ) {
         if let Some(i) = self
@@ -361,7 +360,7 @@ impl Talk {
                 let _ = tx.try_send(TalkEvent::Transcribed {
                     seq,
                     utt: meta,
-                    result: Err(e.to_string()),
+                    result: Err(e.into()),
                 });
             }
         }
@@ -396,7 +395,7 @@ impl Talk {
         &mut self,
         seq: u32,
         utt: UttMeta,
-        result: Result<Heard, String>,
+        result: Result<Heard, JobError>,
         media: &MediaTx,
     ) {
         let stt_done = Instant::now();
@@ -462,259 +461,6 @@ impl Talk {
         };
         self.say_now(reply, media);
         true
-    }
-
-    /// Stores what the dialog decided (turn, escalation, ticket) and starts saying it.
-    fn speak(&mut self, seq: u32, reply: Reply, utt: &UttMeta, stt_done: Instant, media: &MediaTx) {
-        let policy_done = Instant::now();
-        tracing::info!(seq, kind = %reply.kind, text = %crate::privacy::loggable(&reply.text), hang_up = reply.hang_up, "bot replies");
-        tracing::debug!(seq, text = %crate::privacy::redact(&reply.text), "bot reply text");
-        self.store.turn(TurnRow {
-            call_id: self.call_id.clone(),
-            seq,
-            speaker: "bot",
-            text: reply.text.clone(),
-            language: Some(self.conv.stt_language().to_string()),
-            kind: Some(reply.kind.clone()),
-            kb_key: reply.kb_key.clone(),
-            ..Default::default()
-        });
-        if let Some(e) = &reply.escalation {
-            tracing::info!(trigger = e.trigger.as_str(), summary = %crate::privacy::loggable(&e.handoff.line()), "escalating to a person");
-            self.store.escalation(&self.call_id, e, "pending");
-            // Routing starts at once (the agent's phone rings while the line is said).
-            self.handover = Some(e.clone());
-            self.handover_ready = true;
-        }
-        if let Some(t) = &reply.ticket {
-            tracing::info!(reference = %t.reference, kind = %t.kind, "ticket created");
-            self.store.ticket(&self.call_id, &self.caller, t);
-        }
-        if let Some(old) = self.speaking.take() {
-            old.cancel.store(true, Ordering::Relaxed);
-        }
-        let cancel = Arc::new(AtomicBool::new(false));
-        self.speaking = Some(Speaking {
-            seq,
-            cancel: cancel.clone(),
-            speech_end: utt.speech_end,
-            vad: utt.decided.saturating_duration_since(utt.speech_end),
-            stt: stt_done.saturating_duration_since(utt.decided),
-            policy: policy_done.saturating_duration_since(stt_done),
-            policy_done,
-            tts_first: None,
-            started: false,
-            rendered: false,
-            hang_up: reply.hang_up,
-            escalates: reply.escalation.is_some(),
-        });
-        if reply.text.is_empty() {
-            return;
-        }
-        // Fixed prompts were rendered at start-up.
-        let cached = match reply.kind.as_str() {
-            "not-understood" => Some(
-                self.speech
-                    .prompts_for(self.language())
-                    .not_understood
-                    .clone(),
-            ),
-            _ => None,
-        };
-        if let Some(pcm) = cached {
-            let _ = media.try_send(MediaCmd::Say {
-                pcm,
-                tag: seq as u64,
-            });
-            let _ = self.tx.try_send(TalkEvent::FirstAudio {
-                seq,
-                at: Instant::now(),
-            });
-            self.mark_rendered(seq);
-            return;
-        }
-        // Pieces said before (knowledge-base answers) are in the cache: the first one goes
-        // out now, without waiting for a worker.
-        let mut parts = reply_pieces(&reply.text, reply.hang_up || reply.escalation.is_some());
-        if let Some(pcm) = self.speech.cached(&parts[0]) {
-            let _ = media.try_send(MediaCmd::Say {
-                pcm,
-                tag: seq as u64,
-            });
-            let _ = self.tx.try_send(TalkEvent::FirstAudio {
-                seq,
-                at: Instant::now(),
-            });
-            parts.remove(0);
-            if parts.is_empty() {
-                self.mark_rendered(seq);
-                return;
-            }
-        }
-        let speech = self.speech.clone();
-        let out = media.clone();
-        let tx = self.tx.clone();
-        // (A reply that ends the call is rendered whole, so that "playback done" means done.)
-        let job = self.speech.pool.submit(move |_threads| {
-            let mut n = 0;
-            for s in &parts {
-                if cancel.load(Ordering::Relaxed) {
-                    break;
-                }
-                let pcm = speech.render(s).map_err(|e| e.to_string())?;
-                if cancel.load(Ordering::Relaxed) {
-                    break;
-                }
-                if out
-                    .blocking_send(MediaCmd::Say {
-                        pcm,
-                        tag: seq as u64,
-                    })
-                    .is_err()
-                {
-                    break; // the call is over
-                }
-                if n == 0 {
-                    let _ = tx.blocking_send(TalkEvent::FirstAudio {
-                        seq,
-                        at: Instant::now(),
-                    });
-                }
-                n += 1;
-            }
-            Ok(n)
-        });
-        let tx = self.tx.clone();
-        match job {
-            Ok(rx) => forward(rx, tx, "the voice", move |result| TalkEvent::Rendered {
-                seq,
-                result,
-            }),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot render the reply");
-                let _ = media.try_send(MediaCmd::Say {
-                    pcm: self.speech.prompts_for(self.language()).hold.clone(),
-                    tag: seq as u64,
-                });
-                self.mark_rendered(seq);
-            }
-        }
-    }
-
-    pub fn on_first_audio(&mut self, seq: u32, at: Instant) {
-        if let Some(s) = self.speaking.as_mut().filter(|s| s.seq == seq) {
-            s.tts_first
-                .get_or_insert(at.saturating_duration_since(s.policy_done));
-        }
-    }
-
-    fn mark_rendered(&mut self, seq: u32) {
-        if let Some(s) = self.speaking.as_mut().filter(|s| s.seq == seq) {
-            s.rendered = true;
-        }
-    }
-
-    pub fn on_rendered(&mut self, seq: u32, result: Result<usize, String>) {
-        self.mark_rendered(seq);
-        match result {
-            Ok(n) => tracing::debug!(seq, sentences = n, "reply rendered"),
-            Err(e) => tracing::error!(seq, error = %e, "text-to-speech failed"),
-        }
-    }
-
-    /// The first packet of reply `seq` went out: the latency is known.
-    pub fn on_reply_started(&mut self, seq: u64, at: Instant) {
-        let Some(s) = self.speaking.as_mut().filter(|s| s.seq as u64 == seq) else {
-            return;
-        };
-        if s.started {
-            return;
-        }
-        s.started = true;
-        let timing = ReplyTiming {
-            vad_ms: ms(s.vad),
-            stt_ms: ms(s.stt),
-            policy_ms: ms(s.policy),
-            tts_first_ms: ms(s.tts_first.unwrap_or_default()),
-            reply_latency_ms: ms(at.saturating_duration_since(s.speech_end)),
-        };
-        tracing::info!(
-            seq,
-            latency_ms = timing.reply_latency_ms,
-            vad_ms = timing.vad_ms,
-            stt_ms = timing.stt_ms,
-            policy_ms = timing.policy_ms,
-            tts_first_ms = timing.tts_first_ms,
-            "reply started"
-        );
-        self.store.turn_timing(&self.call_id, s.seq, timing);
-    }
-
-    /// Playback went quiet: true when the reply that asked to end the call has been spoken.
-    /// After a handoff line the escalation is ready for the call (`take_handover`).
-    pub fn on_playback_done(&mut self) -> bool {
-        match &self.speaking {
-            Some(s) if s.started && s.hang_up => {
-                self.speaking = None;
-                true
-            }
-            Some(s) if s.started && s.escalates => {
-                self.speaking = None;
-                self.handover_ready = true;
-                false
-            }
-            // Said in full: the caller's next words are a new turn, not an interruption
-            // (playback also goes quiet between pieces while the next one renders).
-            Some(s) if s.started && s.rendered => {
-                self.speaking = None;
-                false
-            }
-            _ => false,
-        }
-    }
-
-    /// The escalation to act on, once its handoff line has been said.
-    pub fn take_handover(&mut self) -> Option<crate::dialog::Escalation> {
-        if !self.handover_ready || self.handed_over {
-            return None;
-        }
-        self.handed_over = true;
-        self.handover.take()
-    }
-
-    /// Says `text` (a queue announcement) as the bot.
-    pub fn announce(&mut self, text: &str, kind: &str, media: &MediaTx) {
-        let reply = Reply {
-            text: text.to_string(),
-            kind: kind.to_string(),
-            ..Default::default()
-        };
-        self.say_now(reply, media);
-    }
-
-    /// No person can take the handed-over call: book a callback, say so, end the call.
-    pub fn callback(&mut self, media: &MediaTx) {
-        if self.callback_done {
-            return;
-        }
-        self.callback_done = true;
-        self.handed_over = true;
-        self.store.escalation_outcome(&self.call_id, "callback");
-        let reply = self.conv.dialog.on_no_agent(self.answered.elapsed());
-        self.say_now(reply, media);
-    }
-
-    fn say_now(&mut self, reply: Reply, media: &MediaTx) {
-        self.seq += 1;
-        let at = self.answered.elapsed();
-        let now = Instant::now();
-        let utt = UttMeta {
-            start: at,
-            end: at,
-            speech_end: now,
-            decided: now,
-        };
-        self.speak(self.seq, reply, &utt, now, media);
     }
 
     /// A person has the call: whatever is still being said or transcribed is dropped.

@@ -7,132 +7,29 @@
 //! the configured timeout is reported once.
 
 use super::dtmf::{self, DtmfReceiver};
-use super::g711::Law;
 use super::jitter::{JitterBuffer, Playout};
 use super::link::{FrameRx, FrameTx};
 use super::ports::PortLease;
 use super::rtcp::{self, RecvStats};
 use super::rtp::{self, RtpPacket};
-use super::source::{SourceGuard, SourcePolicy};
+use super::source::SourceGuard;
 use super::srtp::LegCrypto;
 use super::wav::Recorder;
 use crate::speech::hearing::Hearing;
-use crate::speech::turn::{EndReason, TurnConfig, TurnEvent};
-use crate::speech::VadChoice;
+use crate::speech::turn::{EndReason, TurnEvent};
 use crate::store::MediaSummary;
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::net::UdpSocket;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 pub use super::frame::{Frame, Pcm, FRAME};
+pub use control::{MediaCmd, MediaEvent, MediaSetup, Party, StreamParams, Utterance};
 
-/// Negotiated stream parameters.
-#[derive(Debug, Clone)]
-pub struct StreamParams {
-    pub law: Law,
-    pub payload_type: u8,
-    pub dtmf_pt: Option<u8>,
-    /// Where to send (None: on hold / not known yet).
-    pub remote: Option<SocketAddr>,
-    pub send: bool,
-    pub recv: bool,
-    /// The remote's packetisation in ms (for the jitter buffer).
-    pub remote_ptime_ms: u32,
-    /// SRTP keys (SDES) when the leg's media is encrypted.
-    pub srtp: Option<voxdesk_sip::sdes::SrtpKeys>,
-}
-
-impl StreamParams {
-    /// Before any SDP answer: receive-only, PCMU and telephone-event 101 expected.
-    pub fn awaiting_answer() -> StreamParams {
-        StreamParams {
-            law: Law::Ulaw,
-            payload_type: 0,
-            dtmf_pt: Some(101),
-            remote: None,
-            send: false,
-            recv: true,
-            remote_ptime_ms: 20,
-            srtp: None,
-        }
-    }
-}
-
-pub enum MediaCmd {
-    /// Queue a prompt (8 kHz mono PCM).
-    Play(Arc<Pcm>),
-    /// Queue part of a spoken reply; `ReplyStarted { tag }` reports when its first frame
-    /// goes out. Queued behind a paused prompt while a barge-in is being judged.
-    Say {
-        pcm: Arc<Pcm>,
-        tag: u64,
-    },
-    /// The transcript of the turn up to `end` (a `Tentative`) is complete: end the turn now
-    /// if the caller has not spoken since.
-    EndTurn {
-        end: Duration,
-    },
-    /// Drop whatever is playing or queued.
-    StopPlayback,
-    SendDigit(char),
-    Update(StreamParams),
-    /// Send this leg's decoded audio to another leg (None: stop sending to it).
-    BridgeOut(Party, Option<FrameTx>),
-    /// Hear audio from another leg (None: stop). Several inputs are mixed.
-    BridgeIn(Party, Option<FrameRx>),
-    /// Detect turns for the transcript only: also while bridged, and never pausing what
-    /// plays (barge-in is for the bot's own prompts on the caller's leg).
-    Transcribe(bool),
-    /// Start recording both directions to this WAV (from now on).
-    Record(PathBuf),
-    Stop,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum MediaEvent {
-    Dtmf(char),
-    RtpTimeout,
-    PlaybackDone,
-    /// The remote moved (symmetric RTP latch).
-    Latched(SocketAddr),
-    /// Turn-taking on the caller's audio (barge-in already acted on: playback paused).
-    Turn(TurnEvent),
-    /// The caller finished a turn: their audio, to be transcribed.
-    Utterance(Utterance),
-    /// The caller paused inside a turn: their audio so far (the turn may go on).
-    Tentative(Utterance),
-    /// The first frame of a `Say` with this tag was sent.
-    ReplyStarted {
-        tag: u64,
-        at: Instant,
-    },
-}
-
-/// One caller turn as heard (arrival order, 8 kHz, pre-roll included).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Utterance {
-    pub start: Duration,
-    pub end: Duration,
-    pub reason: EndReason,
-    pub pcm: Vec<i16>,
-    /// Wall-clock estimate of when the caller stopped speaking (end of the last voiced
-    /// frame): where reply latency is measured from.
-    pub speech_end: Instant,
-    /// When the turn detector decided the turn was over.
-    pub decided: Instant,
-}
-
-/// Who a bridged leg belongs to (keys for its audio routes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Party {
-    Caller,
-    Agent,
-    Supervisor,
-}
+mod control;
+mod wire;
 
 /// Audio from another leg, waiting to be mixed into what this leg hears.
 struct BridgeInput {
@@ -144,20 +41,6 @@ struct Queued {
     pcm: Arc<Pcm>,
     pos: usize,
     tag: Option<u64>,
-}
-
-pub struct MediaSetup {
-    pub lease: PortLease,
-    pub bind: IpAddr,
-    pub params: StreamParams,
-    pub jitter_ms: u32,
-    pub rtp_timeout: Duration,
-    pub record: Option<PathBuf>,
-    pub cname: String,
-    pub turn: TurnConfig,
-    pub vad: VadChoice,
-    /// Whose RTP this leg takes and where it may send.
-    pub source: SourcePolicy,
 }
 
 pub(super) struct Session {
@@ -618,44 +501,6 @@ impl Session {
         (self.comfort_noise(), false)
     }
 
-    /// Connects the RTP socket to the latched source while it sends, and disconnects it
-    /// when the latch goes (a new remote from a re-INVITE) or the source has been silent
-    /// for 500 ms, so that another source can take over (NAT rebinding, media restart).
-    fn sync_connection(&mut self, idle: Duration) {
-        let want = match (self.rx_source, self.params.remote) {
-            (Some(src), Some(remote))
-                if src == remote && src.port() != 0 && idle < Duration::from_millis(500) =>
-            {
-                Some(src)
-            }
-            _ => None,
-        };
-        if want == self.connected {
-            return;
-        }
-        if let Some((failed, at)) = self.connect_failed {
-            if failed == want && at.elapsed() < Duration::from_secs(1) {
-                return;
-            }
-        }
-        let done = match want {
-            Some(to) => self.rtp.connect(to),
-            None => disconnect(&self.rtp),
-        };
-        match done {
-            Ok(()) => {
-                self.connected = want;
-                self.connect_failed = None;
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, ?want, "RTP socket (dis)connect failed");
-                // Unknown state: send with explicit addresses.
-                self.connected = Some(SocketAddr::from(([0, 0, 0, 0], 0)));
-                self.connect_failed = Some((want, Instant::now()));
-            }
-        }
-    }
-
     pub(super) fn on_tick(&mut self) {
         let idle = self.last_rx.elapsed();
         self.sync_connection(idle);
@@ -746,59 +591,5 @@ impl Session {
             self.timed_out = true;
             let _ = self.events.try_send(MediaEvent::RtpTimeout);
         }
-    }
-
-    pub(super) fn send_rtcp(&mut self) {
-        // Nothing goes out before the call is answered or the peer has sent media.
-        if !self.params.send && self.rx_source.is_none() {
-            return;
-        }
-        let Some(to) = self
-            .rtcp_remote
-            .filter(|r| !r.ip().is_unspecified() && self.source.trusted(*r))
-        else {
-            return;
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as u64)
-            .unwrap_or(0);
-        let block = (self.stats.received > 0).then(|| {
-            self.stats
-                .report_block(self.started.elapsed().as_millis() as u64)
-        });
-        let sr = rtcp::sender_report(
-            self.ssrc,
-            rtcp::ntp_from_unix_micros(now),
-            self.ts,
-            self.sent_packets,
-            self.sent_octets,
-            block,
-            &self.cname,
-        );
-        if let Some(wire) = self.srtp.seal_rtcp(&sr) {
-            let _ = self.rtcp.send_to(&wire, to);
-        }
-    }
-}
-
-/// Dissolves a UDP socket's connection (connect to AF_UNSPEC): it hears every source again.
-fn disconnect(sock: &UdpSocket) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a zeroed sockaddr with family AF_UNSPEC, passed with its own size; the fd is
-    // owned by `sock` for the length of the call.
-    let rc = unsafe {
-        let mut addr: libc::sockaddr = std::mem::zeroed();
-        addr.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
-        libc::connect(
-            sock.as_raw_fd(),
-            &addr,
-            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
     }
 }
