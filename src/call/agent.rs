@@ -99,18 +99,19 @@ impl AgentLeg {
 }
 
 impl Call {
-    pub(super) async fn dial_agent(&mut self) {
-        let (username, binding) = self.agents.remove(0);
+    /// Rings `username`'s phone for this call (with the handoff summary in its headers
+    /// when the call was escalated). Err: why it could not be rung.
+    pub(super) async fn dial_agent(
+        &mut self,
+        username: String,
+        binding: &Binding,
+    ) -> Result<(), &'static str> {
         let mut headers = self.handoff_headers();
         if headers.is_empty() {
             headers.push(("Subject", format!("Call from {}", self.caller_user())));
         }
-        match self.place_leg(username, &binding, "agent", headers).await {
-            Ok(leg) => {
-                self.agent = Some(leg);
-            }
-            Err(why) => self.unavailable(why).await,
-        }
+        self.agent = Some(self.place_leg(username, binding, "agent", headers).await?);
+        Ok(())
     }
 
     /// The caller's SIP user (number), for headers.
@@ -254,7 +255,7 @@ impl Call {
         tracing::info!(code, "agent leg failed");
         self.release_agent().await;
         if self.state() == State::Confirmed && self.queued.is_some() {
-            return self.escalated_ring_failed(code);
+            return self.escalated_ring_failed(code).await;
         }
         if self.state() == State::Ringing {
             let (c, reason) = if code == 486 || code == 600 {
@@ -369,9 +370,9 @@ impl Call {
         match e {
             MediaEvent::RtpTimeout => self.hangup("agent-rtp-timeout").await,
             MediaEvent::PlaybackDone
-                if self.queued.as_ref().map(|q| q.whispering).unwrap_or(false) =>
+                if self.queued.as_ref().is_some_and(|q| q.line.whispering()) =>
             {
-                self.connect_agent().await
+                self.on_whisper_played().await
             }
             MediaEvent::Dtmf(d) if self.agent.as_ref().is_some_and(|a| a.bridged) => {
                 tracing::info!(digit = %d, "agent DTMF passed to the caller");

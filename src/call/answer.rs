@@ -84,7 +84,10 @@ impl Call {
         self.caller.ring(now);
         self.flush().await;
         if !self.agents.is_empty() {
-            self.dial_agent().await;
+            let (agent, binding) = self.agents.remove(0);
+            if let Err(why) = self.dial_agent(agent, &binding).await {
+                self.unavailable(why).await;
+            }
         }
     }
 

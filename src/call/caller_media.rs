@@ -23,7 +23,7 @@ impl Call {
                     .as_mut()
                     .map(|t| t.on_playback_done())
                     .unwrap_or(false);
-                self.on_caller_playback_done();
+                self.on_caller_playback_done().await;
                 if done && self.state() == State::Confirmed {
                     self.hangup("bot-goodbye").await;
                 }

@@ -28,6 +28,7 @@ mod caller_media;
 pub mod conversation;
 mod escalate;
 mod feature;
+pub mod handover;
 mod in_dialog;
 mod live;
 mod scribe;
@@ -297,7 +298,7 @@ impl Call {
             self.on_leg_events().await;
         }
         self.direct_call_finished();
-        self.escalation_finished();
+        self.escalation_finished().await;
         if let Some(t) = self.talk.as_mut() {
             t.on_call_end();
         }
@@ -363,8 +364,8 @@ impl Call {
         if let Some(t) = self.caller.next_deadline() {
             d = d.min(self.clock + t);
         }
-        if let Some(h) = self.queued.as_ref().and_then(|q| q.hold_at) {
-            d = d.min(h);
+        if let Some(h) = self.queued.as_ref().and_then(|q| q.line.next_deadline()) {
+            d = d.min(self.clock + h);
         }
         d
     }
@@ -373,14 +374,7 @@ impl Call {
         let now = self.now();
         self.caller.on_timer(now);
         self.flush().await;
-        if self
-            .queued
-            .as_ref()
-            .and_then(|q| q.hold_at)
-            .is_some_and(|h| Instant::now() >= h)
-        {
-            self.on_hold_timer().await;
-        }
+        self.on_line_timer().await;
     }
 
     async fn on_input(&mut self, i: CallInput) {

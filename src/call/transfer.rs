@@ -6,12 +6,12 @@
 //! of its priority for the next agent, who gets the summary (and who transferred) first.
 
 use super::agent::{feed, AgentLeg, Departed};
+use super::handover::Handover;
 use super::{Call, State};
 use crate::leg::uac;
 use crate::media::session::{MediaCmd, Party};
 use crate::speech::pool::JobError;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use voxdesk_sip::header::NameAddr;
 use voxdesk_sip::txn::TxKey;
 use voxdesk_sip::Message;
@@ -151,7 +151,7 @@ impl Call {
         self.resume_talk().await;
         let queue = to_queue
             .clone()
-            .or_else(|| self.queued.as_ref().map(|q| q.queue.clone()))
+            .or_else(|| self.queued.as_ref().map(|q| q.line.queue().to_string()))
             .or_else(|| {
                 let queues = &self.ctx.shared.cfg.routing.queues;
                 queues.first().map(|q| q.name.clone())
@@ -212,16 +212,14 @@ impl Call {
         {
             Ok(position) => {
                 tracing::info!(%queue, position, "transferred call waiting");
+                let now = self.now();
+                let line = Handover::transferred(now, queue, whisper.is_some());
                 self.queued = Some(super::escalate::Queued {
                     handoff,
-                    queue,
+                    line,
                     events: rx,
-                    hold_at: Some(Instant::now() + std::time::Duration::from_secs(3)),
-                    whispering: false,
-                    agent: None,
-                    announce: None,
                     whisper,
-                    awaiting_whisper: false,
+                    whisper_pcm: None,
                 });
             }
             Err(e) => {
@@ -279,7 +277,7 @@ impl Call {
         let queue = self
             .queued
             .as_ref()
-            .map(|q| q.queue.clone())
+            .map(|q| q.line.queue().to_string())
             .unwrap_or_default();
         let store = &self.ctx.shared.store;
         store.escalation_transferred(
@@ -289,9 +287,7 @@ impl Call {
         );
         store.escalation_answered(&self.ctx.id, &to);
         if let Some(q) = self.queued.as_mut() {
-            q.agent = Some(to.clone());
-            q.whispering = false;
-            q.hold_at = None;
+            q.line.taken_over_by(to.clone());
         }
         new_leg.bridged = false;
         self.agent = Some(new_leg);
