@@ -72,7 +72,7 @@ fn run(calls: usize, pcma: bool) {
     std::fs::write(
         &cfg,
         format!(
-            "[sip]\nbind = \"127.0.0.1\"\nport = {port}\nring_ms = 0\n[media]\nrtp_port_min = 20000\nrtp_port_max = 39999\nrecord = false\n[speech]\nenabled = false\n[routing]\ntranscribe_bridged = false\nwhisper = false\n[api]\nport = 0\n[paths]\ndata_dir = \"{}\"\nmodels_dir = \"{}\"\n",
+            "[sip]\nbind = \"127.0.0.1\"\nport = {port}\nring_ms = 0\n[media]\nrtp_port_min = 20000\nrtp_port_max = 39999\nrecord = false\n[speech]\nenabled = false\n[routing]\ntranscribe_bridged = false\nwhisper = false\n[api]\nport = 0\n[limits]\ninvites_per_sec = 0\nregisters_per_sec = 0\nmax_calls = 2000\n[paths]\ndata_dir = \"{}\"\nmodels_dir = \"{}\"\n",
             dir.path().join("data").display(),
             dir.path().join("no-models").display()
         ),
