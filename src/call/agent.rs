@@ -56,7 +56,7 @@ pub(super) async fn feed(
     input: Option<uac::Input>,
 ) -> Vec<uac::Event> {
     if let Some(i) = input {
-        sip.handle(Duration::ZERO, i);
+        sip.handle(i);
     }
     let mut events = Vec::new();
     while let Some(o) = sip.poll_output() {
@@ -228,7 +228,6 @@ impl Call {
                     if let Some(a) = self.agent.as_ref() {
                         tracing::info!(agent = %a.username, "agent hung up");
                     }
-                    self.caller.set_end_reason("agent-bye");
                     self.hangup("agent-bye").await;
                 }
                 uac::Event::Refer { key, msg } => self.on_agent_refer(key, *msg).await,

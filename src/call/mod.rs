@@ -426,8 +426,7 @@ impl Call {
             return;
         }
         tracing::info!(reason, "hanging up");
-        self.end_supervision("call ended").await;
-        self.end_agent().await;
+        // The other legs are ended on the caller leg's `Ending` event (`on_leg_events`).
         let now = self.now();
         self.caller.hangup(now, reason);
         self.flush().await;
@@ -446,20 +445,16 @@ impl Call {
     }
 
     async fn on_response(&mut self, key: TxKey, msg: Message) {
-        let input = uac::Input::Response(msg);
         if self.agent.as_ref().is_some_and(|a| a.sip.key() == &key) {
-            return self.on_agent_sip(input).await;
+            return self.on_agent_sip(uac::Input::Response(msg)).await;
         }
         if self
             .supervisor
             .as_ref()
             .is_some_and(|s| s.leg.sip.key() == &key)
         {
-            return self.on_supervisor_sip(input).await;
+            return self.on_supervisor_sip(uac::Input::Response(msg)).await;
         }
-        let uac::Input::Response(msg) = input else {
-            return;
-        };
         if msg.call_id() == Some(self.sip_call_id.as_str()) {
             let now = self.now();
             self.caller.handle(now, uas::Input::Response { key, msg });

@@ -13,6 +13,15 @@
 pub mod uac;
 pub mod uas;
 
+/// A `Via` for a leg's own request: our sent-by (`SIP/2.0/UDP host:port`) and a branch
+/// unique to the leg's random tag and its count of requests (RFC 3261 §8.1.1.7).
+fn via(sent_by: &str, tag: &str, n: u32) -> String {
+    format!(
+        "{sent_by};branch={}{tag}-{n};rport",
+        voxdesk_sip::txn::MAGIC_COOKIE
+    )
+}
+
 use voxdesk_sip::sdp::Negotiated;
 use voxdesk_sip::txn::TxKey;
 use voxdesk_sip::Message;

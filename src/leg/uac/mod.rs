@@ -11,10 +11,9 @@
 mod tests;
 
 use std::collections::VecDeque;
-use std::time::Duration;
 use voxdesk_sip::dialog::Dialog;
 use voxdesk_sip::sdp::{self, LocalMedia, SessionDescription};
-use voxdesk_sip::txn::{client_key_for_request, TxKey, MAGIC_COOKIE};
+use voxdesk_sip::txn::{client_key_for_request, TxKey};
 use voxdesk_sip::uri::Uri;
 use voxdesk_sip::{Message, Method};
 
@@ -103,29 +102,8 @@ pub struct UacLeg {
 impl UacLeg {
     /// Places the call: the INVITE with our offer is the first output.
     pub fn place(p: Placement) -> UacLeg {
-        let mut leg = UacLeg {
-            invite: Message::request(Method::Invite, p.target.clone()),
-            key: TxKey {
-                server: false,
-                branch: String::new(),
-                sent_by: String::new(),
-                method: "INVITE".into(),
-            },
-            call_id: p.call_id.clone(),
-            local_tag: p.local_tag.clone(),
-            via: p.via.clone(),
-            contact: p.contact.clone(),
-            server: p.user_agent.clone(),
-            local: p.local.clone(),
-            dialog: None,
-            state: State::Calling,
-            cancelled: false,
-            branches: 0,
-            out: VecDeque::new(),
-        };
-        let via = leg.next_via();
-        let inv = &mut leg.invite;
-        inv.push_header("Via", via);
+        let mut inv = Message::request(Method::Invite, p.target.clone());
+        inv.push_header("Via", super::via(&p.via, &p.local_tag, 1));
         inv.push_header("Max-Forwards", "70");
         inv.push_header(
             "From",
@@ -138,19 +116,38 @@ impl UacLeg {
             ),
         );
         inv.push_header("To", format!("<{}>", p.target));
-        inv.push_header("Call-ID", p.call_id);
+        inv.push_header("Call-ID", p.call_id.clone());
         inv.push_header("CSeq", "1 INVITE");
-        inv.push_header("Contact", p.contact);
+        inv.push_header("Contact", p.contact.clone());
         inv.push_header("Allow", p.allow);
         for (name, value) in p.headers {
             inv.push_header(name, value);
         }
-        inv.push_header("User-Agent", p.user_agent);
+        inv.push_header("User-Agent", p.user_agent.clone());
         inv.push_header("Content-Type", "application/sdp");
         inv.body = sdp::offer(&p.local, DTMF_PT).to_bytes();
-        leg.key = client_key_for_request(&leg.invite).unwrap_or(leg.key.clone());
-        leg.out.push_back(Output::Send(leg.invite.clone()));
-        leg
+        // The Via above is ours, with a branch: the key always exists.
+        let key = client_key_for_request(&inv).unwrap_or_else(|| TxKey {
+            server: false,
+            branch: String::new(),
+            sent_by: String::new(),
+            method: "INVITE".into(),
+        });
+        UacLeg {
+            out: VecDeque::from([Output::Send(inv.clone())]),
+            invite: inv,
+            key,
+            call_id: p.call_id,
+            local_tag: p.local_tag,
+            via: p.via,
+            contact: p.contact,
+            server: p.user_agent,
+            local: p.local,
+            dialog: None,
+            state: State::Calling,
+            cancelled: false,
+            branches: 1,
+        }
     }
 
     /// The INVITE's client transaction.
@@ -218,7 +215,9 @@ impl UacLeg {
         self.out.push_back(Output::Send(n));
     }
 
-    pub fn handle(&mut self, _now: Duration, input: Input) {
+    /// An input for the leg (it has no timers of its own: the transaction layer times
+    /// its requests out and says so with `Timeout`).
+    pub fn handle(&mut self, input: Input) {
         match input {
             Input::Response(msg) => {
                 let invite = msg.cseq().is_ok_and(|c| c.method == "INVITE" && c.seq == 1);
@@ -370,9 +369,6 @@ impl UacLeg {
 
     fn next_via(&mut self) -> String {
         self.branches += 1;
-        format!(
-            "{};branch={}{}-{};rport",
-            self.via, MAGIC_COOKIE, self.local_tag, self.branches
-        )
+        super::via(&self.via, &self.local_tag, self.branches)
     }
 }

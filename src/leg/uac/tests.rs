@@ -65,7 +65,7 @@ impl Agent {
         if (200..300).contains(&code) && self.phone.is_none() {
             self.phone = Dialog::uas(&self.invite, "ph1", "<sip:agent1@127.0.0.1:5080>").ok();
         }
-        self.leg.handle(Duration::ZERO, Input::Response(r));
+        self.leg.handle(Input::Response(r));
         self.collect();
     }
 
@@ -83,8 +83,7 @@ impl Agent {
             sent_by: "127.0.0.1:5080".into(),
             method: m.cseq().unwrap().method,
         };
-        self.leg
-            .handle(Duration::ZERO, Input::Request { key, msg: m });
+        self.leg.handle(Input::Request { key, msg: m });
         self.collect();
     }
 
@@ -147,7 +146,7 @@ fn a_refusal_or_no_answer_fails_the_leg() {
     assert!(a.leg.is_over());
     let mut a = Agent::call();
     let key = a.leg.key().clone();
-    a.leg.handle(Duration::ZERO, Input::Timeout { key });
+    a.leg.handle(Input::Timeout { key });
     a.collect();
     assert_eq!(a.events(), vec![Event::Failed { code: 408 }]);
 }
@@ -280,7 +279,7 @@ proptest! {
                 Step::Hold if a.phone.is_some() => a.phone_request(Method::Invite, &sdp("0", "sendonly")),
                 Step::Timeout => {
                     let key = a.leg.key().clone();
-                    a.leg.handle(Duration::ZERO, Input::Timeout { key });
+                    a.leg.handle(Input::Timeout { key });
                     a.collect();
                 }
                 _ => {}

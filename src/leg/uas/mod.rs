@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use voxdesk_sip::dialog::{Dialog, SessionTimerAction, SessionTimerState};
 use voxdesk_sip::sdp::{LocalMedia, Negotiated, SessionDescription};
-use voxdesk_sip::txn::{TxKey, MAGIC_COOKIE};
+use voxdesk_sip::txn::TxKey;
 use voxdesk_sip::{Message, Method};
 
 /// RFC 3261 timer values for the 2xx retransmissions.
@@ -408,10 +408,7 @@ impl UasLeg {
     /// tag and count (RFC 3261 §8.1.1.7).
     fn next_via(&mut self) -> String {
         self.branches += 1;
-        format!(
-            "{};branch={}{}-{};rport",
-            self.settings.via, MAGIC_COOKIE, self.local_tag, self.branches
-        )
+        super::via(&self.settings.via, &self.local_tag, self.branches)
     }
 
     /// A response to the INVITE with our tag and Server header.
