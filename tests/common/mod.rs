@@ -15,6 +15,12 @@ pub use softphone::*;
 mod talk;
 #[allow(unused_imports)]
 pub use talk::*;
+mod voices;
+#[allow(unused_imports)]
+pub use voices::*;
+mod wav;
+#[allow(unused_imports)]
+pub use wav::*;
 
 /// Peers use fixed-ish media ports: run peer tests one at a time.
 pub static SERIAL: Mutex<()> = Mutex::new(());
@@ -388,73 +394,6 @@ pub fn assert_sipp_ok(out: &Output, server: &Server) {
     }
 }
 
-/// Per-channel RMS (0..1) of a WAV over [from_s, to_s).
-pub fn wav_rms(path: &Path, from_s: f32, to_s: f32) -> Vec<f32> {
-    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let spec = r.spec();
-    let ch = spec.channels as usize;
-    let samples: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
-    let frames = samples.len() / ch;
-    let a = ((from_s * spec.sample_rate as f32) as usize).min(frames);
-    let b = ((to_s * spec.sample_rate as f32) as usize).min(frames);
-    (0..ch)
-        .map(|c| {
-            let n = (b - a).max(1) as f64;
-            let sum: f64 = (a..b)
-                .map(|i| (samples[i * ch + c] as f64 / 32768.0).powi(2))
-                .sum();
-            (sum / n).sqrt() as f32
-        })
-        .collect()
-}
-
-pub fn wav_seconds(path: &Path) -> f32 {
-    let r = hound::WavReader::open(path).unwrap();
-    r.duration() as f32 / r.spec().sample_rate as f32
-}
-
-fn frames_of(path: &Path, channel: usize) -> (Vec<f32>, ()) {
-    let mut r = hound::WavReader::open(path).unwrap();
-    let spec = r.spec();
-    let ch = spec.channels as usize;
-    let samples: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
-    let per = (spec.sample_rate / 50) as usize;
-    let levels = samples
-        .chunks(per * ch)
-        .map(|f| {
-            let n = f.len() / ch;
-            let sum: f64 = (0..n)
-                .map(|i| (f[i * ch + channel] as f64 / 32768.0).powi(2))
-                .sum();
-            (sum / n.max(1) as f64).sqrt() as f32
-        })
-        .collect();
-    (levels, ())
-}
-
-/// Start (s) of the first 20 ms frame at or after `from_s` whose RMS exceeds `level`
-/// (0.003 is about -50 dBFS: above comfort noise, below any speech).
-pub fn first_frame_above(path: &Path, channel: usize, from_s: f32, level: f32) -> Option<f32> {
-    let (levels, _) = frames_of(path, channel);
-    levels
-        .iter()
-        .enumerate()
-        .skip((from_s * 50.0) as usize)
-        .find(|(_, l)| **l > level)
-        .map(|(i, _)| i as f32 / 50.0)
-}
-
-/// Start (s) of the first 20 ms frame at or after `from_s` whose RMS is below 0.003.
-pub fn first_quiet_frame(path: &Path, channel: usize, from_s: f32) -> Option<f32> {
-    let (levels, _) = frames_of(path, channel);
-    levels
-        .iter()
-        .enumerate()
-        .skip((from_s * 50.0).round() as usize)
-        .find(|(_, l)| **l < 0.003)
-        .map(|(i, _)| i as f32 / 50.0)
-}
-
 /// Runs the voxdesk binary in `dir`; (success, stdout + stderr).
 pub fn voxdesk(args: &[&str], dir: &Path) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_voxdesk"))
@@ -565,95 +504,6 @@ pub fn talk_scenario(
     let p = dir.join("talk.xml");
     std::fs::write(&p, s).unwrap();
     p
-}
-
-/// `text` spoken by the Piper voice, written as raw 8 kHz mu-law for sipp; returns the path
-/// relative to sipp's working folder (tests/fixtures). `gap_s` of silence follows.
-pub fn spoken(server: &Server, name: &str, parts: &[(&str, f32)]) -> String {
-    let models = PathBuf::from(models_dir());
-    let voice = voxdesk::speech::tts::PiperVoice::load(
-        &models.join("onnxruntime/libonnxruntime.so.1.31.1"),
-        &models.join("piper/en_US-joe-medium.onnx"),
-    )
-    .unwrap();
-    use voxdesk::speech::tts::Tts;
-    let mut ul: Vec<u8> = Vec::new();
-    for (text, gap_s) in parts {
-        let pcm = voice.synthesize(text).unwrap();
-        ul.extend(pcm.iter().map(|&s| voxdesk::media::g711::linear_to_ulaw(s)));
-        ul.extend(std::iter::repeat_n(0xffu8, (gap_s * 8000.0) as usize));
-    }
-    for_sipp(server, name, ul, 0.0)
-}
-
-/// Writes mu-law audio (and `gap_s` of silence after it) into the server's folder as `name`;
-/// returns its path relative to sipp's working folder (tests/fixtures).
-fn for_sipp(server: &Server, name: &str, mut ul: Vec<u8>, gap_s: f32) -> String {
-    ul.extend(std::iter::repeat_n(0xffu8, (gap_s * 8000.0) as usize));
-    let said = server.dir.path().join(name);
-    std::fs::write(&said, ul).unwrap();
-    let up = "../".repeat(fixtures().components().count() - 1);
-    format!("{up}{}", said.display().to_string().trim_start_matches('/'))
-}
-
-/// `text` spoken by a Kokoro Mandarin voice (zm_yunxi: another voice than the bot's), as
-/// raw 8 kHz mu-law for sipp followed by `gap_s` of silence; the path is relative to sipp's
-/// working folder (tests/fixtures).
-pub fn spoken_zh(server: &Server, name: &str, text: &str, gap_s: f32) -> String {
-    let models = PathBuf::from(models_dir());
-    let voice = voxdesk::speech::kokoro::KokoroVoice::load(
-        &models.join("onnxruntime/libonnxruntime.so.1.31.1"),
-        &models.join("kokoro/kokoro-v1.0.int8.onnx"),
-        &models.join("kokoro/vocab.json"),
-        &models.join("kokoro/voices/zm_yunxi.bin"),
-        1,
-        2,
-    )
-    .unwrap();
-    use voxdesk::speech::tts::Tts;
-    let pcm = voice.synthesize(text).unwrap();
-    let ul: Vec<u8> = pcm
-        .iter()
-        .map(|&s| voxdesk::media::g711::linear_to_ulaw(s))
-        .collect();
-    for_sipp(server, &format!("{name}.ul"), ul, gap_s)
-}
-
-/// `text` spoken by espeak-ng (`voice`, `wpm` words a minute), written as raw 8 kHz mu-law
-/// for sipp followed by `gap_s` of silence; returns the path relative to sipp's working
-/// folder (tests/fixtures).
-pub fn espeak(
-    server: &Server,
-    name: &str,
-    voice: &str,
-    wpm: u32,
-    text: &str,
-    gap_s: f32,
-) -> String {
-    require("espeak-ng");
-    let wav = server.dir.path().join(format!("{name}.wav"));
-    let ok = Command::new("espeak-ng")
-        .args(["-v", voice, "-s", &wpm.to_string(), "-w"])
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "espeak-ng failed");
-    let mut r = hound::WavReader::open(&wav).unwrap();
-    let rate = r.spec().sample_rate;
-    let x: Vec<f32> = r
-        .samples::<i16>()
-        .map(|s| s.unwrap() as f32 / 32768.0)
-        .collect();
-    let y = voxdesk::media::wav::resample(&x, rate, 8000).unwrap();
-    let ul: Vec<u8> = y
-        .iter()
-        .map(|&v| {
-            voxdesk::media::g711::linear_to_ulaw((v * 32767.0).clamp(-32768.0, 32767.0) as i16)
-        })
-        .collect();
-    for_sipp(server, &format!("{name}.ul"), ul, gap_s)
 }
 
 /// The end of a sipp caller scenario when the other side hangs up: wait for its BYE, say OK.
