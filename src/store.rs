@@ -101,7 +101,10 @@ impl Store {
         })
     }
 
-    /// Queues a write; failures are logged (the call goes on).
+    /// Queues a write; failures are logged (the call goes on). A time a row records is
+    /// taken by the caller, when the event happened (`let at = now_ms()` before the
+    /// write): the writer thread may get to it later under load, and a wait measured
+    /// between two of its clock readings would come out short.
     pub fn write(
         &self,
         what: &'static str,
@@ -185,13 +188,14 @@ impl Store {
         if let std::borrow::Cow::Owned(r) = crate::privacy::redact(&t.text) {
             t.text = r;
         }
+        let at = now_ms();
         self.write("turn", move |db| {
             db.execute(
                 "INSERT INTO turns (call_id, seq, speaker, text, language, start_ms, end_ms, confidence, no_speech, kind, stt_ms, stt_passes,
                     intent, intent_confidence, emotion, anger, kb_key, nlu_ms, created_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
                 params![t.call_id, t.seq, t.speaker, t.text, t.language, t.start_ms, t.end_ms, t.confidence, t.no_speech, t.kind, t.stt_ms, t.stt_passes,
-                    t.intent, t.intent_confidence, t.emotion, t.anger, t.kb_key, t.nlu_ms, now_ms()],
+                    t.intent, t.intent_confidence, t.emotion, t.anger, t.kb_key, t.nlu_ms, at],
             )
         });
     }
@@ -223,11 +227,12 @@ impl Store {
     pub fn escalation(&self, call_id: &str, e: &crate::dialog::Escalation, outcome: &str) {
         let (id, trigger, outcome) = (call_id.to_string(), e.trigger.as_str(), outcome.to_string());
         let h = e.handoff.clone();
+        let at = now_ms();
         self.write("escalation", move |db| {
             db.execute(
                 "INSERT INTO escalations (call_id, trigger, reason, intent, summary_json, summary_line, outcome, created_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![id, trigger, h.reason, h.intent, serde_json::to_string(&h).unwrap_or_default(), h.line(), outcome, now_ms()],
+                params![id, trigger, h.reason, h.intent, serde_json::to_string(&h).unwrap_or_default(), h.line(), outcome, at],
             )
         });
     }
@@ -236,24 +241,26 @@ impl Store {
     /// with the time waited when it was queued.
     pub fn escalation_outcome(&self, call_id: &str, outcome: &str) {
         let (id, outcome) = (call_id.to_string(), outcome.to_string());
+        let at = now_ms();
         self.write("escalation outcome", move |db| {
             db.execute(
                 "UPDATE escalations SET outcome = ?2,
                     wait_ms = CASE WHEN queued_at_ms IS NULL THEN wait_ms ELSE ?3 - queued_at_ms END
                  WHERE id = (SELECT MAX(id) FROM escalations WHERE call_id = ?1)",
-                params![id, outcome, now_ms()],
+                params![id, outcome, at],
             )
         });
     }
 
-    /// The call's latest escalation entered `queue`.
-    pub fn escalation_queued(&self, call_id: &str, queue: &str) {
+    /// The call's latest escalation entered `queue`; `at` is when the call asked to join it
+    /// (the queue's timers run from then).
+    pub fn escalation_queued(&self, call_id: &str, queue: &str, at: i64) {
         let (id, queue) = (call_id.to_string(), queue.to_string());
         self.write("escalation queued", move |db| {
             db.execute(
                 "UPDATE escalations SET queue = ?2, queued_at_ms = ?3, outcome = 'waiting'
                  WHERE id = (SELECT MAX(id) FROM escalations WHERE call_id = ?1)",
-                params![id, queue, now_ms()],
+                params![id, queue, at],
             )
         });
     }
@@ -262,9 +269,9 @@ impl Store {
     /// (trigger `transfer`, the same summary, `how` as its reason) waits in `queue`.
     pub fn escalation_transferred(&self, call_id: &str, how: &str, queue: &str) {
         let (id, how, queue) = (call_id.to_string(), how.to_string(), queue.to_string());
+        let at = now_ms();
         self.write("escalation transferred", move |db| {
             let tx = db.unchecked_transaction()?;
-            let now = now_ms();
             tx.execute(
                 "UPDATE escalations SET outcome = 'transferred'
                  WHERE id = (SELECT MAX(id) FROM escalations WHERE call_id = ?1)",
@@ -274,14 +281,14 @@ impl Store {
                 "INSERT INTO escalations (call_id, trigger, reason, intent, summary_json, summary_line, queue, outcome, queued_at_ms, created_at_ms)
                  SELECT call_id, 'transfer', ?2, intent, summary_json, summary_line, ?3, 'waiting', ?4, ?4
                  FROM escalations WHERE id = (SELECT MAX(id) FROM escalations WHERE call_id = ?1)",
-                params![id, how, queue, now],
+                params![id, how, queue, at],
             )?;
             if n == 0 {
                 // A direct call to an agent's extension had no escalation yet.
                 tx.execute(
                     "INSERT INTO escalations (call_id, trigger, reason, summary_json, summary_line, queue, outcome, queued_at_ms, created_at_ms)
                      VALUES (?1, 'transfer', ?2, '{}', ?2, ?3, 'waiting', ?4, ?4)",
-                    params![id, how, queue, now],
+                    params![id, how, queue, at],
                 )?;
             }
             tx.commit()?;
@@ -304,13 +311,13 @@ impl Store {
     /// A person took the call's latest escalation.
     pub fn escalation_answered(&self, call_id: &str, agent: &str) {
         let (id, agent) = (call_id.to_string(), agent.to_string());
+        let at = now_ms();
         self.write("escalation answered", move |db| {
-            let now = now_ms();
             db.execute(
                 "UPDATE escalations SET agent = ?2, answered_at_ms = ?3, outcome = 'answered',
                     wait_ms = ?3 - COALESCE(queued_at_ms, created_at_ms)
                  WHERE id = (SELECT MAX(id) FROM escalations WHERE call_id = ?1)",
-                params![id, agent, now],
+                params![id, agent, at],
             )
         });
     }
@@ -320,11 +327,12 @@ impl Store {
     pub fn ticket(&self, call_id: &str, caller: &str, t: &crate::dialog::TicketRequest) {
         let (id, caller, mut t) = (call_id.to_string(), caller.to_string(), t.clone());
         t.subject = crate::privacy::redact(&t.subject).into_owned();
+        let at = now_ms();
         self.write("ticket", move |db| {
             db.execute(
                 "INSERT INTO tickets (call_id, reference, kind, intent, caller, subject, details_json, created_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![id, t.reference, t.kind, t.intent, caller, t.subject, t.details.to_string(), now_ms()],
+                params![id, t.reference, t.kind, t.intent, caller, t.subject, t.details.to_string(), at],
             )
         });
     }

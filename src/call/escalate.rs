@@ -81,6 +81,7 @@ impl Call {
         let Some(q) = routing.queue_for(&e.handoff.intent).cloned() else {
             return t.callback(&media);
         };
+        let asked = crate::store::now_ms();
         let (tx, rx) = mpsc::channel(16);
         match router
             .enqueue(&self.ctx.id, &q.name, &lang, q.priority, tx)
@@ -91,7 +92,7 @@ impl Call {
                 self.ctx
                     .shared
                     .store
-                    .escalation_queued(&self.ctx.id, &q.name);
+                    .escalation_queued(&self.ctx.id, &q.name, asked);
                 // Render the whisper now, while the agent's phone rings.
                 let whisper = match (&self.ctx.shared.speech, routing.whisper) {
                     (Some(speech), true) => {
